@@ -1,0 +1,3 @@
+from omnirm.cli.main import run
+
+run()

@@ -1,0 +1,56 @@
+"""Options shared by several commands, so every command spells them the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from omnirm.on_error import OnError
+
+InputArg = Annotated[
+    str,
+    typer.Argument(help="JSONL input file, or - for standard input.", metavar="FILE|-"),
+]
+OutputOpt = Annotated[
+    Optional[Path],  # noqa: UP045  (typer needs the Optional spelling on py3.10)
+    typer.Option(
+        "--output", "-o", help="Write JSONL here instead of standard output.", metavar="FILE"
+    ),
+]
+OnErrorOpt = Annotated[
+    OnError,
+    typer.Option(
+        "--on-error",
+        help="What to do with a bad record: stop (fail), leave it out (skip), or write it out "
+        "with an 'error' key (record).",
+        case_sensitive=False,
+    ),
+]
+MediaRootOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        "--media-root",
+        help="Folder that relative media paths resolve against "
+        "[default: the input file's folder, or the working directory for stdin].",
+        metavar="DIR",
+        file_okay=False,
+    ),
+]
+AllowOutsideRootOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-outside-root",
+        help="Allow media paths that resolve outside the media root (absolute paths, '..').",
+    ),
+]
+
+
+def default_media_root(source: str, media_root: Path | None) -> Path:
+    """The media root a command uses: the option, else the input's folder, else the cwd."""
+    if media_root is not None:
+        return media_root
+    if source != "-":
+        return Path(source).resolve().parent
+    return Path.cwd()

@@ -1,0 +1,101 @@
+"""Entry point: ``omnirm`` (console script) and ``python -m omnirm``.
+
+``main(argv) -> int`` runs the command line and returns the exit code: 0 ok, 1 failure (bad data,
+missing media, a failed model), 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from typer.exceptions import Abort, TyperException
+
+from omnirm import __version__, console
+from omnirm.cli import data
+from omnirm.errors import OmnirmError, OutputClosed, UsageError
+
+app = typer.Typer(
+    name="omnirm",
+    help="Omni-modal reward modelling with free-form preferences.\n\n"
+    "Every command reads JSONL (a file, or - for stdin) and writes JSONL to stdout, so they "
+    "chain in pipes. Progress, tables and logs go to stderr.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(data.app, name="data")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"omnirm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only errors on stderr: no progress or summary.")
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv: more).")
+    ] = 0,
+) -> None:
+    """Omni-modal reward modelling with free-form preferences."""
+    console.set_verbosity(-1 if quiet else verbose)
+
+
+def _silence_stdout() -> None:
+    # The reader is gone; point fd 1 at /dev/null so the interpreter's final flush stays quiet.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="omnirm", standalone_mode=False)
+    except OutputClosed:
+        _silence_stdout()
+        return 0
+    except UsageError as exc:
+        console.error(str(exc))
+        return 2
+    except OmnirmError as exc:
+        console.error(str(exc))
+        return 1
+    except Abort:
+        console.error("aborted")
+        return 130
+    except TyperException as exc:  # usage errors: bad option, missing argument, unknown command
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)  # type: ignore[arg-type]
+        return int(getattr(exc, "exit_code", 2))
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return 130
+    if isinstance(result, int):
+        return result
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

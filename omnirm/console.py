@@ -1,0 +1,92 @@
+"""Everything omnirm shows a person goes to standard error, through here.
+
+Standard output is reserved for JSONL. Verbosity is set once by the command line (``-q``/``-v``)
+and read by the library: ``-q`` hides progress bars and summaries, ``-v`` adds debug detail.
+``NO_COLOR`` is honoured by rich itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+T = TypeVar("T")
+
+_verbosity = 0
+_console: Console | None = None
+
+
+def set_verbosity(level: int) -> None:
+    """-1 quiet, 0 normal, 1+ verbose."""
+    global _verbosity
+    _verbosity = level
+
+
+def verbosity() -> int:
+    return _verbosity
+
+
+def stderr_console() -> Console:
+    """The shared rich console on standard error (created on first use)."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(stderr=True, highlight=False, soft_wrap=True)
+    return _console
+
+
+def info(message: str) -> None:
+    """A line for the user (hidden by ``-q``). Rich markup allowed."""
+    if _verbosity >= 0:
+        stderr_console().print(message)
+
+
+def debug(message: str) -> None:
+    """A line shown only with ``-v``."""
+    if _verbosity >= 1:
+        stderr_console().print(f"[dim]{message}[/dim]")
+
+
+def warn(message: str) -> None:
+    """A warning; shown even with ``-q``."""
+    stderr_console().print(f"[yellow]warning:[/yellow] {message}")
+
+
+def error(message: str) -> None:
+    """An error line; always shown. Plain text (no markup) so paths and ids print as they are."""
+    from rich.text import Text
+
+    stderr_console().print(Text.assemble(("error: ", "bold red"), message))
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate ``items`` with a rich progress bar on stderr (none with ``-q`` or off a terminal).
+
+    ``total`` may be unknown (streams from stdin); the bar then shows a count and a rate.
+    """
+    if _verbosity < 0 or not sys.stderr.isatty():
+        yield from items
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    if total is not None:
+        columns.append(BarColumn())
+    columns += [MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=stderr_console(), redirect_stdout=False, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)

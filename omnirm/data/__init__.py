@@ -1,0 +1,1 @@
+"""Preference-data tools: validation, statistics, splitting (and, later, builders)."""
