@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from omnirm import console
 from omnirm.cli.common import InputArg, OnErrorOpt, OutputOpt
+from omnirm.errors import UsageError
 from omnirm.on_error import OnError
 
 app = typer.Typer(
@@ -35,3 +39,117 @@ def validate(
         report = validate_records(source, policy)
     console.info(report.summary())
     return 0 if report.ok else 1
+
+
+@app.command()
+def stats(
+    source: InputArg = "-",
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the statistics as one JSON object on stdout.")
+    ] = False,
+    on_error: OnErrorOpt = OnError.SKIP,
+) -> int:
+    """Counts per task, modality, number of responses and label (ties too), criteria present, and
+    length distributions of prompts, responses and criteria.
+
+    A table goes to stderr; with [bold]--json[/bold] the same figures go to stdout instead.
+    """
+    from omnirm.data.stats import DataStats, render_stats
+    from omnirm.jsonl import JsonlWriter, display_name
+    from omnirm.on_error import ErrorPolicy
+    from omnirm.records import InvalidRecord, iter_records
+
+    if on_error is OnError.RECORD:
+        raise UsageError("--on-error record makes no sense for stats: use skip or fail")
+    policy = ErrorPolicy(on_error)
+    collected = DataStats()
+    for _, item in console.progress(iter_records(source), "reading"):
+        if isinstance(item, InvalidRecord):
+            collected.invalid += 1
+            policy.handle(item)
+        else:
+            collected.add(item)
+    report = collected.to_dict()
+    if json_output:
+        with JsonlWriter() as writer:
+            writer.write(report)
+    elif console.verbosity() >= 0:
+        console.stderr_console().print(render_stats(report, display_name(source)))
+    return 1 if policy.failed else 0
+
+
+@app.command()
+def split(
+    source: InputArg = "-",
+    ratios: Annotated[
+        str, typer.Option(help="Shares of the splits, comma-separated (normalised to sum to 1).")
+    ] = "0.8,0.1,0.1",
+    names: Annotated[
+        str | None,
+        typer.Option(help="Split names, comma-separated [default: train,validation,test]."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the prompt hash.")] = 0,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir", "-d", help="Write one NAME.jsonl per split here.", file_okay=False
+        ),
+    ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option("--split", help="Write only this split, to stdout (or -o)."),
+    ] = None,
+    output: OutputOpt = None,
+    force: Annotated[bool, typer.Option(help="Overwrite split files that exist.")] = False,
+    on_error: OnErrorOpt = OnError.FAIL,
+) -> int:
+    """Deterministic train/validation/test split keyed on a hash of the prompt.
+
+    Records that share a prompt always land in the same split (so the same pair under several
+    criteria never leaks across splits), whatever the file order. Either write every split to
+    [bold]--output-dir[/bold], or one split ([bold]--split NAME[/bold]) to stdout for a pipe.
+    """
+    from omnirm.data.split import SplitSpec, assign_split, check_names, prompt_key
+    from omnirm.jsonl import JsonlWriter
+    from omnirm.on_error import ErrorPolicy
+    from omnirm.records import InvalidRecord, iter_records
+
+    spec = SplitSpec.parse(ratios, names, seed)
+    if (output_dir is None) == (only is None):
+        raise UsageError("give either --output-dir DIR (all splits) or --split NAME (one split)")
+    if output_dir is not None and output is not None:
+        raise UsageError("-o goes with --split; --output-dir writes one file per split")
+    if only is not None:
+        check_names([only], spec)
+        writers = {only: JsonlWriter(output)}
+    else:
+        assert output_dir is not None
+        output_dir.mkdir(parents=True, exist_ok=True)
+        targets = {name: output_dir / f"{name}.jsonl" for name in spec.names}
+        existing = [str(p) for p in targets.values() if p.exists()]
+        if existing and not force:
+            raise UsageError(f"{existing[0]} exists; pass --force to overwrite")
+        writers = {name: JsonlWriter(path) for name, path in targets.items()}
+
+    counts = {name: 0 for name in spec.names}
+    prompts: dict[str, set[str]] = {name: set() for name in spec.names}
+    try:
+        policy = ErrorPolicy(on_error, next(iter(writers.values())) if only else None)
+        for _, item in console.progress(iter_records(source), "splitting"):
+            if isinstance(item, InvalidRecord):
+                policy.handle(item)
+                continue
+            key = prompt_key(item)
+            name = assign_split(key, spec)
+            counts[name] += 1
+            prompts[name].add(key)
+            if name in writers:
+                writers[name].write(item.to_dict())
+    finally:
+        for writer in writers.values():
+            writer.close()
+    summary = ", ".join(
+        f"{name}: {counts[name]} records / {len(prompts[name])} prompts" for name in spec.names
+    )
+    console.info(summary)
+    return 1 if policy.failed else 0
