@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("interrupted")
         return 130
+    if result == 130:  # typer turns Ctrl-C inside a command into exit code 130
+        console.error("interrupted")
     if isinstance(result, int):
         return result
     return 0
