@@ -86,7 +86,7 @@ def split(
     ] = "0.8,0.1,0.1",
     names: Annotated[
         str | None,
-        typer.Option(help="Split names, comma-separated [default: train,validation,test]."),
+        typer.Option(help="Split names, comma-separated \\[default: train,validation,test]."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the prompt hash.")] = 0,
     output_dir: Annotated[

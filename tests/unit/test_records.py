@@ -183,3 +183,20 @@ def test_messages_instead_of_prompt() -> None:
 def test_media_parts_lists_field_paths() -> None:
     record = parse_record(FULL)
     assert [where for where, _ in record.media_parts()] == ["prompt[1]"]
+
+
+def test_reading_streams_in_constant_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    big = "word " * 200
+    path = write_jsonl(
+        tmp_path / "big.jsonl",
+        [make_record(f"r{i}", responses=[big, big], prompt=big) for i in range(20000)],
+    )
+    assert path.stat().st_size > 40_000_000
+    tracemalloc.start()
+    count = sum(1 for _, item in iter_records(path) if isinstance(item, Record))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == 20000
+    assert peak < 2_000_000  # a few records at a time, not the 40 MB file
