@@ -9,7 +9,10 @@ _omnirm_command() {
             subs='data' opts='--help --quiet --verbose --version -h -q -v' vopts='' nargs=0 vararg=0
             ;;
         'omnirm data')
-            subs='split stats validate' opts='--help -h' vopts='' nargs=0 vararg=0
+            subs='convert split stats validate' opts='--help -h' vopts='' nargs=0 vararg=0
+            ;;
+        'omnirm data convert')
+            subs='' opts='--absolute-paths --extract-dir --flip-generation --from --help --on-error --output --reviewer --shuffle-seed --tasks --to -h -o' vopts='--extract-dir --from --on-error --output --reviewer --shuffle-seed --tasks --to -o' nargs=1 vararg=0
             ;;
         'omnirm data split')
             subs='' opts='--force --help --names --no-force --on-error --output --output-dir --ratios --seed --split -d -h -o' vopts='--names --on-error --output --output-dir --ratios --seed --split -d -o' nargs=1 vararg=0
@@ -29,14 +32,20 @@ _omnirm_command() {
 # _omnirm_value 'PATH OPTION' CUR: complete the value of OPTION; status 1 for free text.
 _omnirm_value() {
     case $1 in
-        'omnirm data split --output-dir' | 'omnirm data split -d')
+        'omnirm data convert --extract-dir' | 'omnirm data split --output-dir' | 'omnirm data split -d')
             _omnirm_dirs "$2"
             ;;
-        'omnirm data split --output' | 'omnirm data split -o' | 'omnirm data validate --output' | 'omnirm data validate -o')
+        'omnirm data convert --output' | 'omnirm data convert -o' | 'omnirm data split --output' | 'omnirm data split -o' | 'omnirm data validate --output' | 'omnirm data validate -o')
             _omnirm_files "$2"
             ;;
-        'omnirm data split --on-error' | 'omnirm data stats --on-error' | 'omnirm data validate --on-error')
+        'omnirm data convert --on-error' | 'omnirm data split --on-error' | 'omnirm data stats --on-error' | 'omnirm data validate --on-error')
             _omnirm_words 'fail record skip' "$2"
+            ;;
+        'omnirm data convert --from')
+            _omnirm_words 'llamafactory omni-rewardbench pairs prd-lfqa prd-vicuna80' "$2"
+            ;;
+        'omnirm data convert --to')
+            _omnirm_words 'llamafactory pairs' "$2"
             ;;
         *)
             return 1

@@ -13,11 +13,7 @@ PY=${PYTHON:-python3}
 omnirm() { "$PY" -m omnirm "$@"; }
 
 echo "== convert $DATA" >&2
-# One generation file lacks an answer for one question: those judgements are reported and skipped.
-# (exit code 1 = some records skipped; anything else is a real failure).
-rc=0
-omnirm data convert --from prd-vicuna80 "$DATA" --on-error skip -o "$OUT/vicuna80.jsonl" || rc=$?
-[ "$rc" -le 1 ] && [ -s "$OUT/vicuna80.jsonl" ] || { echo "convert failed ($rc)" >&2; exit 1; }
+omnirm data convert --from prd-vicuna80 "$DATA" -o "$OUT/vicuna80.jsonl"
 echo "== validate" >&2
 omnirm data validate "$OUT/vicuna80.jsonl"
 echo "== stats" >&2

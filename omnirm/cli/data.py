@@ -9,6 +9,7 @@ import typer
 
 from omnirm import console
 from omnirm.cli.common import InputArg, OnErrorOpt, OutputOpt
+from omnirm.cli.data_convert import convert
 from omnirm.errors import UsageError
 from omnirm.on_error import OnError
 
@@ -153,3 +154,6 @@ def split(
     )
     console.info(summary)
     return 1 if policy.failed else 0
+
+
+app.command("convert")(convert)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.exceptions import Abort, TyperException
@@ -56,6 +56,29 @@ def root(
     console.set_verbosity(-1 if quiet else verbose)
 
 
+def _unwrap_paragraphs(text: str) -> str:
+    # Typer's rich help keeps the docstring's single line breaks after the first paragraph; join
+    # them so paragraphs wrap at the terminal's width. ``\b`` paragraphs stay verbatim.
+    paragraphs = text.split("\n\n")
+    return "\n\n".join(
+        p if p.lstrip().startswith("\b") else " ".join(p.split("\n")) for p in paragraphs
+    )
+
+
+def build_command() -> Any:
+    """The click command tree of the CLI, as ``main`` runs it and ``docgen`` documents it."""
+    import inspect
+
+    command = typer.main.get_command(app)
+    pending = [command]
+    while pending:
+        current = pending.pop()
+        if current.help:
+            current.help = _unwrap_paragraphs(inspect.cleandoc(current.help))
+        pending.extend(getattr(current, "commands", {}).values())
+    return command
+
+
 def _silence_stdout() -> None:
     # The reader is gone; point fd 1 at /dev/null so the interpreter's final flush stays quiet.
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -64,7 +87,7 @@ def _silence_stdout() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    command = typer.main.get_command(app)
+    command = build_command()
     try:
         result = command.main(args=argv, prog_name="omnirm", standalone_mode=False)
     except OutputClosed:

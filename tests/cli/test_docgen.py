@@ -36,9 +36,9 @@ needs_man = pytest.mark.skipif(shutil.which("man") is None, reason="man is not i
 
 
 def omnirm_command() -> Any:
-    from omnirm.cli.main import app
+    from omnirm.cli.main import build_command
 
-    return typer.main.get_command(app)
+    return build_command()
 
 
 # A small CLI with the cases the real one may not have (yet): hidden entries, a directory option,
@@ -355,7 +355,9 @@ def test_zsh_script_is_valid_and_registers(tmp_path: Path) -> None:
     subprocess.run(["zsh", "-n", str(path)], check=True)
     code = (
         f"fpath=({shlex.quote(str(tmp_path))} $fpath)\n"
-        "autoload -Uz compinit && compinit -u -D -d /dev/null\n"
+        # -D: no dump file. Never point -d at /dev/null: compinit replaces that file (as root
+        # it turns /dev/null into a regular file for the whole machine).
+        "autoload -Uz compinit && compinit -u -D\n"
         f"source {shlex.quote(str(path))}\n"
         "print -r -- $_comps[omnirm]\n"
         "whence -w _omnirm__data__validate\n"
@@ -401,13 +403,18 @@ def zsh_complete(script_dir: Path, line: str, cwd: Path, timeout: float = 30.0) 
             f"fpath=({shlex.quote(str(script_dir))} $fpath); autoload -Uz compinit; compinit -u -D\n"
             'compadd() { builtin compadd -O __hits "$@"; print -rl -- "${(@)__hits/#/HIT=}";'
             ' builtin compadd "$@" }\n'
+            # Ctrl-T completes like Tab, then prints a marker. zsh skips completion while
+            # typeahead is pending, so the rest of the input waits for that marker.
+            "_tab_then_mark() { zle complete-word; print -n TAB$((3 + 4))DONE }\n"
+            "zle -N _tab_then_mark; bindkey '^T' _tab_then_mark\n"
             "print READY$((40 + 2))\n"
         )
         os.write(master, setup.encode())
         wait_for(b"READY42")
         start = len(output)
-        # the line and a Tab; then Ctrl-U clears the line and a marker says the Tab is done
-        os.write(master, (line + "\t\x15print END$((1 + 1))\n").encode())
+        os.write(master, (line + "\x14").encode())
+        wait_for(b"TAB7DONE")
+        os.write(master, b"\x15print END$((1 + 1))\n")  # Ctrl-U clears the line
         wait_for(b"END2")
     finally:
         proc.kill()

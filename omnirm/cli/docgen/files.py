@@ -84,11 +84,9 @@ def _default_root() -> Path:
 
 
 def _cli_command() -> Any:
-    import typer
+    from omnirm.cli.main import build_command
 
-    from omnirm.cli.main import app
-
-    return typer.main.get_command(app)
+    return build_command()
 
 
 def main(argv: Sequence[str] | None = None, command: Callable[[], Any] = _cli_command) -> int:
