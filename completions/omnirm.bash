@@ -21,7 +21,7 @@ _omnirm_command() {
             subs='' opts='--help --json --on-error -h' vopts='--on-error' nargs=1 vararg=0
             ;;
         'omnirm data validate')
-            subs='' opts='--help --on-error --output -h -o' vopts='--on-error --output -o' nargs=1 vararg=0
+            subs='' opts='--allow-outside-root --allow-urls --check-media --help --max-audio-seconds --max-file-bytes --max-frame-pixels --max-image-pixels --max-mesh-faces --max-video-frames --max-video-seconds --media-root --on-error --output -h -o' vopts='--max-audio-seconds --max-file-bytes --max-frame-pixels --max-image-pixels --max-mesh-faces --max-video-frames --max-video-seconds --media-root --on-error --output -o' nargs=1 vararg=0
             ;;
         *)
             subs='' opts='' vopts='' nargs=0 vararg=0
@@ -32,7 +32,7 @@ _omnirm_command() {
 # _omnirm_value 'PATH OPTION' CUR: complete the value of OPTION; status 1 for free text.
 _omnirm_value() {
     case $1 in
-        'omnirm data convert --extract-dir' | 'omnirm data split --output-dir' | 'omnirm data split -d')
+        'omnirm data convert --extract-dir' | 'omnirm data split --output-dir' | 'omnirm data split -d' | 'omnirm data validate --media-root')
             _omnirm_dirs "$2"
             ;;
         'omnirm data convert --output' | 'omnirm data convert -o' | 'omnirm data split --output' | 'omnirm data split -o' | 'omnirm data validate --output' | 'omnirm data validate -o')

@@ -3,7 +3,7 @@
 # Use: copy this file to ~/.config/fish/completions/omnirm.fish
 
 set -g __omnirm_subcommands 'omnirm data' 'omnirm data convert' 'omnirm data split' 'omnirm data stats' 'omnirm data validate'
-set -g __omnirm_value_options 'omnirm data convert --extract-dir' 'omnirm data convert --from' 'omnirm data convert --on-error' 'omnirm data convert --output' 'omnirm data convert --reviewer' 'omnirm data convert --shuffle-seed' 'omnirm data convert --tasks' 'omnirm data convert --to' 'omnirm data convert -o' 'omnirm data split --names' 'omnirm data split --on-error' 'omnirm data split --output' 'omnirm data split --output-dir' 'omnirm data split --ratios' 'omnirm data split --seed' 'omnirm data split --split' 'omnirm data split -d' 'omnirm data split -o' 'omnirm data stats --on-error' 'omnirm data validate --on-error' 'omnirm data validate --output' 'omnirm data validate -o'
+set -g __omnirm_value_options 'omnirm data convert --extract-dir' 'omnirm data convert --from' 'omnirm data convert --on-error' 'omnirm data convert --output' 'omnirm data convert --reviewer' 'omnirm data convert --shuffle-seed' 'omnirm data convert --tasks' 'omnirm data convert --to' 'omnirm data convert -o' 'omnirm data split --names' 'omnirm data split --on-error' 'omnirm data split --output' 'omnirm data split --output-dir' 'omnirm data split --ratios' 'omnirm data split --seed' 'omnirm data split --split' 'omnirm data split -d' 'omnirm data split -o' 'omnirm data stats --on-error' 'omnirm data validate --max-audio-seconds' 'omnirm data validate --max-file-bytes' 'omnirm data validate --max-frame-pixels' 'omnirm data validate --max-image-pixels' 'omnirm data validate --max-mesh-faces' 'omnirm data validate --max-video-frames' 'omnirm data validate --max-video-seconds' 'omnirm data validate --media-root' 'omnirm data validate --on-error' 'omnirm data validate --output' 'omnirm data validate -o'
 
 function __omnirm_path --description 'The omnirm (sub)command being completed'
     set -l words (commandline -opc)
@@ -45,7 +45,7 @@ complete -c omnirm -n '__omnirm_at omnirm' -s 'h' -l 'help' -d 'Show this messag
 complete -c omnirm -n '__omnirm_at omnirm data' -a 'convert' -d 'Convert preference data into omnirm records (--from), or export omnirm records for training (--to); give exactly one of the two'
 complete -c omnirm -n '__omnirm_at omnirm data' -a 'split' -d 'Deterministic train/validation/test split keyed on a hash of the prompt'
 complete -c omnirm -n '__omnirm_at omnirm data' -a 'stats' -d 'Counts per task, modality, number of responses and label (ties too), criteria present, and length distributions of prompts, responses and criteria'
-complete -c omnirm -n '__omnirm_at omnirm data' -a 'validate' -d 'Check records: schema, unique ids, labels consistent with the responses'
+complete -c omnirm -n '__omnirm_at omnirm data' -a 'validate' -d 'Check records: schema, unique ids, labels consistent with the responses, and with --check-media that every media file exists, opens, and is within the limits'
 complete -c omnirm -n '__omnirm_at omnirm data' -s 'h' -l 'help' -d 'Show this message and exit'
 
 # omnirm data convert
@@ -83,5 +83,16 @@ complete -c omnirm -n '__omnirm_at omnirm data stats' -F
 # omnirm data validate
 complete -c omnirm -n '__omnirm_at omnirm data validate' -l 'on-error' -x -a 'fail skip record' -d 'What to do with a bad record: stop (fail), leave it out (skip), or write it out with an \'error\' key (record)'
 complete -c omnirm -n '__omnirm_at omnirm data validate' -s 'o' -l 'output' -r -F -d 'Write JSONL here instead of standard output'
+complete -c omnirm -n '__omnirm_at omnirm data validate' -l 'check-media' -d 'Also open every media file (header level) and check it against the limits'
+complete -c omnirm -n '__omnirm_at omnirm data validate' -l 'media-root' -x -a '(__fish_complete_directories)' -d 'Folder that relative media paths resolve against [default: the input file\'s folder, or the working directory for stdin]'
+complete -c omnirm -n '__omnirm_at omnirm data validate' -l 'allow-outside-root' -d 'Allow media paths that resolve outside the media root (absolute paths, \'..\')'
+complete -c omnirm -n '__omnirm_at omnirm data validate' -l 'allow-urls' -d 'Allow http(s) media URLs (downloaded once per run, size-capped)'
+complete -c omnirm -n '__omnirm_at omnirm data validate' -l 'max-file-bytes' -x -d 'Largest media file, in bytes'
+complete -c omnirm -n '__omnirm_at omnirm data validate' -l 'max-image-pixels' -x -d 'Most pixels in an image (width x height, read from the header before decoding)'
+complete -c omnirm -n '__omnirm_at omnirm data validate' -l 'max-video-seconds' -x -d 'Longest video, from the container header'
+complete -c omnirm -n '__omnirm_at omnirm data validate' -l 'max-video-frames' -x -d 'Most frames in a video, from the header'
+complete -c omnirm -n '__omnirm_at omnirm data validate' -l 'max-frame-pixels' -x -d 'Most pixels in one video frame'
+complete -c omnirm -n '__omnirm_at omnirm data validate' -l 'max-audio-seconds' -x -d 'Longest audio clip, from the header'
+complete -c omnirm -n '__omnirm_at omnirm data validate' -l 'max-mesh-faces' -x -d 'Most triangles in a mesh'
 complete -c omnirm -n '__omnirm_at omnirm data validate' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c omnirm -n '__omnirm_at omnirm data validate' -F

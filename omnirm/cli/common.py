@@ -33,7 +33,7 @@ MediaRootOpt = Annotated[
     typer.Option(
         "--media-root",
         help="Folder that relative media paths resolve against "
-        "[default: the input file's folder, or the working directory for stdin].",
+        "\\[default: the input file's folder, or the working directory for stdin].",
         metavar="DIR",
         file_okay=False,
     ),
@@ -54,3 +54,44 @@ def default_media_root(source: str, media_root: Path | None) -> Path:
     if source != "-":
         return Path(source).resolve().parent
     return Path.cwd()
+
+
+AllowUrlsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-urls", help="Allow http(s) media URLs (downloaded once per run, size-capped)."
+    ),
+]
+
+_LIMITS_PANEL = "Media limits"
+MaxFileBytesOpt = Annotated[
+    int,
+    typer.Option(help="Largest media file, in bytes.", rich_help_panel=_LIMITS_PANEL),
+]
+MaxImagePixelsOpt = Annotated[
+    int,
+    typer.Option(
+        help="Most pixels in an image (width x height, read from the header before decoding).",
+        rich_help_panel=_LIMITS_PANEL,
+    ),
+]
+MaxVideoSecondsOpt = Annotated[
+    float,
+    typer.Option(help="Longest video, from the container header.", rich_help_panel=_LIMITS_PANEL),
+]
+MaxVideoFramesOpt = Annotated[
+    int,
+    typer.Option(help="Most frames in a video, from the header.", rich_help_panel=_LIMITS_PANEL),
+]
+MaxFramePixelsOpt = Annotated[
+    int,
+    typer.Option(help="Most pixels in one video frame.", rich_help_panel=_LIMITS_PANEL),
+]
+MaxAudioSecondsOpt = Annotated[
+    float,
+    typer.Option(help="Longest audio clip, from the header.", rich_help_panel=_LIMITS_PANEL),
+]
+MaxMeshFacesOpt = Annotated[
+    int,
+    typer.Option(help="Most triangles in a mesh.", rich_help_panel=_LIMITS_PANEL),
+]

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from omnirm import console
-from omnirm.cli.common import InputArg, OnErrorOpt, OutputOpt
+from omnirm.cli.common import (
+    AllowOutsideRootOpt,
+    AllowUrlsOpt,
+    InputArg,
+    MaxAudioSecondsOpt,
+    MaxFileBytesOpt,
+    MaxFramePixelsOpt,
+    MaxImagePixelsOpt,
+    MaxMeshFacesOpt,
+    MaxVideoFramesOpt,
+    MaxVideoSecondsOpt,
+    MediaRootOpt,
+    OnErrorOpt,
+    OutputOpt,
+    default_media_root,
+)
 from omnirm.cli.data_convert import convert
 from omnirm.errors import UsageError
+from omnirm.media.limits import MediaLimits
 from omnirm.on_error import OnError
+
+if TYPE_CHECKING:
+    from omnirm.records import Record
 
 app = typer.Typer(
     help="Validate, inspect, convert and split preference data.",
@@ -20,24 +40,70 @@ app = typer.Typer(
 )
 
 
+_LIMITS = MediaLimits()
+
+
 @app.command()
 def validate(
     source: InputArg = "-",
     on_error: OnErrorOpt = OnError.SKIP,
     output: OutputOpt = None,
+    check_media: Annotated[
+        bool,
+        typer.Option(
+            "--check-media",
+            help="Also open every media file (header level) and check it against the limits.",
+        ),
+    ] = False,
+    media_root: MediaRootOpt = None,
+    allow_outside_root: AllowOutsideRootOpt = False,
+    allow_urls: AllowUrlsOpt = False,
+    max_file_bytes: MaxFileBytesOpt = _LIMITS.max_file_bytes,
+    max_image_pixels: MaxImagePixelsOpt = _LIMITS.max_image_pixels,
+    max_video_seconds: MaxVideoSecondsOpt = _LIMITS.max_video_seconds,
+    max_video_frames: MaxVideoFramesOpt = _LIMITS.max_video_frames,
+    max_frame_pixels: MaxFramePixelsOpt = _LIMITS.max_frame_pixels,
+    max_audio_seconds: MaxAudioSecondsOpt = _LIMITS.max_audio_seconds,
+    max_mesh_faces: MaxMeshFacesOpt = _LIMITS.max_mesh_faces,
 ) -> int:
-    """Check records: schema, unique ids, labels consistent with the responses.
+    """Check records: schema, unique ids, labels consistent with the responses, and with
+    [bold]--check-media[/bold] that every media file exists, opens, and is within the limits.
 
     Prints a summary on stderr and exits 1 when anything is wrong. With [bold]--on-error
     record[/bold] each bad record is written to stdout (or -o) with an 'error' key.
     """
-    from omnirm.data.validate import validate_records
+    from omnirm.data.validate import MediaCheck, validate_records
     from omnirm.jsonl import JsonlWriter
     from omnirm.on_error import ErrorPolicy
 
-    with JsonlWriter(output) as writer:
-        policy = ErrorPolicy(on_error, writer)
-        report = validate_records(source, policy)
+    limits = MediaLimits(
+        max_file_bytes=max_file_bytes,
+        max_image_pixels=max_image_pixels,
+        max_video_seconds=max_video_seconds,
+        max_video_frames=max_video_frames,
+        max_frame_pixels=max_frame_pixels,
+        max_audio_seconds=max_audio_seconds,
+        max_mesh_faces=max_mesh_faces,
+    )
+    with contextlib.ExitStack() as stack:
+        media_check: MediaCheck | None = None
+        if check_media:
+            from omnirm.media import MediaResolver, check_record_media
+
+            resolver = stack.enter_context(
+                MediaResolver(
+                    default_media_root(source, media_root),
+                    allow_outside_root=allow_outside_root,
+                    allow_urls=allow_urls,
+                    limits=limits,
+                )
+            )
+
+            def media_check(record: Record) -> int:
+                return check_record_media(record, resolver)
+
+        writer = stack.enter_context(JsonlWriter(output))
+        report = validate_records(source, ErrorPolicy(on_error, writer), media_check=media_check)
     console.info(report.summary())
     return 0 if report.ok else 1
 

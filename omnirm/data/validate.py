@@ -31,7 +31,7 @@ class ValidationReport:
         return self.invalid == 0
 
     def summary(self) -> str:
-        media = f", {self.media_files} media files opened" if self.media_files else ""
+        media = f", {self.media_files} media files ok" if self.media_files else ""
         verdict = "all valid" if self.ok else f"{self.valid} valid, {self.invalid} invalid"
         return f"{self.records} records: {verdict}{media}"
 

@@ -1,0 +1,148 @@
+"""Audio: float32 mono at a target sample rate, duration checked from the header first.
+
+soundfile (libsndfile: wav, flac, ogg, mp3, …) reads what it can; PyAV reads the rest (m4a/aac,
+the audio track of a video, …). Channels are averaged to mono and the result is resampled with
+``scipy.signal.resample_poly`` to exactly ``round(n * target_rate / source_rate)`` samples.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from omnirm.errors import MediaError
+from omnirm.media.limits import DEFAULT_LIMITS, MediaLimits, check_file
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What an audio file's header says; ``reader`` is the library that will decode it."""
+
+    sample_rate: int
+    channels: int
+    duration: float
+    format: str
+    reader: str
+
+
+def audio_info(path: str | Path, limits: MediaLimits = DEFAULT_LIMITS) -> AudioInfo:
+    """Read an audio file's header (soundfile, else PyAV) and check the duration limit."""
+    path = check_file(path, limits)
+    info = _soundfile_info(path) or _pyav_info(path)
+    limits.enforce("max_audio_seconds", info.duration, "audio lasts {} s", path)
+    return info
+
+
+def load_audio(
+    path: str | Path, sample_rate: int = 16000, limits: MediaLimits = DEFAULT_LIMITS
+) -> np.ndarray:
+    """Decode to a float32 mono array in [-1, 1] at ``sample_rate`` Hz (channels averaged).
+
+    The duration limit is checked from the header before decoding (and again while PyAV
+    decodes, for containers whose header does not know the length).
+    """
+    if sample_rate < 1:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    info = audio_info(path, limits)
+    path = Path(path)
+    try:
+        if info.reader == "soundfile":
+            import soundfile
+
+            samples = soundfile.read(str(path), dtype="float32", always_2d=True)[0].mean(axis=1)
+        else:
+            samples = _pyav_decode(path, info, limits)
+    except MediaError:
+        raise
+    except Exception as error:  # decoder errors from either library
+        raise MediaError(f"cannot decode audio: {error}", path=str(path)) from None
+    return resample(samples, info.sample_rate, sample_rate)
+
+
+def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Resample mono audio with a polyphase filter to exactly
+    ``round(len(samples) * target_rate / source_rate)`` samples, float32 clipped to [-1, 1]."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if source_rate != target_rate and len(samples):
+        from scipy.signal import resample_poly
+
+        divisor = math.gcd(source_rate, target_rate)
+        length = round(len(samples) * target_rate / source_rate)
+        up, down = target_rate // divisor, source_rate // divisor
+        samples = resample_poly(samples, up, down)[:length].astype(np.float32)
+    return np.clip(samples, -1.0, 1.0)
+
+
+def _soundfile_info(path: Path) -> AudioInfo | None:
+    """The header as libsndfile reads it, or None when libsndfile does not know the format."""
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+    except soundfile.LibsndfileError:
+        return None
+    if info.format in ("WAV", "WAVEX"):
+        _check_riff_size(path)
+    return AudioInfo(info.samplerate, info.channels, info.duration, info.format, "soundfile")
+
+
+def _check_riff_size(path: Path) -> None:
+    """libsndfile silently reads what is there of a truncated WAV; its RIFF header knows better."""
+    with path.open("rb") as file:
+        head = file.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF":
+        return
+    declared = struct.unpack("<I", head[4:8])[0]
+    actual = path.stat().st_size
+    if declared not in (0, 0xFFFFFFFF) and declared + 8 > actual:
+        raise MediaError(
+            f"audio is truncated: its header declares {declared + 8} bytes, the file has {actual}",
+            path=str(path),
+        )
+
+
+def _pyav_info(path: Path) -> AudioInfo:
+    import av
+
+    try:
+        container = av.open(str(path))
+    except Exception as error:  # FFmpeg errors, and anything else a broken file triggers
+        raise MediaError(f"cannot open audio: {error}", path=str(path)) from None
+    with container:
+        if not container.streams.audio:
+            raise MediaError("file has no audio stream", path=str(path))
+        stream = container.streams.audio[0]
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = 0.0
+        rate = stream.codec_context.sample_rate
+        channels = stream.codec_context.channels
+        if not rate or not channels:
+            raise MediaError("audio stream has no sample rate or channels", path=str(path))
+        return AudioInfo(rate, channels, duration, stream.codec_context.name, "pyav")
+
+
+def _pyav_decode(path: Path, info: AudioInfo, limits: MediaLimits) -> np.ndarray:
+    import av
+
+    resampler = av.AudioResampler(format="fltp", rate=info.sample_rate)
+    chunks: list[np.ndarray] = []
+    decoded = 0
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.audio[0]):
+            for planar in resampler.resample(frame):
+                chunks.append(planar.to_ndarray().mean(axis=0))
+                decoded += planar.samples
+            limits.enforce(
+                "max_audio_seconds", decoded / info.sample_rate, "audio lasts at least {} s", path
+            )
+        for planar in resampler.resample(None):
+            chunks.append(planar.to_ndarray().mean(axis=0))
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
