@@ -121,6 +121,12 @@ class DataStats:
         }
 
 
+def _cell(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if isinstance(value, float) else str(value)
+
+
 def render_stats(report: dict[str, Any], title: str) -> Any:
     """A rich renderable (tables) of a :meth:`DataStats.to_dict` report, for stderr."""
     from rich.console import Group
@@ -147,8 +153,8 @@ def render_stats(report: dict[str, Any], title: str) -> Any:
     counts.add_row("criteria", "present", str(n), f"{n / total:.1%}")
 
     lengths = Table(title="lengths", title_justify="left", show_edge=False)
-    lengths.add_column("", style="bold")
-    lengths.add_column("unit")
+    lengths.add_column("", style="bold", no_wrap=True)
+    lengths.add_column("unit", no_wrap=True)
     stats = ("count", "mean", "min", *(f"p{p}" for p in PERCENTILES), "max")
     for name in stats:
         lengths.add_column(name, justify="right")
@@ -156,6 +162,6 @@ def render_stats(report: dict[str, Any], title: str) -> Any:
         for unit in ("chars", "words"):
             dist = dists[unit]
             lengths.add_row(
-                name if unit == "chars" else "", unit, *(str(dist.get(s, "-")) for s in stats)
+                name if unit == "chars" else "", unit, *(_cell(dist.get(s)) for s in stats)
             )
     return Group(counts, "", lengths)
