@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,37 @@ def finish(obj: dict[str, Any], *, source: str, line: int) -> Item:
         return parse_record(obj).to_dict()
     except RecordError as error:
         return error.located(source=source, line=line)
+
+
+def convert_rows(
+    rows: Iterator[tuple[int, Any]],
+    build: Callable[[dict[str, Any], str], dict[str, Any]],
+    *,
+    shown: str,
+    stem: str,
+) -> Iterator[Item]:
+    """Turn source rows into records with ``build(row, record_id)``, one item per row.
+
+    Ids are the row's own (made unique), else ``STEM-LINE``. A row that is not an object, or
+    that ``build`` rejects with a :class:`RecordError`, comes out as that located error.
+    """
+    ids = UniqueIds()
+    for line, row in rows:
+        if isinstance(row, RecordError):
+            yield row
+            continue
+        if not isinstance(row, dict):
+            yield RecordError(
+                f"expected a JSON object, got {type(row).__name__}", source=shown, line=line
+            )
+            continue
+        record_id = ids(source_id(row.get("id")) or f"{stem}-{line}")
+        try:
+            record = build(row, record_id)
+        except RecordError as error:
+            yield error.located(source=shown, line=line, record_id=record_id)
+            continue
+        yield finish(record, source=shown, line=line)
 
 
 def is_swapped(record_id: str, seed: int | None) -> bool:

@@ -46,15 +46,13 @@ from typing import Any
 from omnirm.errors import RecordError
 from omnirm.formats._common import (
     Item,
-    UniqueIds,
     chosen_and_rejected,
+    convert_rows,
     extra_keys,
     file_stem,
-    finish,
     is_text,
     iter_rows,
     ordered_pair,
-    source_id,
 )
 from omnirm.jsonl import display_name
 from omnirm.records import Content, ContentPart, Message, Record, as_parts, content_text
@@ -85,35 +83,12 @@ def read_llamafactory(
     second candidate medium as the chosen one.
     """
     rows = iter_rows(source)  # a missing file is reported now, not on the first row
-    return _llamafactory_records(
-        rows, display_name(source), file_stem(source), shuffle_seed, flip_generation
+    return convert_rows(
+        rows,
+        lambda row, record_id: _record(row, record_id, shuffle_seed, flip_generation),
+        shown=display_name(source),
+        stem=file_stem(source),
     )
-
-
-def _llamafactory_records(
-    rows: Iterator[tuple[int, Any]],
-    shown: str,
-    stem: str,
-    shuffle_seed: int | None,
-    flip_generation: bool,
-) -> Iterator[Item]:
-    ids = UniqueIds()
-    for line, row in rows:
-        if isinstance(row, RecordError):
-            yield row
-            continue
-        if not isinstance(row, dict):
-            yield RecordError(
-                f"expected a JSON object, got {type(row).__name__}", source=shown, line=line
-            )
-            continue
-        record_id = ids(source_id(row.get("id")) or f"{stem}-{line}")
-        try:
-            record = _record(row, record_id, shuffle_seed, flip_generation)
-        except RecordError as error:
-            yield error.located(source=shown, line=line, record_id=record_id)
-            continue
-        yield finish(record, source=shown, line=line)
 
 
 @dataclass(frozen=True)

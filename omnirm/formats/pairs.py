@@ -34,14 +34,12 @@ from typing import Any
 from omnirm.errors import RecordError
 from omnirm.formats._common import (
     Item,
-    UniqueIds,
     chosen_and_rejected,
+    convert_rows,
     extra_keys,
     file_stem,
-    finish,
     iter_rows,
     ordered_pair,
-    source_id,
 )
 from omnirm.jsonl import display_name
 from omnirm.records import ROLES, Content, Message, Record
@@ -64,29 +62,12 @@ def read_pairs(source: Path, *, shuffle_seed: int | None = None) -> Iterator[Ite
     hash of (seed, id), so the label is not always 0. By default chosen stays first.
     """
     rows = iter_rows(source)  # a missing file is reported now, not on the first row
-    return _pair_records(rows, display_name(source), file_stem(source), shuffle_seed)
-
-
-def _pair_records(
-    rows: Iterator[tuple[int, Any]], shown: str, stem: str, shuffle_seed: int | None
-) -> Iterator[Item]:
-    ids = UniqueIds()
-    for line, row in rows:
-        if isinstance(row, RecordError):
-            yield row
-            continue
-        if not isinstance(row, dict):
-            yield RecordError(
-                f"expected a JSON object, got {type(row).__name__}", source=shown, line=line
-            )
-            continue
-        record_id = ids(source_id(row.get("id")) or f"{stem}-{line}")
-        try:
-            record = _pair_record(row, record_id, shuffle_seed)
-        except RecordError as error:
-            yield error.located(source=shown, line=line, record_id=record_id)
-            continue
-        yield finish(record, source=shown, line=line)
+    return convert_rows(
+        rows,
+        lambda row, record_id: _pair_record(row, record_id, shuffle_seed),
+        shown=display_name(source),
+        stem=file_stem(source),
+    )
 
 
 def _pair_record(row: dict[str, Any], record_id: str, seed: int | None) -> dict[str, Any]:

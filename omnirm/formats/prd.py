@@ -199,7 +199,9 @@ def _vicuna_records(
             yield finish(record, source=str(path), line=line)
 
 
-def _load_questions(path: Path, into: dict[int, _Question]) -> Iterator[RecordError]:
+def _question_rows(path: Path) -> Iterator[tuple[int, str, dict[str, Any]] | RecordError]:
+    """``(question_id, text, row)`` for each line of a questions or answers file, or the error
+    of a malformed line."""
     for line, row in iter_json_lines(path):
         if isinstance(row, RecordError):
             yield row
@@ -213,6 +215,15 @@ def _load_questions(path: Path, into: dict[int, _Question]) -> Iterator[RecordEr
                 line=line,
             )
             continue
+        yield question_id, text, row
+
+
+def _load_questions(path: Path, into: dict[int, _Question]) -> Iterator[RecordError]:
+    for item in _question_rows(path):
+        if isinstance(item, RecordError):
+            yield item
+            continue
+        question_id, text, row = item
         category = row.get("category")
         into[question_id] = _Question(text, category if isinstance(category, str) else None)
 
@@ -236,19 +247,11 @@ class _Answers:
         path = self.path(model)
         if not path.is_file():
             return  # every judgement that needs it reports the missing file
-        for line, row in iter_json_lines(path):
-            if isinstance(row, RecordError):
-                yield row
+        for item in _question_rows(path):
+            if isinstance(item, RecordError):
+                yield item
                 continue
-            question_id = row.get("question_id") if isinstance(row, dict) else None
-            text = row.get("text") if isinstance(row, dict) else None
-            if not isinstance(question_id, int) or not isinstance(text, str):
-                yield RecordError(
-                    "expected a question_id (integer) and a text (string)",
-                    source=str(path),
-                    line=line,
-                )
-                continue
+            question_id, text, _ = item
             answers.setdefault(question_id, text.strip())
 
     def get(self, model: str, question_id: int) -> str:
