@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from omnirm.errors import MediaError
+from omnirm.media._av import open_container, stream_duration
 from omnirm.media.limits import DEFAULT_LIMITS, MediaLimits, check_file
 
 
@@ -106,22 +107,11 @@ def _check_riff_size(path: Path) -> None:
 
 
 def _pyav_info(path: Path) -> AudioInfo:
-    import av
-
-    try:
-        container = av.open(str(path))
-    except Exception as error:  # FFmpeg errors, and anything else a broken file triggers
-        raise MediaError(f"cannot open audio: {error}", path=str(path)) from None
-    with container:
+    with open_container(path, "audio") as container:
         if not container.streams.audio:
             raise MediaError("file has no audio stream", path=str(path))
         stream = container.streams.audio[0]
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        else:
-            duration = 0.0
+        duration = stream_duration(stream, container)
         rate = stream.codec_context.sample_rate
         channels = stream.codec_context.channels
         if not rate or not channels:

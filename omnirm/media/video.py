@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from omnirm.errors import MediaError, UsageError
+from omnirm.media._av import open_container, stream_duration
 from omnirm.media.limits import DEFAULT_LIMITS, MediaLimits, check_file
 
 if TYPE_CHECKING:
@@ -75,25 +76,14 @@ def sample_indices(total: int, num_frames: int) -> np.ndarray:
 
 def video_info(path: str | Path, limits: MediaLimits = DEFAULT_LIMITS) -> VideoInfo:
     """Read a video's container header (nothing is decoded) and check its limits."""
-    import av
-
     path = check_file(path, limits)
-    try:
-        container = av.open(str(path))
-    except Exception as error:  # FFmpeg errors, and anything else a broken file triggers
-        raise MediaError(f"cannot open video: {error}", path=str(path)) from None
-    with container:
+    with open_container(path, "video") as container:
         if not container.streams.video:
             raise MediaError("file has no video stream", path=str(path))
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else 0.0
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        else:
-            duration = 0.0
+        duration = stream_duration(stream, container)
         info = VideoInfo(
             width=stream.codec_context.width,
             height=stream.codec_context.height,
