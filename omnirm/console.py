@@ -7,9 +7,10 @@ and read by the library: ``-q`` hides progress bars and summaries, ``-v`` adds d
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -90,3 +91,61 @@ def progress(items: Iterable[T], description: str, total: int | None = None) -> 
         for item in items:
             yield item
             bar.advance(task)
+
+
+class StepProgress:
+    """A progress bar over a known number of steps, with a live metric (e.g. the loss)."""
+
+    def __init__(self, bar: Any, task: Any) -> None:
+        self._bar = bar
+        self._task = task
+
+    def update(self, completed: int, **metrics: float) -> None:
+        if self._bar is None:
+            return
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        self._bar.update(self._task, completed=completed, metrics=shown)
+
+
+@contextlib.contextmanager
+def step_progress(total: int, description: str, *, enabled: bool = True) -> Iterator[StepProgress]:
+    """A rich bar on stderr for ``total`` steps (hidden with ``-q``, off a terminal, or when not
+    ``enabled``, e.g. on every process but the main one)."""
+    if not enabled or _verbosity < 0 or not sys.stderr.isatty():
+        yield StepProgress(None, None)
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        console=stderr_console(),
+        redirect_stdout=False,
+    ) as bar:
+        yield StepProgress(bar, bar.add_task(description, total=total, metrics=""))
+
+
+def quiet_libraries() -> None:
+    """Keep transformers' load reports, progress bars and deprecation chatter off stderr unless
+    ``-v`` was given (omnirm reports what matters itself)."""
+    if _verbosity >= 1:
+        return
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|peft|torch)\b")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()

@@ -95,10 +95,12 @@ class JsonlWriter:
     """Write JSON objects one per line to a file or to standard output (``-`` or ``None``).
 
     Use as a context manager. Output is flushed at least every ``flush_seconds`` and on close, so
-    what has been written survives an interruption.
+    what has been written survives an interruption. ``append`` adds to an existing file (resume).
     """
 
-    def __init__(self, target: str | Path | None = None, *, flush_seconds: float = 0.5) -> None:
+    def __init__(
+        self, target: str | Path | None = None, *, flush_seconds: float = 0.5, append: bool = False
+    ) -> None:
         self.target = STDIN if target is None else str(target)
         self.count = 0
         self._flush_seconds = flush_seconds
@@ -109,7 +111,7 @@ class JsonlWriter:
             path = Path(self.target)
             if path.parent and not path.parent.exists():
                 raise UsageError(f"{path}: folder {path.parent} does not exist")
-            self._stream = path.open("w", encoding="utf-8")
+            self._stream = path.open("a" if append else "w", encoding="utf-8")
         else:
             self._stream = sys.stdout
 
@@ -143,6 +145,34 @@ class JsonlWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def completed_ids(path: str | Path) -> set[str]:
+    """Ids of the complete records in an output file, for ``--resume``.
+
+    A last line cut off by an interruption is removed from the file, so appending continues
+    cleanly; every complete line must be a JSON object.
+    """
+    file = Path(path)
+    if not file.exists():
+        return set()
+    data = file.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        file.write_bytes(data)
+    ids: set[str] = set()
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise RecordError(
+                "invalid JSON in the output being resumed", source=str(file), line=number
+            ) from None
+        if isinstance(value, dict) and isinstance(value.get("id"), str):
+            ids.add(value["id"])
+    return ids
 
 
 def write_jsonl(objects: Any, target: str | Path | None = None) -> int:

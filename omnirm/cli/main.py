@@ -14,7 +14,8 @@ import typer
 from typer.exceptions import Abort, TyperException
 
 from omnirm import __version__, console
-from omnirm.cli import data
+from omnirm.cli import data, train
+from omnirm.cli.score import score
 from omnirm.errors import OmnirmError, OutputClosed, UsageError
 
 app = typer.Typer(
@@ -29,6 +30,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
+app.command("score")(score)
 
 
 def _show_version(value: bool) -> None:

@@ -20,7 +20,8 @@ _ROFF_SPECIAL = re.compile(r"\\|(?<![\w-])-[-\w]*")
 
 
 def roff_escape(text: str) -> str:
-    """Escape text for roff: backslashes, and hyphens of options and dashes as ``\\-``.
+    """Escape text for roff: backslashes, hyphens of options and dashes as ``\\-``, and any
+    non-ASCII character as a ``\\[uXXXX]`` glyph (groff reads its input as Latin-1).
 
     Hyphens inside words (``free-form``) stay hyphens.
     """
@@ -29,7 +30,8 @@ def roff_escape(text: str) -> str:
         token = match.group(0)
         return "\\e" if token == "\\" else token.replace("-", "\\-")
 
-    return _ROFF_SPECIAL.sub(replace, text)
+    escaped = _ROFF_SPECIAL.sub(replace, text)
+    return "".join(c if ord(c) < 128 else f"\\[u{ord(c):04X}]" for c in escaped)
 
 
 def _roff_line(text: str) -> str:

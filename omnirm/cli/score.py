@@ -1,0 +1,93 @@
+"""``omnirm score``: add rewards to records with a trained reward model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from omnirm import console
+from omnirm.cli.common import InputArg, OnErrorOpt, OutputOpt
+from omnirm.errors import UsageError
+from omnirm.on_error import OnError
+
+
+def score(
+    source: InputArg = "-",
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model",
+            "-m",
+            help="A reward model folder written by omnirm train bt.",
+            file_okay=False,
+        ),
+    ] = Path("rm"),
+    criteria: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Criterion for every record, overriding the records' own."),
+    ] = None,
+    output: OutputOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 8,
+    tie_margin: Annotated[
+        float, typer.Option(help="Predict 'tie' when |margin| is at most this.")
+    ] = 0.0,
+    normalize: Annotated[
+        bool, typer.Option(help="Standardise rewards with the mean/std stored in the model.")
+    ] = False,
+    device: Annotated[
+        str, typer.Option(help="cpu, cuda, cuda:1 … [default: cuda if available]")
+    ] = "auto",
+    resume: Annotated[
+        bool,
+        typer.Option(help="With -o: skip records already in the output file and append the rest."),
+    ] = False,
+    on_error: OnErrorOpt = OnError.FAIL,
+) -> int:
+    """Score records: add [bold]rewards[/bold] (one per response), for pairs [bold]predicted[/bold]
+    (0, 1 or "tie") and [bold]margin[/bold] (reward 0 − reward 1), and [bold]scored_by[/bold].
+
+    Rewards do not depend on the batch size or on record order. Over-long sequences have their
+    prompt truncated from the left (never a response); the count goes to stderr.
+    """
+    import torch
+
+    from omnirm.jsonl import JsonlWriter, completed_ids
+    from omnirm.models.checkpoint import load_reward_model
+    from omnirm.on_error import ErrorPolicy
+    from omnirm.records import iter_records
+    from omnirm.scoring import Scorer, ScoreSettings, provenance
+
+    console.quiet_libraries()
+
+    if resume and output is None:
+        raise UsageError("--resume needs -o FILE (the output to continue)")
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    done = completed_ids(output) if resume and output is not None else set()
+    reward_model, builder, config = load_reward_model(model, device=device)
+    settings = ScoreSettings(
+        batch_size=batch_size, criteria=criteria, tie_margin=tie_margin, normalize=normalize
+    )
+    normalization = None
+    if normalize:
+        if config.reward_mean is None or not config.reward_std:
+            raise UsageError(f"{model}: no reward statistics stored; score without --normalize")
+        normalization = (config.reward_mean, config.reward_std)
+    scorer = Scorer(
+        reward_model, builder, settings, provenance(str(model), config, settings), normalization
+    )
+    items = (
+        (line, item) for line, item in iter_records(source) if getattr(item, "id", None) not in done
+    )
+    with JsonlWriter(output, append=resume) as writer:
+        policy = ErrorPolicy(on_error, writer)
+        for record in console.progress(scorer.score(items, policy), "scoring"):
+            writer.write(record)
+    if done:
+        console.info(f"resumed: {len(done)} records were already scored")
+    console.info(scorer.report.summary())
+    return 1 if policy.failed else 0

@@ -1,0 +1,118 @@
+"""``omnirm train``: train reward models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from omnirm import console
+
+app = typer.Typer(help="Train reward models.", no_args_is_help=True, rich_markup_mode="rich")
+
+
+@app.command()
+def bt(
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Base model: a local folder, or a .gguf file.")
+    ],
+    data: Annotated[
+        Path, typer.Option(help="Training records (JSONL with gold labels).", dir_okay=False)
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the reward model.", file_okay=False)
+    ],
+    eval_data: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--eval", help="Held-out records: pairwise accuracy is logged.", dir_okay=False
+        ),
+    ] = None,
+    epochs: Annotated[float, typer.Option(help="Passes over the data (fractions allowed).")] = 1.0,
+    lr: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            help="Peak learning rate (cosine schedule) \\[default: 5e-4 LoRA, 1e-5 full]."
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Records per step on each device.")] = 8,
+    grad_accum: Annotated[int, typer.Option(help="Steps to accumulate per update.")] = 1,
+    max_length: Annotated[int, typer.Option(help="Token budget per sequence.")] = 1024,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank (LoRA is the default).")] = 16,
+    full: Annotated[
+        bool, typer.Option(help="Train all weights instead of a LoRA adapter.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.")] = 0,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the state saved in --output.")
+    ] = False,
+    margin: Annotated[
+        float, typer.Option(help="Bradley-Terry margin the better response must win by.")
+    ] = 0.0,
+    center_rewards: Annotated[
+        float, typer.Option(help="Weight of the reward-centering term (e.g. 0.01).")
+    ] = 0.0,
+    ties: Annotated[
+        str,
+        typer.Option(help="Tie pairs: skip them, or train them with Davidson's model (davidson)."),
+    ] = "skip",
+    gradient_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
+    bf16: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--bf16/--no-bf16", help="bf16 mixed precision \\[default: on GPUs that support it]."
+        ),
+    ] = None,
+    criteria: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Criterion for every record, overriding the records' own."),
+    ] = None,
+    merge: Annotated[
+        bool,
+        typer.Option(help="Also write OUTPUT/merged: a plain sequence-classification checkpoint."),
+    ] = False,
+) -> int:
+    """Train a Bradley-Terry reward model (value head on a text, vision-language or omni
+    backbone) with free-form criteria.
+
+    Works under [bold]accelerate launch[/bold] (DDP, FSDP, DeepSpeed). Prints a JSON summary on
+    stdout; progress and evaluation on stderr.
+    """
+    from omnirm.jsonl import JsonlWriter
+    from omnirm.train.bt import BTConfig, train_bt
+
+    console.quiet_libraries()
+
+    config = BTConfig(
+        model=model,
+        data=str(data),
+        output=str(output),
+        eval=str(eval_data) if eval_data else None,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        max_length=max_length,
+        lora_r=lora_r,
+        full=full,
+        seed=seed,
+        resume=resume,
+        margin=margin,
+        center_rewards=center_rewards,
+        ties=ties,  # type: ignore[arg-type]
+        gradient_checkpointing=gradient_checkpointing,
+        bf16=bf16,
+        criteria=criteria,
+    )
+    result = train_bt(config)
+    if merge:
+        from omnirm.models.checkpoint import export_merged
+
+        merged = export_merged(output, output / "merged")
+        console.info(f"merged checkpoint: {merged}")
+    from dataclasses import asdict
+
+    with JsonlWriter() as writer:
+        writer.write({"output": str(output), **asdict(result)})
+    return 0

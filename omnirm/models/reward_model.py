@@ -1,0 +1,74 @@
+"""A reward model: a backbone that yields hidden states, and a head read at the last real token.
+
+Two heads:
+
+- **native** — for text models whose family has a ``…ForSequenceClassification`` class in
+  transformers (Qwen2, Qwen3, Llama, …): the model is loaded as that class and its ``score``
+  layer is the head, so a merged checkpoint loads in plain transformers (and vLLM).
+- **value** — for every other backbone (vision-language and omni models): a
+  :class:`~omnirm.models.head.ValueHead` (dropout + linear) on the last layer's hidden state.
+
+Either way the head reads the hidden state at the last token the attention mask marks as real
+(:func:`~omnirm.models.head.gather_last`), never by ``pad_token_id``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from omnirm.models.head import ValueHead, gather_last
+
+
+class RewardModel(nn.Module):
+    """``backbone(**inputs).last_hidden_state`` → head at the last real token → one reward each.
+
+    ``backbone`` is the module that returns hidden states (for a native model, its base
+    ``model``); ``head`` maps (batch, hidden) to (batch,) fp32 rewards.
+    """
+
+    backbone: Any  # a transformers model, or a peft model wrapping one
+    head: nn.Module
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, *, native: Any = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        # The full ``…ForSequenceClassification`` model when the head is native (kept out of the
+        # module tree: its parameters are the backbone's and the head's).
+        self._native = [native] if native is not None else []
+
+    @property
+    def native_model(self) -> Any:
+        return self._native[0] if self._native else None
+
+    def forward(self, **inputs: Any) -> torch.Tensor:
+        attention_mask = inputs["attention_mask"]
+        outputs = self.backbone(**inputs, use_cache=False, return_dict=True)
+        hidden = _last_hidden_state(outputs)
+        return self.head(gather_last(hidden, attention_mask))
+
+
+class NativeScore(nn.Module):
+    """The ``score`` layer of a ``…ForSequenceClassification`` model used as a head: fp32 out."""
+
+    def __init__(self, score: nn.Linear) -> None:
+        super().__init__()
+        self.score = score
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.score(hidden.to(self.score.weight.dtype)).squeeze(-1).float()
+
+
+def _last_hidden_state(outputs: Any) -> torch.Tensor:
+    hidden = getattr(outputs, "last_hidden_state", None)
+    if hidden is None:  # models that only return the per-layer tuple
+        hidden = outputs.hidden_states[-1]
+    return hidden
+
+
+def value_head_for(hidden_size: int, dropout: float = 0.0) -> ValueHead:
+    """A fresh value head for a backbone of ``hidden_size``."""
+    return ValueHead(hidden_size, dropout)

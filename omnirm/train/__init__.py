@@ -1,0 +1,1 @@
+"""Training recipes: Bradley-Terry reward models (``bt``)."""

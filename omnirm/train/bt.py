@@ -1,0 +1,412 @@
+"""The Bradley-Terry reward-model recipe: ``omnirm train bt``.
+
+One readable loop on accelerate, so the same file runs on one CPU, under ``accelerate launch``
+with DDP on several GPUs (or several CPU processes with gloo), and with FSDP or DeepSpeed
+through accelerate's config. Per step:
+
+1. a batch of records is encoded: every response that takes part in a pair is one sequence
+   (criterion → system, prompt → user, response → assistant; see :mod:`omnirm.models.inputs`);
+2. the reward model scores all sequences at once;
+3. the loss runs over the pairs the records imply (:func:`omnirm.train.pairs.implied_pairs`):
+   Bradley-Terry with an optional margin and reward centering, in fp32; tie pairs are skipped,
+   or trained with Davidson's tie model (``ties="davidson"``).
+
+The trained model is saved with :func:`omnirm.models.checkpoint.save_reward_model`; the resolved
+configuration goes next to it as ``training_config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from omnirm import console
+from omnirm.errors import RecordError, UsageError
+from omnirm.records import Record, read_records
+from omnirm.train.losses import bradley_terry_loss, centering_loss, davidson_loss
+from omnirm.train.pairs import Pair, implied_pairs
+
+TiePolicy = Literal["skip", "davidson"]
+
+
+@dataclass
+class BTConfig:
+    """Everything ``omnirm train bt`` can be told; saved resolved as ``training_config.json``."""
+
+    model: str
+    data: str
+    output: str
+    eval: str | None = None
+    epochs: float = 1.0
+    lr: float | None = None  # default: 5e-4 with LoRA, 1e-5 for full fine-tuning
+    batch_size: int = 8
+    eval_batch_size: int = 16
+    grad_accum: int = 1
+    max_length: int = 1024
+    lora_r: int = 16
+    lora_alpha: int | None = None  # default: 2 × r
+    lora_dropout: float = 0.05
+    full: bool = False
+    seed: int = 0
+    resume: bool = False
+    margin: float = 0.0
+    center_rewards: float = 0.0
+    ties: TiePolicy = "skip"
+    freeze_media: bool = True
+    gradient_checkpointing: bool = False
+    bf16: bool | None = None  # default: on for GPUs that support it
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    max_grad_norm: float = 1.0
+    eval_every: int = 0  # optimizer steps; 0 = at the end of each epoch
+    save_every: int = 0  # optimizer steps between resumable checkpoints; 0 = each epoch
+    head_dropout: float = 0.0
+    criteria: str | None = None
+    media_root: str | None = None
+    allow_outside_root: bool = False
+    video_frames: int = 4
+    trust_remote_code: bool = False
+    gguf_file: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolved_lr(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 1e-5 if self.full else 5e-4
+
+    def validate(self) -> None:
+        if self.epochs <= 0:
+            raise UsageError("--epochs must be positive")
+        if self.batch_size < 1 or self.grad_accum < 1 or self.eval_batch_size < 1:
+            raise UsageError("--batch-size and --grad-accum must be at least 1")
+        if self.ties not in ("skip", "davidson"):
+            raise UsageError("--ties must be skip or davidson")
+        if not self.full and self.lora_r < 1:
+            raise UsageError("--lora-r must be at least 1 (or pass --full)")
+
+
+@dataclass
+class TrainResult:
+    """What a training run reports: steps, last loss, and eval accuracy after each evaluation."""
+
+    steps: int = 0
+    train_pairs: int = 0
+    skipped_records: int = 0
+    last_loss: float = math.nan
+    evals: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class PairBatch:
+    """Encoded sequences of a batch and the pairs among them (indices into the sequences)."""
+
+    inputs: dict[str, torch.Tensor]
+    better: torch.Tensor
+    worse: torch.Tensor
+    tie: torch.Tensor
+
+    def to(self, device: torch.device | str) -> PairBatch:
+        """The batch on ``device`` (accelerate calls this for prepared data loaders)."""
+        return PairBatch(
+            inputs={k: v.to(device) for k, v in self.inputs.items()},
+            better=self.better.to(device),
+            worse=self.worse.to(device),
+            tie=self.tie.to(device),
+        )
+
+
+class PairCollator:
+    """Turns a list of records into a :class:`PairBatch`: each response that takes part in a
+    pair is encoded once, and the pairs point at those sequences."""
+
+    def __init__(self, builder: Any, ties: TiePolicy, criteria: str | None = None) -> None:
+        self.builder = builder
+        self.ties = ties
+        self.criteria = criteria
+        self._cache: dict[tuple[str, int], Any] = {}
+
+    def encoded(self, record: Record, response: int) -> Any:
+        """The encoding of one response, kept for text (cheap to hold; media is re-read)."""
+        key = (record.id, response)
+        item = self._cache.get(key)
+        if item is None:
+            item = self.builder.encode(record, response, criteria=self.criteria)
+            if not item.media:
+                self._cache[key] = item
+        return item
+
+    def pairs_of(self, record: Record) -> list[Pair]:
+        pairs = implied_pairs(record)
+        return pairs if self.ties == "davidson" else [p for p in pairs if not p.tie]
+
+    def __call__(self, records: Sequence[Record]) -> PairBatch:
+        encoded: list[Any] = []
+        better: list[int] = []
+        worse: list[int] = []
+        tie: list[bool] = []
+        for record in records:
+            slots: dict[int, int] = {}
+            for pair in self.pairs_of(record):
+                for response in (pair.better, pair.worse):
+                    if response not in slots:
+                        slots[response] = len(encoded)
+                        encoded.append(self.encoded(record, response))
+                better.append(slots[pair.better])
+                worse.append(slots[pair.worse])
+                tie.append(pair.tie)
+        return PairBatch(
+            inputs=self.builder.collate(encoded),
+            better=torch.tensor(better, dtype=torch.long),
+            worse=torch.tensor(worse, dtype=torch.long),
+            tie=torch.tensor(tie, dtype=torch.bool),
+        )
+
+
+def pair_loss(rewards: torch.Tensor, batch: PairBatch, config: BTConfig) -> torch.Tensor:
+    """The configured pairwise loss for the rewards of one batch."""
+    better, worse = rewards[batch.better], rewards[batch.worse]
+    if config.ties == "davidson":
+        loss = davidson_loss(better, worse, batch.tie)
+    else:
+        loss = bradley_terry_loss(better, worse, config.margin or None)
+    if config.center_rewards:
+        loss = loss + config.center_rewards * centering_loss(rewards)
+    return loss
+
+
+def load_training_records(path: str, collator: PairCollator) -> tuple[list[Record], int]:
+    """Records of ``path`` that imply at least one trainable pair and fit ``--max-length``
+    (each response is encoded once here, so an over-long record is reported before training
+    starts, not in the middle of a step), and how many records were left out."""
+    kept: list[Record] = []
+    skipped = 0
+    for record in read_records(path):
+        pairs = collator.pairs_of(record)
+        if not pairs:
+            skipped += 1
+            continue
+        try:
+            for response in sorted({i for p in pairs for i in (p.better, p.worse)}):
+                collator.encoded(record, response)
+        except RecordError as error:
+            console.warn(f"{path}: {error} (record left out)")
+            skipped += 1
+            continue
+        kept.append(record)
+    return kept, skipped
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: Any, accelerator: Any) -> dict[str, float]:
+    """Pairwise accuracy (non-tie pairs: the better response gets the higher reward) and mean
+    Bradley-Terry loss, gathered across processes."""
+    device = accelerator.device
+    model.eval()
+    correct = torch.zeros((), device=device)
+    total = torch.zeros((), device=device)
+    loss_sum = torch.zeros((), device=device)
+    for batch in loader:
+        batch = batch.to(device)
+        rewards = model(**batch.inputs)
+        keep = ~batch.tie
+        if keep.any():
+            diff = rewards[batch.better[keep]] - rewards[batch.worse[keep]]
+            correct += (diff > 0).sum()
+            total += keep.sum()
+            loss_sum += -torch.nn.functional.logsigmoid(diff).sum()
+    correct, total, loss_sum = (
+        accelerator.reduce(t, reduction="sum") for t in (correct, total, loss_sum)
+    )
+    model.train()
+    n = max(float(total.item()), 1.0)
+    return {
+        "accuracy": float(correct.item()) / n,
+        "loss": float(loss_sum.item()) / n,
+        "pairs": float(total.item()),
+    }
+
+
+def train_bt(config: BTConfig) -> TrainResult:
+    """Train a Bradley-Terry reward model as ``config`` says and save it to ``config.output``."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+    from torch.utils.data import DataLoader
+    from transformers import get_scheduler
+
+    from omnirm.models.checkpoint import build_reward_model, save_reward_model
+
+    config.validate()
+    output = Path(config.output)
+    use_bf16 = config.bf16 if config.bf16 is not None else _bf16_supported()
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.grad_accum,
+        mixed_precision="bf16" if use_bf16 else "no",
+        # the sampler reshuffles with seed + epoch, so a resumed run sees the same order
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    set_seed(config.seed)
+    main = accelerator.is_main_process
+
+    model, builder, model_config = build_reward_model(config)
+    collator = PairCollator(builder, config.ties, config.criteria)
+    train_records, skipped = load_training_records(config.data, collator)
+    if not train_records:
+        raise UsageError(f"{config.data}: no record implies a trainable pair")
+    eval_records = load_training_records(config.eval, collator)[0] if config.eval else []
+    result = TrainResult(
+        train_pairs=sum(len(collator.pairs_of(r)) for r in train_records), skipped_records=skipped
+    )
+    if main:
+        console.info(
+            f"training on {len(train_records)} records ({result.train_pairs} pairs; {skipped} "
+            f"without a trainable pair skipped), evaluating on {len(eval_records)}"
+        )
+
+    train_loader: Any = DataLoader(
+        train_records,  # type: ignore[arg-type]
+        batch_size=config.batch_size,
+        shuffle=True,
+        collate_fn=collator,
+    )
+    eval_loader: Any = (
+        DataLoader(eval_records, batch_size=config.eval_batch_size, collate_fn=collator)  # type: ignore[arg-type]
+        if eval_records
+        else None
+    )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=config.resolved_lr(), weight_decay=config.weight_decay
+    )
+    steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
+    total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
+    scheduler = get_scheduler(
+        "cosine",
+        optimizer,
+        num_warmup_steps=int(config.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+    model, optimizer, train_loader, scheduler = accelerator.prepare(
+        model, optimizer, train_loader, scheduler
+    )
+    if eval_loader is not None:
+        eval_loader = accelerator.prepare(eval_loader)
+
+    state_dir = output / "state"
+    start_step = 0
+    if config.resume and (state_dir / "progress.json").is_file():
+        accelerator.load_state(str(state_dir))
+        start_step = json.loads((state_dir / "progress.json").read_text())["step"]
+        if main:
+            console.info(f"resuming from step {start_step} ({state_dir})")
+
+    if main:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "training_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+
+    start_epoch, skip_batches = divmod(start_step, steps_per_epoch)
+    skip_batches *= config.grad_accum
+    step = start_step
+    model.train()
+    with console.step_progress(total_steps, "training", enabled=main) as progress:
+        progress.update(step)
+        for epoch in range(start_epoch, math.ceil(config.epochs)):
+            train_loader.set_epoch(epoch)
+            loader = train_loader
+            if epoch == start_epoch and skip_batches:
+                loader = accelerator.skip_first_batches(train_loader, skip_batches)
+            for batch in loader:
+                with accelerator.accumulate(model):
+                    rewards = model(**batch.inputs)
+                    loss = pair_loss(rewards, batch, config)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and config.max_grad_norm:
+                        accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                if not accelerator.sync_gradients:
+                    continue
+                step += 1
+                result.last_loss = float(accelerator.reduce(loss.detach(), reduction="mean").item())
+                progress.update(step, loss=result.last_loss)
+                if eval_loader is not None and config.eval_every and step % config.eval_every == 0:
+                    _log_eval(result, evaluate(model, eval_loader, accelerator), step, main)
+                if config.save_every and step % config.save_every == 0:
+                    _save_state(accelerator, state_dir, step)
+                if step >= total_steps:
+                    break
+            if eval_loader is not None and not config.eval_every:
+                _log_eval(result, evaluate(model, eval_loader, accelerator), step, main)
+            if not config.save_every:
+                _save_state(accelerator, state_dir, step)
+            if step >= total_steps:
+                break
+    result.steps = step
+    if eval_loader is not None and (not result.evals or result.evals[-1]["step"] != step):
+        _log_eval(result, evaluate(model, eval_loader, accelerator), step, main)
+
+    accelerator.wait_for_everyone()
+    if main:
+        trained = accelerator.unwrap_model(model)
+        trained.eval()
+        if config.eval:
+            _write_eval_rewards(trained, builder, model_config, config, output)
+        save_reward_model(output, trained, builder, model_config)
+        (output / "train_result.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+        console.info(f"saved the reward model to {output}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return result
+
+
+def _write_eval_rewards(
+    model: torch.nn.Module, builder: Any, model_config: Any, config: BTConfig, output: Path
+) -> None:
+    """Score the eval records with the model as it ends training, into ``eval_rewards.jsonl``
+    (what ``omnirm score`` on the saved folder must reproduce), and store the reward mean and
+    standard deviation in the model config for ``--normalize``."""
+    from omnirm.jsonl import JsonlWriter
+    from omnirm.on_error import ErrorPolicy
+    from omnirm.records import iter_records
+    from omnirm.scoring import Scorer, ScoreSettings, provenance
+
+    assert config.eval is not None
+    settings = ScoreSettings(batch_size=config.eval_batch_size, criteria=config.criteria)
+    scorer = Scorer(model, builder, settings, provenance(str(output), model_config, settings))
+    rewards: list[float] = []
+    with JsonlWriter(output / "eval_rewards.jsonl") as writer:
+        for record in scorer.score(iter_records(config.eval), ErrorPolicy("skip")):
+            rewards.extend(record["rewards"])
+            writer.write(record)
+    if len(rewards) > 1:
+        mean = sum(rewards) / len(rewards)
+        model_config.reward_mean = mean
+        model_config.reward_std = (
+            sum((r - mean) ** 2 for r in rewards) / (len(rewards) - 1)
+        ) ** 0.5
+
+
+def _log_eval(result: TrainResult, metrics: dict[str, float], step: int, main: bool) -> None:
+    entry = {"step": float(step), **metrics}
+    result.evals.append(entry)
+    if main:
+        console.info(
+            f"step {step}: eval accuracy {metrics['accuracy']:.4f} on {int(metrics['pairs'])} pairs, "
+            f"loss {metrics['loss']:.4f}"
+        )
+
+
+def _save_state(accelerator: Any, state_dir: Path, step: int) -> None:
+    accelerator.save_state(str(state_dir))
+    if accelerator.is_main_process:
+        (state_dir / "progress.json").write_text(json.dumps({"step": step}) + "\n")
+
+
+def _bf16_supported() -> bool:
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
