@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -94,25 +95,41 @@ def progress(items: Iterable[T], description: str, total: int | None = None) -> 
 
 
 class StepProgress:
-    """A progress bar over a known number of steps, with a live metric (e.g. the loss)."""
+    """Progress over a known number of steps, with live metrics (e.g. the loss): a rich bar on a
+    terminal, else a plain line on stderr every ``interval`` seconds (logs, CI, nohup)."""
 
-    def __init__(self, bar: Any, task: Any) -> None:
+    def __init__(self, bar: Any, task: Any, total: int, description: str, interval: float) -> None:
         self._bar = bar
         self._task = task
+        self._total = total
+        self._description = description
+        self._interval = interval
+        self._start = self._last = time.monotonic()
 
     def update(self, completed: int, **metrics: float) -> None:
-        if self._bar is None:
-            return
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        self._bar.update(self._task, completed=completed, metrics=shown)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=completed, metrics=shown)
+            return
+        now = time.monotonic()
+        if self._interval and (now - self._last >= self._interval or completed == self._total):
+            self._last = now
+            info(
+                f"{self._description}: {completed}/{self._total} {shown} ({now - self._start:.0f} s)"
+            )
 
 
 @contextlib.contextmanager
-def step_progress(total: int, description: str, *, enabled: bool = True) -> Iterator[StepProgress]:
-    """A rich bar on stderr for ``total`` steps (hidden with ``-q``, off a terminal, or when not
-    ``enabled``, e.g. on every process but the main one)."""
-    if not enabled or _verbosity < 0 or not sys.stderr.isatty():
-        yield StepProgress(None, None)
+def step_progress(
+    total: int, description: str, *, enabled: bool = True, interval: float = 30.0
+) -> Iterator[StepProgress]:
+    """Progress for ``total`` steps on stderr: nothing with ``-q`` or when not ``enabled`` (e.g.
+    on every process but the main one)."""
+    if not enabled or _verbosity < 0:
+        yield StepProgress(None, None, total, description, 0.0)
+        return
+    if not sys.stderr.isatty():
+        yield StepProgress(None, None, total, description, interval)
         return
     from rich.progress import (
         BarColumn,
@@ -133,7 +150,8 @@ def step_progress(total: int, description: str, *, enabled: bool = True) -> Iter
         console=stderr_console(),
         redirect_stdout=False,
     ) as bar:
-        yield StepProgress(bar, bar.add_task(description, total=total, metrics=""))
+        task = bar.add_task(description, total=total, metrics="")
+        yield StepProgress(bar, task, total, description, 0.0)
 
 
 def quiet_libraries() -> None:

@@ -79,6 +79,8 @@ def bt(
     Works under [bold]accelerate launch[/bold] (DDP, FSDP, DeepSpeed). Prints a JSON summary on
     stdout; progress and evaluation on stderr.
     """
+    from accelerate import PartialState
+
     from omnirm.jsonl import JsonlWriter
     from omnirm.train.bt import BTConfig, train_bt
 
@@ -106,13 +108,14 @@ def bt(
         criteria=criteria,
     )
     result = train_bt(config)
-    if merge:
+    if merge and PartialState().is_main_process:
         from omnirm.models.checkpoint import export_merged
 
         merged = export_merged(output, output / "merged")
         console.info(f"merged checkpoint: {merged}")
     from dataclasses import asdict
 
-    with JsonlWriter() as writer:
-        writer.write({"output": str(output), **asdict(result)})
+    if PartialState().is_main_process:  # one summary, not one per process
+        with JsonlWriter() as writer:
+            writer.write({"output": str(output), **asdict(result)})
     return 0

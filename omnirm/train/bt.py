@@ -110,6 +110,7 @@ class PairBatch:
     better: torch.Tensor
     worse: torch.Tensor
     tie: torch.Tensor
+    record: torch.Tensor  # for each pair, the index of its record in the batch
 
     def to(self, device: torch.device | str) -> PairBatch:
         """The batch on ``device`` (accelerate calls this for prepared data loaders)."""
@@ -118,6 +119,7 @@ class PairBatch:
             better=self.better.to(device),
             worse=self.worse.to(device),
             tie=self.tie.to(device),
+            record=self.record.to(device),
         )
 
 
@@ -150,7 +152,8 @@ class PairCollator:
         better: list[int] = []
         worse: list[int] = []
         tie: list[bool] = []
-        for record in records:
+        owner: list[int] = []
+        for position, record in enumerate(records):
             slots: dict[int, int] = {}
             for pair in self.pairs_of(record):
                 for response in (pair.better, pair.worse):
@@ -160,11 +163,13 @@ class PairCollator:
                 better.append(slots[pair.better])
                 worse.append(slots[pair.worse])
                 tie.append(pair.tie)
+                owner.append(position)
         return PairBatch(
             inputs=self.builder.collate(encoded),
             better=torch.tensor(better, dtype=torch.long),
             worse=torch.tensor(worse, dtype=torch.long),
             tie=torch.tensor(tie, dtype=torch.bool),
+            record=torch.tensor(owner, dtype=torch.long),
         )
 
 
@@ -180,56 +185,62 @@ def pair_loss(rewards: torch.Tensor, batch: PairBatch, config: BTConfig) -> torc
     return loss
 
 
-def load_training_records(path: str, collator: PairCollator) -> tuple[list[Record], int]:
+def load_training_records(
+    path: str, collator: PairCollator, *, report: bool = True
+) -> tuple[list[Record], int]:
     """Records of ``path`` that imply at least one trainable pair and fit ``--max-length``
     (each response is encoded once here, so an over-long record is reported before training
     starts, not in the middle of a step), and how many records were left out."""
     kept: list[Record] = []
-    skipped = 0
+    unlabelled = too_long = 0
     for record in read_records(path):
         pairs = collator.pairs_of(record)
         if not pairs:
-            skipped += 1
+            unlabelled += 1
             continue
         try:
             for response in sorted({i for p in pairs for i in (p.better, p.worse)}):
                 collator.encoded(record, response)
         except RecordError as error:
-            console.warn(f"{path}: {error} (record left out)")
-            skipped += 1
+            too_long += 1
+            if report and too_long <= 3:
+                console.warn(f"{path}: {error} (record left out)")
             continue
         kept.append(record)
-    return kept, skipped
+    if too_long and report:
+        console.warn(
+            f"{path}: {too_long} records left out because a response does not fit --max-length "
+            f"{collator.builder.settings.max_length}"
+        )
+    if unlabelled and report:
+        console.info(f"{path}: {unlabelled} records without a trainable pair left out")
+    return kept, unlabelled + too_long
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: Any, accelerator: Any) -> dict[str, float]:
     """Pairwise accuracy (non-tie pairs: the better response gets the higher reward) and mean
-    Bradley-Terry loss, gathered across processes."""
-    device = accelerator.device
+    Bradley-Terry loss over the eval records, gathered exactly across processes (the padding
+    a distributed sampler adds is dropped by ``gather_for_metrics``)."""
     model.eval()
-    correct = torch.zeros((), device=device)
-    total = torch.zeros((), device=device)
-    loss_sum = torch.zeros((), device=device)
+    correct_sum = pairs_sum = loss_sum = 0.0
     for batch in loader:
-        batch = batch.to(device)
         rewards = model(**batch.inputs)
-        keep = ~batch.tie
-        if keep.any():
-            diff = rewards[batch.better[keep]] - rewards[batch.worse[keep]]
-            correct += (diff > 0).sum()
-            total += keep.sum()
-            loss_sum += -torch.nn.functional.logsigmoid(diff).sum()
-    correct, total, loss_sum = (
-        accelerator.reduce(t, reduction="sum") for t in (correct, total, loss_sum)
-    )
+        # per-record sums, so that gather_for_metrics can drop duplicated records
+        n = batch.record.max().item() + 1 if batch.record.numel() else 0
+        keep = (~batch.tie).float()
+        diff = rewards[batch.better] - rewards[batch.worse]
+        zeros = torch.zeros(int(n), device=rewards.device)
+        correct = zeros.index_add(0, batch.record, (diff > 0).float() * keep)
+        pairs = zeros.index_add(0, batch.record, keep)
+        losses = zeros.index_add(0, batch.record, -torch.nn.functional.logsigmoid(diff) * keep)
+        correct, pairs, losses = accelerator.gather_for_metrics((correct, pairs, losses))
+        correct_sum += float(correct.sum())
+        pairs_sum += float(pairs.sum())
+        loss_sum += float(losses.sum())
     model.train()
-    n = max(float(total.item()), 1.0)
-    return {
-        "accuracy": float(correct.item()) / n,
-        "loss": float(loss_sum.item()) / n,
-        "pairs": float(total.item()),
-    }
+    n = max(pairs_sum, 1.0)
+    return {"accuracy": correct_sum / n, "loss": loss_sum / n, "pairs": pairs_sum}
 
 
 def train_bt(config: BTConfig) -> TrainResult:
@@ -249,23 +260,27 @@ def train_bt(config: BTConfig) -> TrainResult:
         mixed_precision="bf16" if use_bf16 else "no",
         # the sampler reshuffles with seed + epoch, so a resumed run sees the same order
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        # several CPU processes (torchrun / accelerate launch --cpu) train with gloo
+        cpu=not torch.cuda.is_available(),
     )
     set_seed(config.seed)
     main = accelerator.is_main_process
 
     model, builder, model_config = build_reward_model(config)
     collator = PairCollator(builder, config.ties, config.criteria)
-    train_records, skipped = load_training_records(config.data, collator)
+    train_records, skipped = load_training_records(config.data, collator, report=main)
     if not train_records:
         raise UsageError(f"{config.data}: no record implies a trainable pair")
-    eval_records = load_training_records(config.eval, collator)[0] if config.eval else []
+    eval_records = (
+        load_training_records(config.eval, collator, report=main)[0] if config.eval else []
+    )
     result = TrainResult(
         train_pairs=sum(len(collator.pairs_of(r)) for r in train_records), skipped_records=skipped
     )
     if main:
         console.info(
-            f"training on {len(train_records)} records ({result.train_pairs} pairs; {skipped} "
-            f"without a trainable pair skipped), evaluating on {len(eval_records)}"
+            f"training on {len(train_records)} records ({result.train_pairs} pairs), "
+            f"evaluating on {len(eval_records)}"
         )
 
     train_loader: Any = DataLoader(
@@ -279,23 +294,23 @@ def train_bt(config: BTConfig) -> TrainResult:
         if eval_records
         else None
     )
+    train_loader = accelerator.prepare(train_loader)  # sharded: its length is per process
+    if eval_loader is not None:
+        eval_loader = accelerator.prepare(eval_loader)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable, lr=config.resolved_lr(), weight_decay=config.weight_decay
     )
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
     total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
+    # accelerate steps a prepared scheduler once per process per update: count in those units
     scheduler = get_scheduler(
         "cosine",
         optimizer,
-        num_warmup_steps=int(config.warmup_ratio * total_steps),
-        num_training_steps=total_steps,
+        num_warmup_steps=int(config.warmup_ratio * total_steps) * accelerator.num_processes,
+        num_training_steps=total_steps * accelerator.num_processes,
     )
-    model, optimizer, train_loader, scheduler = accelerator.prepare(
-        model, optimizer, train_loader, scheduler
-    )
-    if eval_loader is not None:
-        eval_loader = accelerator.prepare(eval_loader)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     state_dir = output / "state"
     start_step = 0
