@@ -22,7 +22,7 @@ omnirm data validate "$OUT/vicuna80.jsonl"
 echo "== stats" >&2
 omnirm data stats "$OUT/vicuna80.jsonl"
 echo "== split (by prompt: no question is in two splits)" >&2
-omnirm data split "$OUT/vicuna80.jsonl" --ratios 0.3,0.55,0.15 --names train,rest,test --seed 0 \
+omnirm data split "$OUT/vicuna80.jsonl" --ratios 0.12,0.73,0.15 --names train,rest,test --seed 0 \
   -d "$OUT/splits" --force
 [ "${QUICK:-0}" = 1 ] && { echo "done (QUICK=1: data steps only)" >&2; exit 0; }
 

@@ -33,7 +33,7 @@ def test_smollm2_learns_vicuna80_preferences(cli, tmp_path: Path) -> None:  # ty
     )
     splits = tmp_path / "splits"
     split = cli(
-        "data", "split", str(records), "--ratios", "0.3,0.55,0.15", "--names", "train,rest,test",
+        "data", "split", str(records), "--ratios", "0.12,0.73,0.15", "--names", "train,rest,test",
         "--seed", "0", "-d", str(splits),
     )  # fmt: skip
     assert split.code == 0
