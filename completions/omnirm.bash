@@ -24,13 +24,13 @@ _omnirm_command() {
             subs='' opts='--allow-outside-root --allow-urls --check-media --help --max-audio-seconds --max-file-bytes --max-frame-pixels --max-image-pixels --max-mesh-faces --max-video-frames --max-video-seconds --media-root --on-error --output -h -o' vopts='--max-audio-seconds --max-file-bytes --max-frame-pixels --max-image-pixels --max-mesh-faces --max-video-frames --max-video-seconds --media-root --on-error --output -o' nargs=1 vararg=0
             ;;
         'omnirm score')
-            subs='' opts='--batch-size --criteria --device --help --model --no-normalize --no-resume --normalize --on-error --output --resume --tie-margin -h -m -o' vopts='--batch-size --criteria --device --model --on-error --output --tie-margin -m -o' nargs=1 vararg=0
+            subs='' opts='--allow-outside-root --batch-size --criteria --device --help --media-root --model --no-normalize --no-resume --normalize --on-error --output --resume --tie-margin -h -m -o' vopts='--batch-size --criteria --device --media-root --model --on-error --output --tie-margin -m -o' nargs=1 vararg=0
             ;;
         'omnirm train')
             subs='bt' opts='--help -h' vopts='' nargs=0 vararg=0
             ;;
         'omnirm train bt')
-            subs='' opts='--batch-size --bf16 --center-rewards --criteria --data --epochs --eval --full --grad-accum --gradient-checkpointing --help --lora-r --lr --margin --max-length --merge --model --no-bf16 --no-full --no-gradient-checkpointing --no-merge --no-resume --output --resume --seed --ties -h -m -o' vopts='--batch-size --center-rewards --criteria --data --epochs --eval --grad-accum --lora-r --lr --margin --max-length --model --output --seed --ties -m -o' nargs=0 vararg=0
+            subs='' opts='--allow-outside-root --batch-size --bf16 --center-rewards --criteria --data --epochs --eval --freeze-media --full --grad-accum --gradient-checkpointing --help --lora-r --lr --margin --max-length --media-root --merge --model --no-bf16 --no-full --no-gradient-checkpointing --no-merge --no-resume --output --resume --seed --ties --train-media --video-frames -h -m -o' vopts='--batch-size --center-rewards --criteria --data --epochs --eval --grad-accum --lora-r --lr --margin --max-length --media-root --model --output --seed --ties --video-frames -m -o' nargs=0 vararg=0
             ;;
         *)
             subs='' opts='' vopts='' nargs=0 vararg=0
@@ -41,7 +41,7 @@ _omnirm_command() {
 # _omnirm_value 'PATH OPTION' CUR: complete the value of OPTION; status 1 for free text.
 _omnirm_value() {
     case $1 in
-        'omnirm data convert --extract-dir' | 'omnirm data split --output-dir' | 'omnirm data split -d' | 'omnirm data validate --media-root' | 'omnirm score --model' | 'omnirm score -m' | 'omnirm train bt --output' | 'omnirm train bt -o')
+        'omnirm data convert --extract-dir' | 'omnirm data split --output-dir' | 'omnirm data split -d' | 'omnirm data validate --media-root' | 'omnirm score --media-root' | 'omnirm score --model' | 'omnirm score -m' | 'omnirm train bt --media-root' | 'omnirm train bt --output' | 'omnirm train bt -o')
             _omnirm_dirs "$2"
             ;;
         'omnirm data convert --output' | 'omnirm data convert -o' | 'omnirm data split --output' | 'omnirm data split -o' | 'omnirm data validate --output' | 'omnirm data validate -o' | 'omnirm score --output' | 'omnirm score -o' | 'omnirm train bt --data' | 'omnirm train bt --eval')

@@ -1,6 +1,7 @@
 """Scoring records with a reward model: ``omnirm score --model DIR``.
 
-Records stream through in windows: every response of every record in a window is encoded, the
+Records stream through in windows (256 records for text models, 16 for multimodal ones, whose
+media tensors are large): every response of every record in a window is encoded, the
 sequences are sorted by length and run in batches (so padding is small), and the records come
 out in input order with ``rewards`` added — and for pairs ``predicted`` and ``margin`` — plus
 ``scored_by``. Because each sequence is scored on its own (padding is masked and the head reads
@@ -23,7 +24,7 @@ from omnirm.records import InvalidRecord, Record
 @dataclass
 class ScoreSettings:
     batch_size: int = 8
-    window: int = 256  # records encoded and sorted together
+    window: int | None = None  # records encoded and sorted together; default: the builder's
     criteria: str | None = None
     tie_margin: float = 0.0  # |margin| <= this → "tie"
     normalize: bool = False
@@ -109,10 +110,11 @@ class Scorer:
         self, items: Iterable[tuple[int, Record | InvalidRecord]], policy: ErrorPolicy
     ) -> Iterator[dict[str, Any]]:
         """Scored records in input order; bad ones go to ``policy`` (which may raise or emit)."""
+        size = self.settings.window or self.builder.score_window
         window: list[tuple[int, Record | InvalidRecord]] = []
         for item in items:
             window.append(item)
-            if len(window) >= self.settings.window:
+            if len(window) >= size:
                 yield from self._window(window, policy)
                 window = []
         if window:

@@ -8,7 +8,14 @@ from typing import Annotated, Optional
 import typer
 
 from omnirm import console
-from omnirm.cli.common import InputArg, OnErrorOpt, OutputOpt
+from omnirm.cli.common import (
+    AllowOutsideRootOpt,
+    InputArg,
+    MediaRootOpt,
+    OnErrorOpt,
+    OutputOpt,
+    default_media_root,
+)
 from omnirm.errors import UsageError
 from omnirm.on_error import OnError
 
@@ -44,16 +51,20 @@ def score(
         typer.Option(help="With -o: skip records already in the output file and append the rest."),
     ] = False,
     on_error: OnErrorOpt = OnError.FAIL,
+    media_root: MediaRootOpt = None,
+    allow_outside_root: AllowOutsideRootOpt = False,
 ) -> int:
     """Score records: add [bold]rewards[/bold] (one per response), for pairs [bold]predicted[/bold]
     (0, 1 or "tie") and [bold]margin[/bold] (reward 0 − reward 1), and [bold]scored_by[/bold].
 
     Rewards do not depend on the batch size or on record order. Over-long sequences have their
-    prompt truncated from the left (never a response); the count goes to stderr.
+    prompt text truncated from the left (never media, never a response); the count goes to
+    stderr. Media paths resolve against [bold]--media-root[/bold] (default: the input's folder).
     """
     import torch
 
     from omnirm.jsonl import JsonlWriter, completed_ids
+    from omnirm.media import MediaResolver
     from omnirm.models.checkpoint import load_reward_model
     from omnirm.on_error import ErrorPolicy
     from omnirm.records import iter_records
@@ -68,7 +79,10 @@ def score(
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     done = completed_ids(output) if resume and output is not None else set()
-    reward_model, builder, config = load_reward_model(model, device=device)
+    resolver = MediaResolver(
+        default_media_root(source, media_root), allow_outside_root=allow_outside_root
+    )
+    reward_model, builder, config = load_reward_model(model, device=device, resolver=resolver)
     settings = ScoreSettings(
         batch_size=batch_size, criteria=criteria, tie_margin=tie_margin, normalize=normalize
     )

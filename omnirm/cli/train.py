@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from omnirm import console
+from omnirm.cli.common import AllowOutsideRootOpt, MediaRootOpt
+from omnirm.errors import UsageError
 
 app = typer.Typer(help="Train reward models.", no_args_is_help=True, rich_markup_mode="rich")
 
@@ -68,6 +70,18 @@ def bt(
         Optional[str],  # noqa: UP045
         typer.Option(help="Criterion for every record, overriding the records' own."),
     ] = None,
+    media_root: MediaRootOpt = None,
+    allow_outside_root: AllowOutsideRootOpt = False,
+    video_frames: Annotated[
+        int, typer.Option(help="Frames sampled uniformly from each video.")
+    ] = 4,
+    freeze_media: Annotated[
+        bool,
+        typer.Option(
+            "--freeze-media/--train-media",
+            help="Keep the vision and audio towers frozen (also with --full), or train them too.",
+        ),
+    ] = True,
     merge: Annotated[
         bool,
         typer.Option(help="Also write OUTPUT/merged: a plain sequence-classification checkpoint."),
@@ -75,6 +89,10 @@ def bt(
 ) -> int:
     """Train a Bradley-Terry reward model (value head on a text, vision-language or omni
     backbone) with free-form criteria.
+
+    Records may hold images, videos, audio and meshes (in prompts and responses) when the
+    backbone reads them (Qwen2.5-VL, Qwen2.5-Omni); relative media paths resolve against
+    [bold]--media-root[/bold], by default the folder of the file that names them.
 
     Works under [bold]accelerate launch[/bold] (DDP, FSDP, DeepSpeed). Prints a JSON summary on
     stdout; progress and evaluation on stderr.
@@ -106,7 +124,20 @@ def bt(
         gradient_checkpointing=gradient_checkpointing,
         bf16=bf16,
         criteria=criteria,
+        media_root=str(media_root) if media_root is not None else None,
+        allow_outside_root=allow_outside_root,
+        video_frames=video_frames,
+        freeze_media=freeze_media,
     )
+    if merge:
+        from omnirm.models.checkpoint import detect_kind, split_gguf
+
+        source, gguf_file = split_gguf(model)
+        if Path(source).exists() and detect_kind(source, gguf_file, False)[1] != "native":
+            raise UsageError(
+                f"--merge: {model} has no sequence-classification class in transformers, so "
+                "there is no plain checkpoint to export (train without --merge)"
+            )
     result = train_bt(config)
     if merge and PartialState().is_main_process:
         from omnirm.models.checkpoint import export_merged

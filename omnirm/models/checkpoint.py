@@ -6,7 +6,10 @@ A checkpoint folder holds:
   settings (template policy, max length, truncation, media sampling), reward normalisation;
 - ``adapter/`` — the LoRA adapter (peft, safetensors), or ``model/`` — full weights;
 - ``head.safetensors`` — the reward head (never lost with LoRA);
-- ``tokenizer/`` — the tokenizer or processor with its chat template and padding settings;
+- ``adapter/`` or ``model/`` hold the part that yields hidden states: for vision-language and omni
+  backbones that is the multimodal base model (towers and language model, no LM head);
+- ``tokenizer/`` — the tokenizer (text) or processor (vision-language, omni) with its chat
+  template and padding settings;
 - ``training_config.json`` — the resolved training configuration (written by the recipe).
 
 :func:`load_reward_model` rebuilds exactly the model that was trained and scores the same
@@ -26,7 +29,13 @@ import torch
 
 from omnirm import __version__
 from omnirm.errors import UsageError
-from omnirm.models.inputs import InputSettings, TextInputBuilder
+from omnirm.media.paths import MediaResolver
+from omnirm.models.inputs import (
+    InputBuilder,
+    InputSettings,
+    MultimodalInputBuilder,
+    TextInputBuilder,
+)
 from omnirm.models.reward_model import NativeScore, RewardModel, value_head_for
 
 CONFIG_FILE = "omnirm_config.json"
@@ -34,6 +43,10 @@ HEAD_FILE = "head.safetensors"
 ADAPTER_DIR = "adapter"
 MODEL_DIR = "model"
 TOKENIZER_DIR = "tokenizer"
+
+#: Media towers of vision-language and omni backbones (Qwen2.5-VL, Qwen2.5-Omni thinker): frozen
+#: by default, and never given LoRA adapters unless the towers are trained.
+MEDIA_TOWERS: tuple[str, ...] = ("visual", "audio_tower")
 
 #: The chat template used when a tokenizer has none (ChatML, as Qwen and SmolLM2 use).
 CHATML_TEMPLATE = (
@@ -49,6 +62,7 @@ class LoraSettings:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: str | list[str] = "all-linear"
+    exclude_modules: str | None = None  # a regex over module names (the media towers)
 
 
 @dataclass
@@ -105,6 +119,33 @@ def _load_tokenizer(source: str, gguf_file: str | None, trust_remote_code: bool)
     return tokenizer
 
 
+def _load_processor(source: str, trust_remote_code: bool) -> Any:
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+    if not getattr(processor, "chat_template", None):
+        raise UsageError(
+            f"{source}: the processor has no chat template; omnirm needs one to lay out "
+            "multimodal records"
+        )
+    processor.tokenizer.padding_side = "right"
+    return processor
+
+
+def _make_builder(
+    config: RewardModelConfig,
+    source: str,
+    resolver: MediaResolver | None,
+    gguf_file: str | None = None,
+) -> InputBuilder:
+    """The input builder for ``config.kind``, with the tokenizer or processor in ``source``."""
+    if config.kind == "text":
+        tokenizer = _load_tokenizer(source, gguf_file, config.trust_remote_code)
+        return TextInputBuilder(tokenizer, config.inputs)
+    processor = _load_processor(source, config.trust_remote_code)
+    return MultimodalInputBuilder(processor, config.inputs, resolver)
+
+
 def _native_class_available(model_type: str) -> bool:
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
@@ -118,14 +159,9 @@ def _load_backbone(
 ) -> tuple[torch.nn.Module, Any, Any]:
     """The module that yields hidden states, the head's score layer (native) or None, and the
     full native model (or None)."""
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
     source = config.backbone
-    hf_config = AutoConfig.from_pretrained(
-        source, gguf_file=config.gguf_file, trust_remote_code=config.trust_remote_code
-    )
-    if config.kind != "text":
-        raise UsageError(f"backbone kind {config.kind!r} is not supported yet")
     if config.head == "native":
         native = AutoModelForSequenceClassification.from_pretrained(
             source,
@@ -135,14 +171,36 @@ def _load_backbone(
             dtype=dtype,
         )
         return getattr(native, native.base_model_prefix), native.score, native
-    base = AutoModel.from_pretrained(
-        source,
-        gguf_file=config.gguf_file,
-        trust_remote_code=config.trust_remote_code,
-        dtype=dtype,
-        config=hf_config,
+    return _bare_backbone(config, dtype), None, None
+
+
+def _bare_backbone(config: RewardModelConfig, dtype: torch.dtype) -> torch.nn.Module:
+    """The base model without its LM head: ``Qwen2Model`` for a causal LM, the multimodal base
+    (``Qwen2_5_VLModel``, ``Qwen2_5OmniThinkerModel``: towers, feature scattering, 3D positions,
+    language model) for vision-language and omni models."""
+    import transformers
+    from transformers import AutoConfig, AutoModel
+
+    source = config.backbone
+    options: dict[str, Any] = {
+        "gguf_file": config.gguf_file,
+        "trust_remote_code": config.trust_remote_code,
+        "dtype": dtype,
+    }
+    hf_config = AutoConfig.from_pretrained(
+        source, gguf_file=config.gguf_file, trust_remote_code=config.trust_remote_code
     )
-    return base, None, None
+    thinker = getattr(hf_config, "thinker_config", None)
+    if thinker is None:
+        return AutoModel.from_pretrained(source, config=hf_config, **options)
+    # The released omni layout (thinker + talker): only the thinker's own class loads it, by
+    # renaming the thinker's weights and dropping the talker (Qwen2_5OmniThinkerConfig →
+    # Qwen2_5OmniThinkerForConditionalGeneration).
+    name = type(thinker).__name__.removesuffix("Config") + "ForConditionalGeneration"
+    thinker_class = getattr(transformers, name, None)
+    if thinker_class is None:
+        raise UsageError(f"{source}: transformers has no {name} to load this omni model's thinker")
+    return thinker_class.from_pretrained(source, **options).model
 
 
 def _assemble(config: RewardModelConfig, dtype: torch.dtype) -> RewardModel:
@@ -175,9 +233,10 @@ def detect_kind(source: str, gguf_file: str | None, trust_remote_code: bool) -> 
 
 
 def build_reward_model(
-    train_config: Any,
-) -> tuple[RewardModel, TextInputBuilder, RewardModelConfig]:
-    """A fresh reward model for training, from a :class:`~omnirm.train.bt.BTConfig`."""
+    train_config: Any, resolver: MediaResolver | None = None
+) -> tuple[RewardModel, InputBuilder, RewardModelConfig]:
+    """A fresh reward model for training, from a :class:`~omnirm.train.bt.BTConfig`, with its
+    input builder (reading media through ``resolver``)."""
     source, gguf_file = split_gguf(train_config.model)
     gguf_file = train_config.gguf_file or gguf_file
     if not Path(source).exists():
@@ -186,6 +245,7 @@ def build_reward_model(
             "download the model first)"
         )
     kind, head = detect_kind(source, gguf_file, train_config.trust_remote_code)
+    freeze_media = kind != "text" and train_config.freeze_media
     lora = (
         None
         if train_config.full
@@ -193,6 +253,7 @@ def build_reward_model(
             r=train_config.lora_r,
             alpha=train_config.lora_alpha or 2 * train_config.lora_r,
             dropout=train_config.lora_dropout,
+            exclude_modules=rf".*\b({'|'.join(MEDIA_TOWERS)})\b.*" if freeze_media else None,
         )
     )
     config = RewardModelConfig(
@@ -208,7 +269,13 @@ def build_reward_model(
             max_length=train_config.max_length, video_frames=train_config.video_frames
         ),
     )
+    builder = _make_builder(config, source, resolver, gguf_file)
     model = _assemble(config, torch.float32)
+    if freeze_media:
+        for name in MEDIA_TOWERS:
+            tower = getattr(model.backbone, name, None)
+            if tower is not None:
+                tower.requires_grad_(False)
     if lora is not None:
         from peft import LoraConfig, get_peft_model
 
@@ -219,20 +286,17 @@ def build_reward_model(
                 lora_alpha=lora.alpha,
                 lora_dropout=lora.dropout,
                 target_modules=lora.target_modules,
+                exclude_modules=lora.exclude_modules,
             ),
         )
     if train_config.gradient_checkpointing:
-        model.backbone.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
-        if lora is not None:
-            model.backbone.enable_input_require_grads()
-    tokenizer = _load_tokenizer(source, gguf_file, config.trust_remote_code)
-    return model, TextInputBuilder(tokenizer, config.inputs), config
+        # non-reentrant; also makes the input embeddings require grad, which LoRA needs
+        model.backbone.activation_checkpointing_enable()
+    return model, builder, config
 
 
 def save_reward_model(
-    directory: str | Path, model: RewardModel, builder: TextInputBuilder, config: RewardModelConfig
+    directory: str | Path, model: RewardModel, builder: InputBuilder, config: RewardModelConfig
 ) -> None:
     """Write a self-describing checkpoint (see the module docstring)."""
     from safetensors.torch import save_file
@@ -248,14 +312,19 @@ def save_reward_model(
         k: v.detach().to(torch.float32).contiguous() for k, v in model.head.state_dict().items()
     }
     save_file(head_state, str(out / HEAD_FILE))
-    builder.tokenizer.save_pretrained(out / TOKENIZER_DIR)
+    builder.save(out / TOKENIZER_DIR)
     (out / CONFIG_FILE).write_text(config.to_json())
 
 
 def load_reward_model(
-    directory: str | Path, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
-) -> tuple[RewardModel, TextInputBuilder, RewardModelConfig]:
-    """Rebuild a saved reward model in eval mode, with its input builder and config."""
+    directory: str | Path,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    resolver: MediaResolver | None = None,
+) -> tuple[RewardModel, InputBuilder, RewardModelConfig]:
+    """Rebuild a saved reward model in eval mode, with its input builder (reading media through
+    ``resolver``; default: relative to the working directory) and config."""
     from safetensors.torch import load_file
 
     folder = Path(directory)
@@ -277,10 +346,10 @@ def load_reward_model(
         full.lora = None
         model = _assemble(full, dtype)
     model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
-    tokenizer = _load_tokenizer(str(folder / TOKENIZER_DIR), None, config.trust_remote_code)
+    builder = _make_builder(config, str(folder / TOKENIZER_DIR), resolver)
     model.to(device)
     model.eval()
-    return model, TextInputBuilder(tokenizer, config.inputs), config
+    return model, builder, config
 
 
 def export_merged(directory: str | Path, output: str | Path) -> Path:

@@ -1,29 +1,62 @@
-"""From a record and one of its responses to the tokens a reward model reads.
+"""From a record and one of its responses to the tokens (and media tensors) a reward model reads.
 
 The layout, the same for every backbone, built with the model's own chat template:
 
 - **system**: the criterion (the record's ``criteria``, a ``--criteria`` override, or a default
-  asking for overall quality);
-- earlier turns of ``messages``, when the record has a history;
+  asking for overall quality), as plain text;
+- earlier turns of ``messages``, when the record has a history (their ``system`` turns are
+  dropped: the criterion is the system message);
 - **user**: the prompt's parts in order — text, images, video frames, audio, mesh renders;
 - **assistant**: the response's parts in order (a response can itself be an image, a video, an
   audio clip or a mesh, which the model then sees in the assistant turn).
 
 The reward is read at the last token of the assistant turn. Over-long sequences follow an explicit
-policy: ``prompt_left`` drops tokens from the start of the prompt text (never from a response)
-and counts it; ``error`` reports the record instead.
+policy: ``prompt_left`` drops tokens from the start of the prompt's *text* (never media tokens,
+never a response), marks the cut with "…" and counts it; ``error`` reports the record instead.
+
+Two builders share this layout and policy:
+
+- :class:`TextInputBuilder` renders with the tokenizer's chat template; contents are strings (the
+  text parts of a content joined by newlines) and media are refused with a clear error.
+- :class:`MultimodalInputBuilder` renders with the processor's chat template (Qwen2.5-VL,
+  Qwen2.5-Omni, …); contents are lists of parts and the processor expands each medium into its
+  placeholder tokens and tensors. Media are read with :mod:`omnirm.media` through a
+  :class:`~omnirm.media.MediaResolver`:
+
+  - image → RGB image; mesh → ``mesh_views`` views of ``mesh_size`` pixels tiled into one image;
+  - video → ``video_frames`` frames sampled uniformly; the time between grids the model's
+    positions use is set from the sampled frame rate (frames / duration), not the processor's
+    assumed one;
+  - audio → mono float32 at the feature extractor's rate (16 kHz for Qwen2.5-Omni), resampled
+    here because the processor does not resample arrays.
+
+  Decoded media are kept in a small LRU cache keyed by resolved path, file stamp and settings,
+  so a file that recurs across records is decoded once. Audio features are kept only for their
+  real frames (the processor pads every clip to its chunk length; the audio encoder reads only
+  the frames the mask marks) and padded again per batch in :meth:`~MultimodalInputBuilder.collate`.
+
+Batches are right-padded; media tensors are concatenated in the order of the sequences, which is
+the order in which the model assigns them to placeholder tokens. Qwen's 3D (mrope) positions are
+computed by the model from the attention mask in a full forward, so right padding gives every
+row the positions it has alone.
 """
 
 from __future__ import annotations
 
+import copy
+from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
-from omnirm.errors import RecordError
-from omnirm.records import Content, Record, as_parts
+from omnirm.errors import MediaError, RecordError
+from omnirm.media.paths import MediaResolver
+from omnirm.records import Content, ContentPart, Record, as_parts
 
 DEFAULT_CRITERIA = "Judge the response by its overall quality: helpful, correct, clear, and safe."
 Truncation = Literal["prompt_left", "error"]
@@ -56,85 +89,379 @@ class Encoded:
         return len(self.input_ids)
 
 
-class TextInputBuilder:
-    """Builds inputs for text-only backbones with the tokenizer's chat template."""
+class TooLongError(RecordError):
+    """A sequence does not fit ``--max-length`` even after the truncation policy."""
+
+
+@dataclass
+class _Turn:
+    """A chat message while it is built: role, rendered content, and where it came from."""
+
+    role: str
+    content: Any
+    field: str
+
+
+class InputBuilder(ABC):
+    """The layout and the over-length policy both builders share (see the module docs).
+
+    Subclasses say how a record's content becomes message content (:meth:`_content`), how
+    messages become an :class:`Encoded` (:meth:`_render`), and how prompt text is cut
+    (:meth:`_cut_prompt`).
+    """
+
+    #: Records that :class:`~omnirm.scoring.Scorer` encodes and sorts together.
+    score_window = 256
 
     def __init__(self, tokenizer: Any, settings: InputSettings) -> None:
         self.tokenizer = tokenizer
         self.settings = settings
-        self.truncated_records = 0
-
-    def messages(
-        self, record: Record, index: int, criteria: str | None = None
-    ) -> list[dict[str, Any]]:
-        """The chat messages for ``record``'s response ``index`` (text content)."""
-        system = criteria or record.criteria or self.settings.default_criteria
-        out: list[dict[str, Any]] = [{"role": "system", "content": system}]
-        history = list(record.messages or [])
-        if record.prompt is None and history and history[-1]["role"] == "user":
-            prompt: Content = history.pop()["content"]
-        else:
-            prompt = record.prompt if record.prompt is not None else ""
-        for turn in history:
-            if turn["role"] == "system":
-                continue  # the criterion is the system message
-            out.append({"role": turn["role"], "content": _text_only(turn["content"], record.id)})
-        out.append({"role": "user", "content": _text_only(prompt, record.id)})
-        out.append(
-            {"role": "assistant", "content": _text_only(record.responses[index], record.id, index)}
-        )
-        return out
-
-    def _render(self, messages: list[dict[str, Any]]) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return list(ids)
 
     def encode(self, record: Record, index: int, *, criteria: str | None = None) -> Encoded:
-        """Tokens for one response of one record, truncated by the configured policy."""
-        messages = self.messages(record, index, criteria)
-        ids = self._render(messages)
+        """Inputs for one response of one record, truncated by the configured policy.
+
+        Raises :class:`RecordError` (a :class:`MediaError` for media) naming the record and field.
+        """
+        try:
+            return self._encode(record, index, criteria)
+        except RecordError as error:
+            error.located(record_id=record.id)
+            raise
+
+    def _encode(self, record: Record, index: int, criteria: str | None) -> Encoded:
+        turns = self._turns(record, index, criteria)
+        encoded = self._render(turns)
         limit = self.settings.max_length
-        if len(ids) <= limit:
-            return Encoded(ids)
+        if encoded.length <= limit:
+            return encoded
+        where = f"responses[{index}]"
         if self.settings.truncation == "error":
-            raise RecordError(
-                f"response {index} needs {len(ids)} tokens, over --max-length {limit}",
+            raise TooLongError(
+                f"response {index} needs {encoded.length} tokens, over --max-length {limit}",
                 record_id=record.id,
-                field=f"responses[{index}]",
+                field=where,
             )
-        prompt = messages[-2]["content"]
-        prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        excess = len(ids) - limit
+        prompt = turns[-2]
+        original = prompt.content
+        excess = encoded.length - limit
         for _ in range(3):  # re-tokenising at the cut can shift a token or two
-            keep = len(prompt_ids) - excess - 1
-            if keep <= 0:
-                raise RecordError(
-                    f"response {index} needs {len(ids)} tokens; even without its prompt it is over "
-                    f"--max-length {limit} (responses are never truncated)",
+            cut = self._cut_prompt(original, excess)
+            if cut is None:
+                raise TooLongError(
+                    f"response {index} needs {encoded.length} tokens; even without its prompt "
+                    f"text it is over --max-length {limit} (responses and media are never "
+                    "truncated)",
                     record_id=record.id,
-                    field=f"responses[{index}]",
+                    field=where,
                 )
-            messages[-2]["content"] = ELLIPSIS + self.tokenizer.decode(prompt_ids[-keep:])
-            truncated = self._render(messages)
-            if len(truncated) <= limit:
-                return Encoded(truncated, truncated_tokens=len(ids) - len(truncated))
-            excess += len(truncated) - limit
-        raise RecordError(
+            prompt.content = cut
+            truncated = self._render(turns)
+            if truncated.length <= limit:
+                truncated.truncated_tokens = encoded.length - truncated.length
+                return truncated
+            excess += truncated.length - limit
+        raise TooLongError(
             f"could not truncate the prompt to fit --max-length {limit}",
             record_id=record.id,
-            field="prompt",
+            field=prompt.field,
         )
 
     def collate(self, items: Sequence[Encoded]) -> dict[str, torch.Tensor]:
         """Right-padded ``input_ids`` and ``attention_mask`` for a batch."""
         return pad_batch([item.input_ids for item in items], self.pad_token_id)
 
+    def save(self, directory: str | Path) -> None:
+        """Save the tokenizer (or processor) with its chat template."""
+        self.tokenizer.save_pretrained(directory)
+
+    def with_resolver(self, resolver: MediaResolver) -> InputBuilder:
+        """This builder reading media through ``resolver`` (text builders read none)."""
+        return self
+
     @property
     def pad_token_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return int(pad if pad is not None else self.tokenizer.eos_token_id or 0)
+
+    # -- the layout ---------------------------------------------------------------------------
+
+    def _turns(self, record: Record, index: int, criteria: str | None) -> list[_Turn]:
+        system = criteria or record.criteria or self.settings.default_criteria
+        turns = [_Turn("system", system, "criteria")]
+        history = list(enumerate(record.messages or []))
+        if record.prompt is None and history and history[-1][1]["role"] == "user":
+            position, last = history.pop()
+            prompt: Content = last["content"]
+            prompt_field = f"messages[{position}].content"
+        else:
+            prompt = record.prompt if record.prompt is not None else ""
+            prompt_field = "prompt"
+        for position, turn in history:
+            if turn["role"] == "system":
+                continue  # the criterion is the system message
+            where = f"messages[{position}].content"
+            turns.append(_Turn(turn["role"], self._content(turn["content"], where), where))
+        turns.append(_Turn("user", self._content(prompt, prompt_field), prompt_field))
+        where = f"responses[{index}]"
+        turns.append(_Turn("assistant", self._content(record.responses[index], where), where))
+        return turns
+
+    # -- what subclasses provide ------------------------------------------------------------
+
+    @abstractmethod
+    def _content(self, content: Content, where: str) -> Any:
+        """A record's content as message content; media decoded (or refused)."""
+
+    @abstractmethod
+    def _render(self, turns: list[_Turn]) -> Encoded:
+        """The chat template applied to the messages: ids and media tensors."""
+
+    @abstractmethod
+    def _cut_prompt(self, content: Any, drop: int) -> Any | None:
+        """Prompt content without its first ``drop`` text tokens; None when there are fewer."""
+
+    # -- shared helpers -----------------------------------------------------------------------
+
+    def _cut_text_parts(
+        self, parts: list[dict[str, Any]], drop: int
+    ) -> list[dict[str, Any]] | None:
+        """``parts`` with their first ``drop`` text tokens removed (text parts in order; other
+        parts untouched) and "…" where the kept text begins; None when the text is too short."""
+        parts = copy.copy(parts)
+        remaining = drop + 1  # one more for the ellipsis that marks the cut
+        last = None
+        for position, part in enumerate(parts):
+            if part.get("type") != "text":
+                continue
+            ids = self.tokenizer(part["text"], add_special_tokens=False)["input_ids"]
+            cut = min(remaining, len(ids))
+            parts[position] = {**part, "text": self.tokenizer.decode(ids[cut:])}
+            remaining -= cut
+            last = position
+            if remaining == 0:
+                break
+        if remaining > 0 or last is None:
+            return None
+        parts[last] = {**parts[last], "text": ELLIPSIS + parts[last]["text"]}
+        return [p for i, p in enumerate(parts) if i == last or p.get("type") != "text" or p["text"]]
+
+
+class TextInputBuilder(InputBuilder):
+    """Builds inputs for text-only backbones with the tokenizer's chat template."""
+
+    def _content(self, content: Content, where: str) -> str:
+        parts = as_parts(content)
+        media = sorted({p["type"] for p in parts if p["type"] != "text"})
+        if media:
+            raise RecordError(
+                f"this model reads text only, but the record has {', '.join(media)}: "
+                "use a vision-language or omni backbone",
+                field=where,
+            )
+        return "\n".join(p.get("text", "") for p in parts)
+
+    def _render(self, turns: list[_Turn]) -> Encoded:
+        messages = [{"role": t.role, "content": t.content} for t in turns]
+        ids = self.tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return Encoded(list(ids))
+
+    def _cut_prompt(self, content: str, drop: int) -> str | None:
+        parts = self._cut_text_parts([{"type": "text", "text": content}], drop)
+        return None if parts is None else parts[0]["text"]
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """Video frames sampled from a file, and the rate at which they were sampled."""
+
+    frames: np.ndarray
+    fps: float
+
+
+# Processor outputs with one entry per token (padded like input_ids), audio features with one
+# column per frame (padded to the batch's longest clip), and the per-video time between grids.
+_TOKEN_ALIGNED = ("mm_token_type_ids", "token_type_ids")
+_AUDIO_FRAMES = ("input_features", "feature_attention_mask")
+_SECONDS_PER_GRID = ("second_per_grid_ts", "video_second_per_grid")
+
+
+class MultimodalInputBuilder(InputBuilder):
+    """Builds inputs for vision-language and omni backbones with the processor's chat template
+    (see the module docs for the layout and how media are read)."""
+
+    # Media tensors are large (a 1024x1024 image is ~25 MB of patches): score in small windows.
+    score_window = 16
+    cache_size = 64
+
+    def __init__(
+        self, processor: Any, settings: InputSettings, resolver: MediaResolver | None = None
+    ) -> None:
+        super().__init__(processor.tokenizer, settings)
+        self.processor = processor
+        self.resolver = resolver if resolver is not None else MediaResolver(Path.cwd())
+        self.modalities = _modalities(processor)
+        if "audio" in self.modalities:  # arrays reach the processor unresampled: match its rate
+            settings.audio_sample_rate = int(processor.feature_extractor.sampling_rate)
+        self._cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+    def with_resolver(self, resolver: MediaResolver) -> MultimodalInputBuilder:
+        """A builder that reads media through ``resolver`` (the decoded-media cache is shared)."""
+        clone = copy.copy(self)
+        clone.resolver = resolver
+        return clone
+
+    def save(self, directory: str | Path) -> None:
+        self.processor.save_pretrained(directory)
+
+    def collate(self, items: Sequence[Encoded]) -> dict[str, torch.Tensor]:
+        """Right-padded ids and mask, per-token tensors padded alike, audio features padded to
+        the longest clip, other media tensors concatenated in the order of the sequences."""
+        batch = super().collate(items)
+        width = batch["input_ids"].shape[1]
+        for key in dict.fromkeys(key for item in items for key in item.media):
+            present = [item.media[key] for item in items if key in item.media]
+            if key in _TOKEN_ALIGNED:
+                padded = torch.zeros((len(items), width), dtype=present[0].dtype)
+                for row, item in enumerate(items):
+                    if key in item.media:
+                        padded[row, : item.length] = item.media[key]
+                batch[key] = padded
+            elif key in _AUDIO_FRAMES:
+                frames = max(t.shape[-1] for t in present)
+                batch[key] = torch.cat(
+                    [torch.nn.functional.pad(t, (0, frames - t.shape[-1])) for t in present]
+                )
+            else:
+                batch[key] = torch.cat(present)
+        return batch
+
+    # -- content --------------------------------------------------------------------------------
+
+    def _content(self, content: Content, where: str) -> list[dict[str, Any]]:
+        if isinstance(content, str):
+            return [{"type": "text", "text": content}]
+        return [
+            {"type": "text", "text": part["text"]}
+            if part["type"] == "text"
+            else self._medium(part, f"{where}[{position}]")
+            for position, part in enumerate(content)
+        ]
+
+    def _medium(self, part: ContentPart, where: str) -> dict[str, Any]:
+        """A media part decoded for the processor: images and mesh renders as images."""
+        kind = part["type"]
+        if kind not in self.modalities:
+            reads = ", ".join(["text", *sorted(self.modalities)])
+            raise RecordError(f"this model cannot read {kind}; it reads {reads}", field=where)
+        try:
+            path = self.resolver.resolve(part)
+            value = self._decoded(kind, path)
+        except MediaError as error:
+            error.field = where
+            error.path = part.get("path") or part.get("url")
+            raise
+        if kind == "mesh":
+            return {"type": "image", "image": value}
+        return {"type": kind, kind: value}
+
+    def _decoded(self, kind: str, path: Path) -> Any:
+        """The decoded file, from the LRU cache when this file was read with these settings."""
+        settings = self.settings
+        limits = self.resolver.limits
+        stat = path.stat()
+        key: tuple[Any, ...] = (kind, str(path), stat.st_mtime_ns, stat.st_size)
+        if kind == "video":
+            key += (settings.video_frames,)
+        elif kind == "audio":
+            key += (settings.audio_sample_rate,)
+        elif kind == "mesh":
+            key += (settings.mesh_views, settings.mesh_size)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        value: Any
+        if kind == "image":
+            from omnirm.media import load_image
+
+            value = load_image(path, limits)
+        elif kind == "video":
+            from omnirm.media import load_video
+
+            video = load_video(path, settings.video_frames, limits)
+            rate = len(video.frames) / video.duration if video.duration > 0 else video.fps
+            value = _Clip(video.frames, rate)
+        elif kind == "audio":
+            from omnirm.media import load_audio
+
+            value = load_audio(path, settings.audio_sample_rate, limits)
+        else:
+            from omnirm.media import render_views
+
+            value = render_views(
+                path, views=settings.mesh_views, size=settings.mesh_size, tile=True, limits=limits
+            )
+        self._cache[key] = value
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return value
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def _render(self, turns: list[_Turn]) -> Encoded:
+        rates: list[float] = []
+        messages = []
+        for turn in turns:
+            content = turn.content
+            if isinstance(content, list):
+                content = [_processor_part(part, rates) for part in content]
+            messages.append({"role": turn.role, "content": content})
+        try:
+            out = self.processor.apply_chat_template(
+                messages, tokenize=True, return_dict=True, return_tensors="pt"
+            )
+        except ValueError as error:  # e.g. an image more than 200 times wider than high
+            raise RecordError(f"the processor cannot read this record's media: {error}") from None
+        input_ids = out.pop("input_ids")[0].tolist()
+        out.pop("attention_mask", None)
+        media = {key: torch.as_tensor(value) for key, value in out.items()}
+        for key in _TOKEN_ALIGNED:
+            if key in media:
+                media[key] = media[key][0]
+        for key in _SECONDS_PER_GRID:
+            if key in media:
+                step = self.processor.video_processor.temporal_patch_size
+                media[key] = torch.tensor([step / rate for rate in rates], dtype=torch.float32)
+        if "feature_attention_mask" in media:
+            frames = int(media["feature_attention_mask"].sum(-1).max())
+            for key in _AUDIO_FRAMES:
+                media[key] = media[key][..., :frames].contiguous()
+        return Encoded(input_ids, media)
+
+    def _cut_prompt(self, content: list[dict[str, Any]], drop: int) -> list[dict[str, Any]] | None:
+        return self._cut_text_parts(content, drop)
+
+
+def _processor_part(part: dict[str, Any], rates: list[float]) -> dict[str, Any]:
+    """A part as the processor takes it; a video's sampling rate is noted in ``rates``."""
+    clip = part.get("video")
+    if isinstance(clip, _Clip):
+        rates.append(clip.fps)
+        return {"type": "video", "video": clip.frames}
+    return part
+
+
+def _modalities(processor: Any) -> frozenset[str]:
+    """What a processor reads besides text: meshes are read as rendered images."""
+    found = set()
+    if getattr(processor, "image_processor", None) is not None:
+        found |= {"image", "mesh"}
+    if getattr(processor, "video_processor", None) is not None:
+        found.add("video")
+    if getattr(processor, "feature_extractor", None) is not None:
+        found.add("audio")
+    return frozenset(found)
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -146,17 +473,3 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> dict[str, torc
         input_ids[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
         attention_mask[row, : len(ids)] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask}
-
-
-def _text_only(content: Content, record_id: str, index: int | None = None) -> str:
-    parts = as_parts(content)
-    media = [p["type"] for p in parts if p["type"] != "text"]
-    if media:
-        where = "prompt" if index is None else f"responses[{index}]"
-        raise RecordError(
-            f"this model reads text only, but the record has {', '.join(sorted(set(media)))}: "
-            "use a vision-language or omni backbone",
-            record_id=record_id,
-            field=where,
-        )
-    return "\n".join(p.get("text", "") for p in parts)

@@ -28,7 +28,10 @@ import torch
 
 from omnirm import console
 from omnirm.errors import RecordError, UsageError
-from omnirm.records import Record, read_records
+from omnirm.jsonl import display_name
+from omnirm.media import MediaResolver
+from omnirm.models.inputs import TooLongError
+from omnirm.records import InvalidRecord, Record, iter_records
 from omnirm.train.losses import bradley_terry_loss, centering_loss, davidson_loss
 from omnirm.train.pairs import Pair, implied_pairs
 
@@ -134,7 +137,8 @@ class PairCollator:
         self._cache: dict[tuple[str, int], Any] = {}
 
     def encoded(self, record: Record, response: int) -> Any:
-        """The encoding of one response, kept for text (cheap to hold; media is re-read)."""
+        """The encoding of one response, kept for text (cheap to hold); sequences with media are
+        encoded again when needed (the builder keeps recently decoded files)."""
         key = (record.id, response)
         item = self._cache.get(key)
         if item is None:
@@ -190,10 +194,17 @@ def load_training_records(
 ) -> tuple[list[Record], int]:
     """Records of ``path`` that imply at least one trainable pair and fit ``--max-length``
     (each response is encoded once here, so an over-long record is reported before training
-    starts, not in the middle of a step), and how many records were left out."""
+    starts, not in the middle of a step), and how many records were left out.
+
+    Over-long records are left out with a warning; any other bad record (malformed, missing or
+    unreadable media, media the model cannot read) stops the run with an error naming it.
+    """
     kept: list[Record] = []
     unlabelled = too_long = 0
-    for record in read_records(path):
+    shown = display_name(path)
+    for line, record in iter_records(path):
+        if isinstance(record, InvalidRecord):
+            raise record.error
         pairs = collator.pairs_of(record)
         if not pairs:
             unlabelled += 1
@@ -201,19 +212,22 @@ def load_training_records(
         try:
             for response in sorted({i for p in pairs for i in (p.better, p.worse)}):
                 collator.encoded(record, response)
-        except RecordError as error:
+        except TooLongError as error:
             too_long += 1
             if report and too_long <= 3:
-                console.warn(f"{path}: {error} (record left out)")
+                console.warn(f"{error.located(source=shown, line=line)} (record left out)")
             continue
+        except RecordError as error:
+            error.located(source=shown, line=line)
+            raise
         kept.append(record)
     if too_long and report:
         console.warn(
-            f"{path}: {too_long} records left out because a response does not fit --max-length "
+            f"{shown}: {too_long} records left out because a response does not fit --max-length "
             f"{collator.builder.settings.max_length}"
         )
     if unlabelled and report:
-        console.info(f"{path}: {unlabelled} records without a trainable pair left out")
+        console.info(f"{shown}: {unlabelled} records without a trainable pair left out")
     return kept, unlabelled + too_long
 
 
@@ -266,14 +280,17 @@ def train_bt(config: BTConfig) -> TrainResult:
     set_seed(config.seed)
     main = accelerator.is_main_process
 
-    model, builder, model_config = build_reward_model(config)
+    model, builder, model_config = build_reward_model(config, _media_resolver(config, config.data))
     collator = PairCollator(builder, config.ties, config.criteria)
     train_records, skipped = load_training_records(config.data, collator, report=main)
     if not train_records:
         raise UsageError(f"{config.data}: no record implies a trainable pair")
-    eval_records = (
-        load_training_records(config.eval, collator, report=main)[0] if config.eval else []
-    )
+    eval_collator = collator
+    eval_records: list[Record] = []
+    if config.eval:  # its media resolve against its own folder (unless --media-root)
+        eval_builder = builder.with_resolver(_media_resolver(config, config.eval))
+        eval_collator = PairCollator(eval_builder, config.ties, config.criteria)
+        eval_records = load_training_records(config.eval, eval_collator, report=main)[0]
     result = TrainResult(
         train_pairs=sum(len(collator.pairs_of(r)) for r in train_records), skipped_records=skipped
     )
@@ -290,7 +307,7 @@ def train_bt(config: BTConfig) -> TrainResult:
         collate_fn=collator,
     )
     eval_loader: Any = (
-        DataLoader(eval_records, batch_size=config.eval_batch_size, collate_fn=collator)  # type: ignore[arg-type]
+        DataLoader(eval_records, batch_size=config.eval_batch_size, collate_fn=eval_collator)  # type: ignore[arg-type]
         if eval_records
         else None
     )
@@ -371,7 +388,7 @@ def train_bt(config: BTConfig) -> TrainResult:
         trained = accelerator.unwrap_model(model)
         trained.eval()
         if config.eval:
-            _write_eval_rewards(trained, builder, model_config, config, output)
+            _write_eval_rewards(trained, eval_collator.builder, model_config, config, output)
         save_reward_model(output, trained, builder, model_config)
         (output / "train_result.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
         console.info(f"saved the reward model to {output}")
@@ -405,6 +422,12 @@ def _write_eval_rewards(
         model_config.reward_std = (
             sum((r - mean) ** 2 for r in rewards) / (len(rewards) - 1)
         ) ** 0.5
+
+
+def _media_resolver(config: BTConfig, data: str) -> MediaResolver:
+    """Media paths of ``data`` resolve against ``--media-root``, else the file's folder."""
+    root = config.media_root if config.media_root is not None else Path(data).resolve().parent
+    return MediaResolver(root, allow_outside_root=config.allow_outside_root)
 
 
 def _log_eval(result: TrainResult, metrics: dict[str, float], step: int, main: bool) -> None:

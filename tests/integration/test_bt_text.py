@@ -214,6 +214,14 @@ def test_llama_family_and_davidson_ties(tmp_path: Path, data: tuple[Path, Path])
     assert result.steps == 4
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def test_two_process_gloo_training(  # type: ignore[no-untyped-def]
     cli, qwen2: Path, data: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -226,7 +234,7 @@ def test_two_process_gloo_training(  # type: ignore[no-untyped-def]
     out = tmp_path / "rm"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_port", "29533", "-m", "omnirm", "train", "bt", "--model", str(qwen2),
+        "--master_port", str(_free_port()), "-m", "omnirm", "train", "bt", "--model", str(qwen2),
         "--data", str(train), "--eval", str(evaluation), "-o", str(out), "--batch-size", "4",
         "--max-length", "256",
     ]  # fmt: skip
