@@ -156,22 +156,24 @@ def completed_ids(path: str | Path) -> set[str]:
     file = Path(path)
     if not file.exists():
         return set()
-    data = file.read_bytes()
-    if data and not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
-        file.write_bytes(data)
     ids: set[str] = set()
-    for number, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            raise RecordError(
-                "invalid JSON in the output being resumed", source=str(file), line=number
-            ) from None
-        if isinstance(value, dict) and isinstance(value.get("id"), str):
-            ids.add(value["id"])
+    complete = 0  # bytes up to the end of the last complete line
+    with file.open("r+b") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.endswith(b"\n"):
+                handle.truncate(complete)  # the cut-off last line; appending starts clean
+                break
+            complete += len(line)
+            if not line.strip():
+                continue
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                raise RecordError(
+                    "invalid JSON in the output being resumed", source=str(file), line=number
+                ) from None
+            if isinstance(value, dict) and isinstance(value.get("id"), str):
+                ids.add(value["id"])
     return ids
 
 
