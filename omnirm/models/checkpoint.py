@@ -30,13 +30,14 @@ import torch
 from omnirm import __version__
 from omnirm.errors import UsageError
 from omnirm.media.paths import MediaResolver
+from omnirm.models.head import ValueHead
 from omnirm.models.inputs import (
     InputBuilder,
     InputSettings,
     MultimodalInputBuilder,
     TextInputBuilder,
 )
-from omnirm.models.reward_model import NativeScore, RewardModel, value_head_for
+from omnirm.models.reward_model import NativeScore, RewardModel
 
 CONFIG_FILE = "omnirm_config.json"
 HEAD_FILE = "head.safetensors"
@@ -211,7 +212,7 @@ def _assemble(config: RewardModelConfig, dtype: torch.dtype) -> RewardModel:
     else:
         text_config: Any = backbone.config
         hidden = int(text_config.get_text_config().hidden_size)
-        head = value_head_for(hidden, config.head_dropout)
+        head = ValueHead(hidden, config.head_dropout)
     head.to(torch.float32)
     return RewardModel(backbone, head, native=native)
 

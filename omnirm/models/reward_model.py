@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from omnirm.models.head import ValueHead, gather_last
+from omnirm.models.head import gather_last
 
 
 class RewardModel(nn.Module):
@@ -67,8 +67,3 @@ def _last_hidden_state(outputs: Any) -> torch.Tensor:
     if hidden is None:  # models that only return the per-layer tuple
         hidden = outputs.hidden_states[-1]
     return hidden
-
-
-def value_head_for(hidden_size: int, dropout: float = 0.0) -> ValueHead:
-    """A fresh value head for a backbone of ``hidden_size``."""
-    return ValueHead(hidden_size, dropout)

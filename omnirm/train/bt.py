@@ -76,7 +76,6 @@ class BTConfig:
     video_frames: int = 4
     trust_remote_code: bool = False
     gguf_file: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved_lr(self) -> float:
         if self.lr is not None:
