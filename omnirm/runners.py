@@ -58,28 +58,44 @@ def _file_stamps(folder: Path) -> list[tuple[str, int, int]]:
 
 
 class ModelRunner(Runner):
-    """A reward model folder written by ``omnirm train bt``."""
+    """A reward model written by ``omnirm train bt``: a folder, a hub id (``ORG/NAME``, at
+    ``revision``), or None for the embedded default model (:mod:`omnirm.models.default`)."""
 
     def __init__(
         self,
-        model: Path,
+        model: str | Path | None,
         resolver: MediaResolver,
         source: str | None = None,
         *,
         device: str = "auto",
+        revision: str | None = None,
         **settings: Any,
     ) -> None:
         import torch
 
         from omnirm.models.checkpoint import load_reward_model
         from omnirm.models.media_features import MediaFeatureCache
+        from omnirm.models.sources import resolve_model
         from omnirm.scoring import Scorer, ScoreSettings, provenance
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = Path(model)
+        if model is None:
+            from omnirm.models.default import (
+                DEFAULT_MODEL_NAME,
+                DEFAULT_MODEL_VERSION,
+                default_model_dir,
+            )
+
+            self.model = default_model_dir()
+            name, version = DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION
+        else:
+            resolved = resolve_model(str(model), revision=revision)
+            self.model = Path(resolved.folder)
+            name, version = resolved.display, None
+        self.name = name
         reward_model, builder, config = load_reward_model(
-            model, device=device, resolver=resolver, merge_adapter=True
+            self.model, device=device, resolver=resolver, merge_adapter=True
         )
         self.settings = ScoreSettings(**settings)
         normalization = None
@@ -94,7 +110,7 @@ class ModelRunner(Runner):
             reward_model,
             builder,
             self.settings,
-            provenance(str(model), config, self.settings),
+            provenance(name, config, self.settings, model_version=version),
             normalization,
             source=source,
         )
@@ -114,9 +130,11 @@ class ModelRunner(Runner):
     def fingerprint(self) -> dict[str, Any]:
         return {
             "kind": "model",
-            "model": str(self.model.resolve()),
+            "model": self.name,
+            "folder": str(self.model.resolve()),
             "files": _file_stamps(self.model),
             "backbone": self.config.backbone,
+            "backbone_revision": self.config.backbone_revision,
             "criteria": self.settings.criteria,
             "normalize": self.settings.normalize,
         }
@@ -127,6 +145,7 @@ class JudgeOptions:
     """Everything ``--judge`` and its options say (see :mod:`omnirm.cli.judge_options`)."""
 
     spec: str
+    revision: str | None = None  # hub revision of an hf:/vllm: judge given as ORG/NAME
     mode: str = "pairwise"
     orders: str = "both"
     ties: bool = False
@@ -204,6 +223,7 @@ class JudgeRunner(Runner):
             tensor_parallel_size=options.tensor_parallel_size,
             gpu_memory_utilization=options.gpu_memory_utilization,
             seed=options.seed,
+            revision=options.revision,
         )
         builder = ConversationBuilder(
             template, resolver, self.backend.modalities, ties=options.ties

@@ -61,11 +61,18 @@ class ScoreReport:
         return ", ".join(parts)
 
 
-def provenance(model_dir: str, config: Any, settings: ScoreSettings) -> dict[str, Any]:
-    """The ``scored_by`` block: which model scored, and how."""
+def provenance(
+    model: str, config: Any, settings: ScoreSettings, model_version: str | None = None
+) -> dict[str, Any]:
+    """The ``scored_by`` block: which model scored (a folder, ``ORG/NAME@commit``, or the
+    embedded model's name with ``model_version``), on which backbone, and how."""
+    version = {"model_version": model_version} if model_version else {}
+    revision = {"backbone_revision": config.backbone_revision} if config.backbone_revision else {}
     return {
-        "model": model_dir,
+        "model": model,
+        **version,
         "backbone": config.backbone,
+        **revision,
         "head": config.head,
         "criteria_override": settings.criteria,
         "normalized": settings.normalize,

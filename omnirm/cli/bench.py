@@ -21,6 +21,8 @@ from omnirm.cli.common import (
     MaxVideoSecondsOpt,
     MediaRootOpt,
     OnErrorOpt,
+    RevisionOpt,
+    RewardModelOpt,
     media_resolver,
 )
 from omnirm.cli.judge_options import (
@@ -75,15 +77,8 @@ def bench(
         Optional[str],  # noqa: UP045
         typer.Option(help="Only these tasks, comma-separated (e.g. T2T,TI2T,T2I)."),
     ] = None,
-    model: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(
-            "--model",
-            "-m",
-            help="A reward model folder written by omnirm train bt.",
-            file_okay=False,
-        ),
-    ] = None,
+    model: RewardModelOpt = None,
+    revision: RevisionOpt = None,
     criteria: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(help="Criterion for every record, overriding the records' own."),
@@ -171,6 +166,7 @@ def bench(
 ) -> int:
     """Benchmark a reward model ([bold]--model[/bold]), a generative judge
     ([bold]--judge[/bold]), or records already scored (FILE or - with rewards/predicted).
+    Records without scores and no scorer given are scored by the embedded default reward model.
 
     Per task: accuracy without ties and with ties, with bootstrap 95% intervals. For scalar
     models the with-ties accuracy uses the paper's oracle threshold, chosen on the test records
@@ -195,8 +191,6 @@ def bench(
         raise UsageError(f"--suite {suite} needs --data DIR (the folder you downloaded)")
     if model is not None and judge is not None:
         raise UsageError("give --model or --judge, not both")
-    if suite is not None and model is None and judge is None:
-        raise UsageError("a suite needs a scorer: --model DIR or --judge SPEC")
     if bootstrap < 0:
         raise UsageError("--bootstrap must be at least 0")
     if suite is not None:
@@ -211,14 +205,24 @@ def bench(
     runner: Runner | None = None
     if judge is not None:
         runner = JudgeRunner(judge_options(locals()), resolver, name)
-    elif model is not None:
-        runner = ModelRunner(
-            model, resolver, name, device=device, batch_size=batch_size, criteria=criteria
-        )
+    else:
+        items = list(_records(suite, data, tasks, source))
+        if model is not None or suite is not None or any(map(_unscored, items)):
+            # records without scores (or a suite) and no scorer: the embedded default model
+            runner = ModelRunner(
+                model,
+                resolver,
+                name,
+                device=device,
+                batch_size=batch_size,
+                criteria=criteria,
+                revision=revision,
+            )
     store = None
     if runner is not None:
         store = ScoreStore(scores or default_store_path(fingerprint_digest(runner.fingerprint())))
-    items = _records(suite, data, tasks, source)
+    if judge is not None:
+        items = _records(suite, data, tasks, source)
     counts: dict[str, int] = {}
     try:
         with JsonlWriter(None) as writer:
@@ -255,6 +259,13 @@ def bench(
 
         typer.echo(dumps({**result, "protocol": protocol}))
     return 1 if policy.failed else 0
+
+
+def _unscored(item: Any) -> bool:
+    """A valid record that carries neither rewards nor a verdict."""
+    from omnirm.records import Record
+
+    return isinstance(item, Record) and not ({"rewards", "predicted"} & item.extra.keys())
 
 
 def _records(suite: str | None, data: Path | None, tasks: str | None, source: str | None) -> Any:

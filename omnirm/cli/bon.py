@@ -25,6 +25,7 @@ from omnirm.cli.common import (
     MediaRootOpt,
     OnErrorOpt,
     OutputOpt,
+    RevisionOpt,
     default_media_root,
     media_resolver,
 )
@@ -88,11 +89,16 @@ _PAIRS = "Pair export"
 def bon(
     source: InputArg = "-",
     model: Annotated[
-        Optional[list[Path]],  # noqa: UP045
+        Optional[list[str]],  # noqa: UP045
         typer.Option(
-            "--model", "-m", help="A reward model folder (repeat for an ensemble).", file_okay=False
+            "--model",
+            "-m",
+            help="A reward model: a folder or a hub id ORG/NAME (repeat for an ensemble) "
+            "\\[default: the embedded omnirm-default model, unless --judge is given].",
+            metavar="DIR|ORG/NAME",
         ),
     ] = None,
+    revision: RevisionOpt = None,
     judge: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(
@@ -210,8 +216,6 @@ def bon(
     from omnirm.runners import JudgeRunner, ModelRunner, Runner
 
     console.quiet_libraries()
-    if not model and not judge:
-        raise UsageError("give at least one scorer: --model DIR or --judge SPEC")
     if top_k is not None and top_k < 1:
         raise UsageError("--top-k must be at least 1")
     if top_k is not None and select is not Select.ALL:
@@ -239,17 +243,21 @@ def bon(
                 else:
                     policy.handle(item)
         scores: dict[str, dict[str, Any]] = {}
-        scorers = [("model", str(m)) for m in model or []] + [("judge", j) for j in judge or []]
+        scorers: list[tuple[str, str | None]] = [("model", m) for m in model or []]
+        scorers += [("judge", j) for j in judge or []]
+        if not scorers:  # the embedded default reward model
+            scorers = [("model", None)]
         template = judge_options({**locals(), "judge": (judge or ["-"])[0]})
         for kind, spec in scorers:
             runner: Runner
             if kind == "model":
-                runner = ModelRunner(
-                    Path(spec), resolver, name, device=device, batch_size=batch_size,
-                    criteria=criteria,
+                model_runner = ModelRunner(
+                    spec, resolver, name, device=device, batch_size=batch_size,
+                    criteria=criteria, revision=revision,
                 )  # fmt: skip
-                label = f"model:{spec}"
+                runner, label = model_runner, f"model:{model_runner.name}"
             else:
+                assert spec is not None
                 runner = JudgeRunner(replace(template, spec=spec), resolver, name)
                 label = f"judge:{spec}"
             try:

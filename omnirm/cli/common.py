@@ -34,6 +34,24 @@ OnErrorOpt = Annotated[
         case_sensitive=False,
     ),
 ]
+RewardModelOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--model",
+        "-m",
+        help="A reward model written by omnirm train bt: a folder, or a hub id ORG/NAME "
+        "\\[default: the embedded omnirm-default model, unless --judge is given].",
+        metavar="DIR|ORG/NAME",
+    ),
+]
+RevisionOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        help="Hub revision (branch, tag or commit) of a --model given as ORG/NAME "
+        "\\[default: main].",
+        metavar="REV",
+    ),
+]
 MediaRootOpt = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option(

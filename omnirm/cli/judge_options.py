@@ -27,9 +27,10 @@ class JudgeOrders(str, Enum):
 JudgeOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
-        help="A generative judge instead of a reward model: hf:PATH (local transformers "
-        "model or .gguf), openai:MODEL (any OpenAI-compatible server; see --base-url), "
-        "vllm:PATH (GPU).",
+        help="A generative judge instead of a reward model: hf:PATH or hf:ORG/NAME (a "
+        "transformers model: folder, .gguf or hub id), openai:MODEL (any OpenAI-compatible "
+        "server; see --base-url), vllm:PATH or vllm:ORG/NAME (GPU). --revision picks a hub "
+        "revision.",
         metavar="SPEC",
         rich_help_panel=PANEL,
     ),
@@ -128,6 +129,7 @@ def judge_options(values: dict[str, Any]) -> Any:
     device = values.get("device")
     return JudgeOptions(
         spec=values["judge"],
+        revision=values.get("revision"),
         mode=values["mode"].value,
         orders=values["orders"].value,
         ties=values["ties"],

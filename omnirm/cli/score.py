@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -23,6 +22,8 @@ from omnirm.cli.common import (
     MediaRootOpt,
     OnErrorOpt,
     OutputOpt,
+    RevisionOpt,
+    RewardModelOpt,
     default_media_root,
     media_resolver,
 )
@@ -54,15 +55,8 @@ from omnirm.on_error import OnError
 
 def score(
     source: InputArg = "-",
-    model: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(
-            "--model",
-            "-m",
-            help="A reward model folder written by omnirm train bt.",
-            file_okay=False,
-        ),
-    ] = None,
+    model: RewardModelOpt = None,
+    revision: RevisionOpt = None,
     judge: JudgeOpt = None,
     mode: ModeOpt = JudgeMode.PAIRWISE,
     orders: OrdersOpt = JudgeOrders.BOTH,
@@ -122,7 +116,8 @@ def score(
     max_mesh_faces: MaxMeshFacesOpt = MEDIA_LIMITS.max_mesh_faces,
 ) -> int:
     """Score records with a reward model ([bold]--model[/bold]) or a generative judge
-    ([bold]--judge[/bold]).
+    ([bold]--judge[/bold]); with neither, the embedded default reward model scores them
+    (SmolLM2-135M-Instruct, a few MB of adapter: for smoke tests, demos and baselines).
 
     A reward model adds [bold]rewards[/bold] (one per response), for pairs [bold]predicted[/bold]
     (0, 1 or "tie") and [bold]margin[/bold] (reward 0 − reward 1), and [bold]scored_by[/bold].
@@ -144,9 +139,9 @@ def score(
     from omnirm.runners import JudgeRunner, ModelRunner, Runner
 
     console.quiet_libraries()
-    if (model is None) == (judge is None):
+    if model is not None and judge is not None:
         raise UsageError(
-            "give either --model DIR (a reward model) or --judge SPEC (a generative judge)"
+            "give either --model (a reward model) or --judge SPEC (a generative judge), not both"
         )
     if resume and output is None:
         raise UsageError("--resume needs -o FILE (the output to continue)")
@@ -159,12 +154,12 @@ def score(
     if judge is not None:
         runner = JudgeRunner(judge_options(locals()), resolver, name)
     else:
-        assert model is not None
         runner = ModelRunner(
             model,
             resolver,
             name,
             device=device,
+            revision=revision,
             batch_size=batch_size,
             criteria=criteria,
             tie_margin=tie_margin,

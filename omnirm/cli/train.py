@@ -20,6 +20,7 @@ from omnirm.cli.common import (
     MaxVideoFramesOpt,
     MaxVideoSecondsOpt,
     MediaRootOpt,
+    RevisionOpt,
     media_limits,
 )
 from omnirm.errors import UsageError
@@ -30,7 +31,14 @@ app = typer.Typer(help="Train reward models.", no_args_is_help=True, rich_markup
 @app.command()
 def bt(
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Base model: a local folder, or a .gguf file.")
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Base model: a local folder or .gguf file, a hub id ORG/NAME (fetched into the "
+            "Hugging Face cache), or pkg:MODULE/FILE inside an installed Python package.",
+            metavar="PATH|ORG/NAME",
+        ),
     ],
     data: Annotated[
         Path, typer.Option(help="Training records (JSONL with gold labels).", dir_okay=False)
@@ -38,6 +46,7 @@ def bt(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for the reward model.", file_okay=False)
     ],
+    revision: RevisionOpt = None,
     eval_data: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -58,6 +67,13 @@ def bt(
     lora_dropout: Annotated[
         float, typer.Option(help="Dropout on the LoRA path (0 = none, the fastest).")
     ] = 0.0,
+    lora_layers: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            help="Adapt only the last N transformer layers: the backward pass stops there, so "
+            "steps are faster and need less memory \\[default: all layers]."
+        ),
+    ] = None,
     full: Annotated[
         bool, typer.Option(help="Train all weights instead of a LoRA adapter.")
     ] = False,
@@ -146,6 +162,7 @@ def bt(
 
     config = BTConfig(
         model=model,
+        revision=revision,
         data=str(data),
         output=str(output),
         eval=str(eval_data) if eval_data else None,
@@ -156,6 +173,7 @@ def bt(
         max_length=max_length,
         lora_r=lora_r,
         lora_dropout=lora_dropout,
+        lora_layers=lora_layers,
         full=full,
         seed=seed,
         resume=resume,
@@ -176,10 +194,11 @@ def bt(
     )
     config.validate()  # usage errors before --merge looks at the model
     if merge:
-        from omnirm.models.checkpoint import detect_kind, split_gguf
+        from omnirm.models.checkpoint import detect_kind
+        from omnirm.models.sources import resolve_model
 
-        source, gguf_file = split_gguf(model)
-        if Path(source).exists() and detect_kind(source, gguf_file, False)[1] != "native":
+        base = resolve_model(model, revision=revision)
+        if detect_kind(base.folder, base.gguf_file, False)[1] != "native":
             raise UsageError(
                 f"--merge: {model} has no sequence-classification class in transformers, so "
                 "there is no plain checkpoint to export (train without --merge)"

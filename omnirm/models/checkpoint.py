@@ -38,6 +38,16 @@ from omnirm.models.inputs import (
     TextInputBuilder,
 )
 from omnirm.models.reward_model import NativeScore, RewardModel
+from omnirm.models.sources import ResolvedModel, resolve_model, split_gguf
+
+__all__ = [
+    "RewardModelConfig",
+    "build_reward_model",
+    "export_merged",
+    "load_reward_model",
+    "save_reward_model",
+    "split_gguf",
+]
 
 CONFIG_FILE = "omnirm_config.json"
 HEAD_FILE = "head.safetensors"
@@ -64,13 +74,15 @@ class LoraSettings:
     dropout: float = 0.05
     target_modules: str | list[str] = "all-linear"
     exclude_modules: str | None = None  # a regex over module names (the media towers)
+    layers: list[int] | None = None  # the transformer layers adapted (None: all)
 
 
 @dataclass
 class RewardModelConfig:
     """What a checkpoint needs to be rebuilt; saved as ``omnirm_config.json``."""
 
-    backbone: str
+    backbone: str  # a local path, a hub id (ORG/NAME) or a pkg: reference (omnirm.models.sources)
+    backbone_revision: str | None = None  # the hub commit the backbone was resolved to
     kind: str = "text"  # "text" | "vision" | "omni"
     head: str = "native"  # "native" (the family's score layer) | "value" (dropout + linear)
     adapter: str | None = "lora"  # "lora", or None for full weights
@@ -96,14 +108,6 @@ class RewardModelConfig:
             lora=LoraSettings(**lora) if lora else None,
             inputs=InputSettings(**inputs),
         )
-
-
-def split_gguf(path: str) -> tuple[str, str | None]:
-    """``folder/model.gguf`` → (``folder``, ``model.gguf``); other paths unchanged."""
-    if path.endswith(".gguf"):
-        file = Path(path)
-        return str(file.parent), file.name
-    return path, None
 
 
 def load_tokenizer(source: str, gguf_file: str | None, trust_remote_code: bool) -> Any:
@@ -156,13 +160,12 @@ def _native_class_available(model_type: str) -> bool:
 
 
 def _load_backbone(
-    config: RewardModelConfig, dtype: torch.dtype
+    config: RewardModelConfig, dtype: torch.dtype, source: str
 ) -> tuple[torch.nn.Module, Any, Any]:
     """The module that yields hidden states, the head's score layer (native) or None, and the
-    full native model (or None)."""
+    full native model (or None), loaded from the local folder ``source``."""
     from transformers import AutoModelForSequenceClassification
 
-    source = config.backbone
     if config.head == "native":
         native = AutoModelForSequenceClassification.from_pretrained(
             source,
@@ -172,16 +175,15 @@ def _load_backbone(
             dtype=dtype,
         )
         return getattr(native, native.base_model_prefix), native.score, native
-    return _bare_backbone(config, dtype), None, None
+    return _bare_backbone(config, dtype, source), None, None
 
 
-def _bare_backbone(config: RewardModelConfig, dtype: torch.dtype) -> torch.nn.Module:
+def _bare_backbone(config: RewardModelConfig, dtype: torch.dtype, source: str) -> torch.nn.Module:
     """The base model without its LM head: ``Qwen2Model`` for a causal LM, the multimodal base
     (``Qwen2_5_VLModel``, ``Qwen2_5OmniThinkerModel``: towers, feature scattering, 3D positions,
     language model) for vision-language and omni models."""
     from transformers import AutoConfig, AutoModel
 
-    source = config.backbone
     options: dict[str, Any] = {
         "gguf_file": config.gguf_file,
         "trust_remote_code": config.trust_remote_code,
@@ -211,8 +213,8 @@ def thinker_class(hf_config: Any, source: str) -> Any:
     return found
 
 
-def _assemble(config: RewardModelConfig, dtype: torch.dtype) -> RewardModel:
-    backbone, score, native = _load_backbone(config, dtype)
+def _assemble(config: RewardModelConfig, dtype: torch.dtype, source: str) -> RewardModel:
+    backbone, score, native = _load_backbone(config, dtype, source)
     if score is not None:
         torch.nn.init.normal_(score.weight, std=1.0 / (score.in_features + 1) ** 0.5)
         head: torch.nn.Module = NativeScore(score)
@@ -245,13 +247,13 @@ def build_reward_model(
 ) -> tuple[RewardModel, InputBuilder, RewardModelConfig]:
     """A fresh reward model for training, from a :class:`~omnirm.train.bt.BTConfig`, with its
     input builder (reading media through ``resolver``)."""
-    source, gguf_file = split_gguf(train_config.model)
-    gguf_file = train_config.gguf_file or gguf_file
-    if not Path(source).exists():
-        raise UsageError(
-            f"{train_config.model}: no such model folder (omnirm loads local models only; "
-            "download the model first)"
-        )
+    resolved = resolve_model(
+        train_config.model,
+        revision=train_config.revision,
+        gguf_file=train_config.gguf_file,
+        trust_remote_code=train_config.trust_remote_code,
+    )
+    source, gguf_file = resolved.folder, resolved.gguf_file
     kind, head = detect_kind(source, gguf_file, train_config.trust_remote_code)
     freeze_media = kind != "text" and train_config.freeze_media
     lora = (
@@ -264,8 +266,11 @@ def build_reward_model(
             exclude_modules=rf".*\b({'|'.join(MEDIA_TOWERS)})\b.*" if freeze_media else None,
         )
     )
+    if lora is not None and train_config.lora_layers is not None:
+        lora.layers = _last_layers(source, gguf_file, train_config)
     config = RewardModelConfig(
-        backbone=str(Path(source).resolve()),
+        backbone=resolved.reference,
+        backbone_revision=resolved.revision,
         kind=kind,
         head=head,
         adapter="lora" if lora else None,
@@ -281,7 +286,7 @@ def build_reward_model(
         ),
     )
     builder = _make_builder(config, source, resolver, gguf_file)
-    model = _assemble(config, torch.float32)
+    model = _assemble(config, torch.float32, source)
     if freeze_media:
         for name in MEDIA_TOWERS:
             tower = getattr(model.backbone, name, None)
@@ -298,12 +303,25 @@ def build_reward_model(
                 lora_dropout=lora.dropout,
                 target_modules=lora.target_modules,
                 exclude_modules=lora.exclude_modules,
+                layers_to_transform=lora.layers,
             ),
         )
     if train_config.gradient_checkpointing:
         # non-reentrant; also makes the input embeddings require grad, which LoRA needs
         model.backbone.activation_checkpointing_enable()
     return model, builder, config
+
+
+def _last_layers(source: str, gguf_file: str | None, train_config: Any) -> list[int]:
+    """The indices of the backbone's last ``train_config.lora_layers`` transformer layers."""
+    from transformers import AutoConfig
+
+    hf_config = AutoConfig.from_pretrained(
+        source, gguf_file=gguf_file, trust_remote_code=train_config.trust_remote_code
+    )
+    count = int(hf_config.get_text_config().num_hidden_layers)
+    wanted = min(int(train_config.lora_layers), count)
+    return list(range(count - wanted, count))
 
 
 def save_reward_model(
@@ -345,26 +363,40 @@ def load_reward_model(
         raise UsageError(f"{folder}: not an omnirm reward model (no {CONFIG_FILE})")
     config = RewardModelConfig.from_json((folder / CONFIG_FILE).read_text())
     if config.adapter == "lora":
-        if not Path(config.backbone).exists():
-            raise UsageError(
-                f"{folder}: its base model {config.backbone} is gone; the LoRA adapter needs it"
-            )
-        model = _assemble(config, dtype)
+        base = _find_backbone(folder, config)
+        model = _assemble(config, dtype, base.folder)
         from peft import PeftModel
 
         model.backbone = PeftModel.from_pretrained(model.backbone, folder / ADAPTER_DIR)
         if merge_adapter:
             model.backbone = model.backbone.merge_and_unload()
     else:
-        full = RewardModelConfig(**{**asdict(config), "backbone": str(folder / MODEL_DIR)})
+        full = RewardModelConfig(**{**asdict(config), "gguf_file": None})
         full.inputs = config.inputs
         full.lora = None
-        model = _assemble(full, dtype)
+        model = _assemble(full, dtype, str(folder / MODEL_DIR))
     model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
     builder = _make_builder(config, str(folder / TOKENIZER_DIR), resolver)
     model.to(device)
     model.eval()
     return model, builder, config
+
+
+def _find_backbone(folder: Path, config: RewardModelConfig) -> ResolvedModel:
+    """The base model a LoRA checkpoint needs, on this machine (from the hub's cache or the hub
+    when its base was a hub id, at the commit it was trained on)."""
+    try:
+        return resolve_model(
+            config.backbone,
+            revision=config.backbone_revision,
+            gguf_file=config.gguf_file,
+            trust_remote_code=config.trust_remote_code,
+            option="base model",
+        )
+    except UsageError as error:
+        raise UsageError(
+            f"{folder}: the LoRA adapter needs its base model, which cannot be found ({error})"
+        ) from error
 
 
 def export_merged(directory: str | Path, output: str | Path) -> Path:

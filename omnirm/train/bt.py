@@ -56,6 +56,7 @@ class BTConfig:
     lora_r: int = 16
     lora_alpha: int | None = None  # default: 2 × r
     lora_dropout: float = 0.0  # as peft, LLaMA-Factory and TRL; dropout masks are costly on CPU
+    lora_layers: int | None = None  # adapt only the last N transformer layers (None: all)
     full: bool = False
     seed: int = 0
     resume: bool = False
@@ -81,6 +82,7 @@ class BTConfig:
     mesh_size: int = 256
     trust_remote_code: bool = False
     gguf_file: str | None = None
+    revision: str | None = None  # hub revision of a model given as ORG/NAME
 
     def __post_init__(self) -> None:
         if isinstance(self.media_limits, dict):  # as read back from training_config.json
@@ -100,6 +102,8 @@ class BTConfig:
             raise UsageError("--ties must be skip or davidson")
         if not self.full and self.lora_r < 1:
             raise UsageError("--lora-r must be at least 1 (or pass --full)")
+        if self.lora_layers is not None and (self.full or self.lora_layers < 1):
+            raise UsageError("--lora-layers must be at least 1, and needs LoRA (not --full)")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise UsageError(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
         if self.mesh_views < 1:

@@ -19,7 +19,7 @@ Cli = Callable[..., CliResult]
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "formats"
-LFQA = REPO.parent / "shared" / "data" / "prd-lfqa" / "experts_pairwise_human_preferences.jsonl"
+LFQA = REPO / "data" / "prd-lfqa" / "experts_pairwise_human_preferences.jsonl"
 
 
 def test_from_pairs_to_stdout(cli: Cli) -> None:
@@ -156,9 +156,7 @@ def test_shuffle_seed_and_flip_generation(cli: Cli) -> None:
         assert after["responses"][after["preference"]] == chosen
 
 
-@pytest.mark.skipif(
-    not LFQA.is_file(), reason="the real PRD LFQA file (../shared/data) is not here"
-)
+@pytest.mark.skipif(not LFQA.is_file(), reason="the real PRD LFQA file (data/) is not here")
 def test_real_lfqa_and_a_closed_pipe(cli: Cli) -> None:
     result = cli("data", "convert", "--from", "prd-lfqa", str(LFQA))
     assert result.code == 0

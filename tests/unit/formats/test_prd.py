@@ -16,11 +16,11 @@ from omnirm.formats.prd import clean_text
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "fixtures" / "formats"
-SHARED = REPO.parent / "shared" / "data"
+SHARED = REPO / "data"
 
 needs_shared = pytest.mark.skipif(
     not (SHARED / "prd-lfqa").is_dir() or not (SHARED / "prd-vicuna80").is_dir(),
-    reason="the real PRD data (../shared/data) is not here",
+    reason="the real PRD data (data/) is not here",
 )
 
 

