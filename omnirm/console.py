@@ -154,6 +154,32 @@ def step_progress(
         yield StepProgress(bar, task, total, description, 0.0)
 
 
+def _disable_tqdm() -> None:
+    """Make every tqdm bar created from now on a disabled one (callers that pass ``disable``
+    themselves, such as huggingface_hub's, keep their own setting)."""
+    import functools
+
+    try:
+        from tqdm import std
+    except ImportError:  # pragma: no cover - a dependency of transformers
+        return
+    if getattr(std.tqdm, "_omnirm_disabled", False):
+        return
+    std.tqdm.__init__ = functools.partialmethod(std.tqdm.__init__, disable=True)
+    std.tqdm._omnirm_disabled = True
+
+
+@contextlib.contextmanager
+def status(description: str) -> Iterator[None]:
+    """A spinner with ``description`` on stderr while the block runs (model loading): on a
+    terminal only, and not with ``-q``."""
+    if _verbosity < 0 or not sys.stderr.isatty():
+        yield
+        return
+    with stderr_console().status(description):
+        yield
+
+
 def quiet_libraries() -> None:
     """Keep transformers' load reports, progress bars and deprecation chatter off stderr unless
     ``-v`` was given (omnirm reports what matters itself)."""
@@ -163,6 +189,7 @@ def quiet_libraries() -> None:
     import warnings
 
     os.environ.setdefault("TQDM_DISABLE", "1")  # raw tqdm bars (e.g. GGUF de-quantisation)
+    _disable_tqdm()  # tqdm reads TQDM_DISABLE once, when first imported (accelerate may have)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|peft|torch)\b")
     from transformers.utils import logging as hf_logging

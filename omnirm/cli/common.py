@@ -47,8 +47,8 @@ RewardModelOpt = Annotated[
 RevisionOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
-        help="Hub revision (branch, tag or commit) of a --model given as ORG/NAME "
-        "\\[default: main].",
+        help="Hub revision (branch, tag or commit) of a model given as a hub id ORG/NAME "
+        "(--model, --judge hf:ORG/NAME) \\[default: main].",
         metavar="REV",
     ),
 ]

@@ -295,6 +295,9 @@ def build_reward_model(
     if lora is not None:
         from peft import LoraConfig, get_peft_model
 
+        if lora.layers is not None:  # peft takes layers_to_transform with named modules only
+            lora.target_modules = _layer_linear_names(model.backbone)
+
         model.backbone = get_peft_model(
             model.backbone,
             LoraConfig(
@@ -304,12 +307,27 @@ def build_reward_model(
                 target_modules=lora.target_modules,
                 exclude_modules=lora.exclude_modules,
                 layers_to_transform=lora.layers,
+                layers_pattern="layers" if lora.layers is not None else None,
             ),
         )
     if train_config.gradient_checkpointing:
         # non-reentrant; also makes the input embeddings require grad, which LoRA needs
         model.backbone.activation_checkpointing_enable()
     return model, builder, config
+
+
+def _layer_linear_names(backbone: torch.nn.Module) -> list[str]:
+    """The names of the linear layers inside the numbered transformer layers (``q_proj`` …)."""
+    import re
+
+    layer = re.compile(r"(?:^|\.)layers\.\d+\.")
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in backbone.named_modules()
+            if isinstance(module, torch.nn.Linear) and layer.search(name)
+        }
+    )
 
 
 def _last_layers(source: str, gguf_file: str | None, train_config: Any) -> list[int]:
