@@ -79,8 +79,23 @@ def bt(
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.")] = 0,
     resume: Annotated[
-        bool, typer.Option(help="Continue from the state saved in --output.")
+        bool,
+        typer.Option(help="Continue the run saved in --output (refused if its settings differ)."),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Clear --output (an earlier omnirm train bt folder) and train from the beginning."
+        ),
+    ] = False,
+    save_every: Annotated[
+        int,
+        typer.Option(
+            help="Save a resumable state every N optimizer steps \\[default: 0, at the end of "
+            "each epoch].",
+            metavar="N",
+        ),
+    ] = 0,
     margin: Annotated[
         float, typer.Option(help="Bradley-Terry margin the better response must win by.")
     ] = 0.0,
@@ -177,6 +192,8 @@ def bt(
         full=full,
         seed=seed,
         resume=resume,
+        force=force,
+        save_every=save_every,
         margin=margin,
         center_rewards=center_rewards,
         ties=ties,  # type: ignore[arg-type]
