@@ -276,7 +276,7 @@ class Scorer:
             bad = non_finite(rewards)
             if bad is not None:
                 self.report.failed += 1
-                error = RecordError(
+                overflow = RecordError(
                     f"the model's reward for response {bad} is {rewards[bad]} (not a finite "
                     "number: the model overflowed)",
                     source=self.source,
@@ -284,7 +284,7 @@ class Scorer:
                     record_id=item.id,
                     field=f"responses[{bad}]",
                 )
-                policy.handle(InvalidRecord(line, error, item.to_dict()))
+                policy.handle(InvalidRecord(line, overflow, item.to_dict()))
                 continue
             self.report.scored += 1
             yield _annotate(item, rewards, self.settings, self.scored_by)
