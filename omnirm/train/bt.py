@@ -29,7 +29,7 @@ import torch
 
 from omnirm import console
 from omnirm.errors import RecordError, UsageError
-from omnirm.jsonl import display_name
+from omnirm.jsonl import MAX_RECORD_BYTES, display_name
 from omnirm.media import MediaLimits, MediaResolver
 from omnirm.models.inputs import TooLongError
 from omnirm.models.reward_model import RewardModel
@@ -90,6 +90,7 @@ class BTConfig:
     allow_outside_root: bool = False
     allow_urls: bool = False
     media_limits: MediaLimits = field(default_factory=MediaLimits)  # saved as a dict
+    max_record_bytes: int = MAX_RECORD_BYTES
     video_frames: int = 4
     mesh_views: int = 4
     mesh_size: int = 256
@@ -223,7 +224,7 @@ def pair_loss(rewards: torch.Tensor, batch: PairBatch, config: BTConfig) -> torc
 
 
 def load_training_records(
-    path: str, collator: PairCollator, *, report: bool = True
+    path: str, collator: PairCollator, *, report: bool = True, max_bytes: int = MAX_RECORD_BYTES
 ) -> tuple[list[Record], int]:
     """Records of ``path`` that imply at least one trainable pair and fit ``--max-length``
     (each response is encoded once here, so an over-long record is reported before training
@@ -235,7 +236,7 @@ def load_training_records(
     kept: list[Record] = []
     unlabelled = too_long = 0
     shown = display_name(path)
-    for line, record in iter_records(path):
+    for line, record in iter_records(path, max_bytes=max_bytes):
         if isinstance(record, InvalidRecord):
             raise record.error
         pairs = collator.pairs_of(record)
@@ -256,7 +257,7 @@ def load_training_records(
         kept.append(record)
     if too_long and report:
         console.warn(
-            f"{shown}: {too_long} records left out because a response does not fit --max-length "
+            f"{shown}: {too_long} records left out because they do not fit --max-length "
             f"{collator.builder.settings.max_length}"
         )
     if unlabelled and report:
@@ -339,7 +340,9 @@ def train_bt(config: BTConfig) -> TrainResult:
 
     model, builder, model_config = build_reward_model(config, _media_resolver(config, config.data))
     collator = PairCollator(builder, config.ties, config.criteria)
-    train_records, skipped = load_training_records(config.data, collator, report=main)
+    train_records, skipped = load_training_records(
+        config.data, collator, report=main, max_bytes=config.max_record_bytes
+    )
     if not train_records:
         raise UsageError(f"{config.data}: no record implies a trainable pair")
     eval_collator = collator
@@ -347,7 +350,9 @@ def train_bt(config: BTConfig) -> TrainResult:
     if config.eval:  # its media resolve against its own folder (unless --media-root)
         eval_builder = builder.with_resolver(_media_resolver(config, config.eval))
         eval_collator = PairCollator(eval_builder, config.ties, config.criteria)
-        eval_records = load_training_records(config.eval, eval_collator, report=main)[0]
+        eval_records = load_training_records(
+            config.eval, eval_collator, report=main, max_bytes=config.max_record_bytes
+        )[0]
     result = TrainResult(
         train_pairs=sum(len(collator.pairs_of(r)) for r in train_records), skipped_records=skipped
     )
@@ -484,7 +489,8 @@ def _write_eval_rewards(
     scorer = Scorer(model, builder, settings, provenance(str(output), model_config, settings))
     rewards: list[float] = []
     with JsonlWriter(output / "eval_rewards.jsonl") as writer:
-        for record in scorer.score(iter_records(config.eval), ErrorPolicy("skip")):
+        records = iter_records(config.eval, max_bytes=config.max_record_bytes)
+        for record in scorer.score(records, ErrorPolicy("skip")):
             rewards.extend(record["rewards"])
             writer.write(record)
     if len(rewards) > 1:
