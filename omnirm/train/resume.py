@@ -175,6 +175,7 @@ def check_same_run(saved: dict[str, Any], current: dict[str, Any], output: str |
     """Refuse a resumed run that differs from the saved one in a :data:`SAME_RUN` option;
     return a warning for each :data:`HARMLESS` one that changed. Options the saved file lacks
     (older versions) are not compared; nor is the data's path when both runs know its content."""
+    saved = _with_defaults(saved)
     changed = [name for name in SAME_RUN if name in saved and saved[name] != current.get(name)]
     if "data_sha256" not in saved and saved.get("data") != current.get("data"):
         changed.append("data")
@@ -190,6 +191,17 @@ def check_same_run(saved: dict[str, Any], current: dict[str, Any], output: str |
         for name in HARMLESS
         if name in saved and saved[name] != current.get(name)
     ]
+
+
+def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A configuration saved before defaults were resolved, with them resolved as then: the
+    learning rate from ``full``; bf16 was not recorded (not compared)."""
+    saved = dict(saved)
+    if "lr" in saved and saved["lr"] is None:
+        saved["lr"] = 1e-5 if saved.get("full") else 5e-4
+    if "bf16" in saved and saved["bf16"] is None:
+        del saved["bf16"]
+    return saved
 
 
 def _change(name: str, saved: dict[str, Any], current: dict[str, Any]) -> str:

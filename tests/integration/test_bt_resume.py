@@ -152,3 +152,15 @@ def test_lora_state_holds_only_the_trainable_parameters(
     base = sum(p.stat().st_size for p in tiny_qwen2.glob("*.safetensors"))
     state = sum(p.stat().st_size for p in (out / "state").iterdir())
     assert state < base / 5  # adapter + head + their optimizer moments, not the frozen model
+
+
+def test_a_run_saved_before_defaults_were_resolved_resumes(tmp_path: Path) -> None:
+    """training_config.json of an earlier version: lr and bf16 as null, no data hash."""
+    from omnirm.errors import UsageError
+    from omnirm.train.resume import check_same_run
+
+    current = {"lr": 5e-4, "full": False, "bf16": False, "data": "t.jsonl", "seed": 0}
+    older = {"lr": None, "full": False, "bf16": None, "data": "t.jsonl", "seed": 0}
+    assert check_same_run(older, {**current, "data_sha256": "ab"}, tmp_path) == []
+    with pytest.raises(UsageError, match=r"--data was t\.jsonl, now u\.jsonl"):
+        check_same_run(older, {**current, "data": "u.jsonl"}, tmp_path)
