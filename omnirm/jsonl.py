@@ -21,6 +21,9 @@ import orjson
 from omnirm.errors import OutputClosed, RecordError, UsageError
 
 STDIN = "-"
+#: The longest line read as one record, in bytes (``--max-record-bytes``): a longer one is
+#: refused before it is parsed, without holding it in memory.
+MAX_RECORD_BYTES = 16 * 1024**2
 
 
 def display_name(source: str | Path) -> str:
@@ -44,22 +47,53 @@ def open_input(source: str | Path) -> Iterator[IO[bytes]]:
 
 
 def iter_json_lines(
-    source: str | Path, *, name: str | None = None
+    source: str | Path, *, name: str | None = None, max_bytes: int | None = MAX_RECORD_BYTES
 ) -> Iterator[tuple[int, Any | RecordError]]:
     """Yield ``(line_number, value)`` for each non-blank line of a JSONL source.
 
-    A line that is not valid JSON yields a located :class:`RecordError` instead of a value, so the
-    caller decides whether to stop or go on. Line numbers start at 1.
+    A line that is not valid JSON, or longer than ``max_bytes`` (None: no limit), yields a
+    located :class:`RecordError` instead of a value, so the caller decides whether to stop or
+    go on. Line numbers start at 1.
     """
     shown = name or display_name(source)
     with open_input(source) as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(_lines(handle, max_bytes), start=1):
+            if isinstance(raw, int):
+                yield (
+                    number,
+                    RecordError(
+                        f"line has {raw} bytes, over the limit of {max_bytes} per record "
+                        "(--max-record-bytes); not read",
+                        source=shown,
+                        line=number,
+                    ),
+                )
+                continue
             if not raw.strip():
                 continue
             try:
                 yield number, orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 yield number, RecordError(f"invalid JSON: {exc}", source=shown, line=number)
+
+
+def _lines(handle: IO[bytes], max_bytes: int | None) -> Iterator[bytes | int]:
+    """The lines of ``handle``; a line longer than ``max_bytes`` (newline not counted) comes
+    out as its length, read past in blocks rather than held in memory."""
+    while True:
+        raw = handle.readline() if max_bytes is None else handle.readline(max_bytes + 1)
+        if not raw:
+            return
+        if max_bytes is None or len(raw) <= max_bytes or raw.endswith(b"\n"):
+            yield raw
+            continue
+        size = len(raw)
+        while not raw.endswith(b"\n"):
+            raw = handle.readline(1 << 20)
+            if not raw:
+                break
+            size += len(raw)
+        yield size - raw.endswith(b"\n")
 
 
 def dumps(obj: Any) -> str:
@@ -207,6 +241,7 @@ def read_json_or_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 __all__ = [
+    "MAX_RECORD_BYTES",
     "STDIN",
     "JsonlWriter",
     "display_name",

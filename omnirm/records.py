@@ -26,7 +26,7 @@ from typing import Any, Literal, TypedDict, Union
 from typing_extensions import Required
 
 from omnirm.errors import RecordError
-from omnirm.jsonl import display_name, iter_json_lines
+from omnirm.jsonl import MAX_RECORD_BYTES, display_name, iter_json_lines
 
 MEDIA_TYPES: tuple[str, ...] = ("image", "video", "audio", "mesh")
 PART_TYPES: tuple[str, ...] = ("text", *MEDIA_TYPES)
@@ -442,15 +442,16 @@ class InvalidRecord:
 
 
 def iter_records(
-    source: str | Path, *, name: str | None = None
+    source: str | Path, *, name: str | None = None, max_bytes: int | None = MAX_RECORD_BYTES
 ) -> Iterator[tuple[int, Record | InvalidRecord]]:
     """Read records from a JSONL file (or ``-``) lazily, in order, as ``(line, item)``.
 
-    Bad lines come out as :class:`InvalidRecord` with a fully located error instead of stopping
-    the stream: the caller applies its ``--on-error`` policy.
+    Bad lines — not JSON, not a valid record, or longer than ``max_bytes`` (refused unread) —
+    come out as :class:`InvalidRecord` with a fully located error instead of stopping the
+    stream: the caller applies its ``--on-error`` policy.
     """
     shown = name or display_name(source)
-    for line, value in iter_json_lines(source, name=shown):
+    for line, value in iter_json_lines(source, name=shown, max_bytes=max_bytes):
         if isinstance(value, RecordError):
             yield line, InvalidRecord(line, value)
             continue

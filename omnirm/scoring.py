@@ -18,6 +18,7 @@ padding is masked, positions are explicit, and the head reads the last real toke
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -256,7 +257,7 @@ class Scorer:
         shared_rewards = (
             shared_prefix_rewards(self.model, self.builder, groups, batch_size) if groups else []
         )
-        for (_, item), slot in zip(window, slots, strict=True):
+        for (line, item), slot in zip(window, slots, strict=True):
             if isinstance(slot, InvalidRecord):
                 self.report.failed += 1
                 policy.handle(slot)
@@ -272,5 +273,23 @@ class Scorer:
             if self.normalization is not None and self.settings.normalize:
                 mean, std = self.normalization
                 rewards = [(r - mean) / std for r in rewards]
+            bad = non_finite(rewards)
+            if bad is not None:
+                self.report.failed += 1
+                overflow = RecordError(
+                    f"the model's reward for response {bad} is {rewards[bad]} (not a finite "
+                    "number: the model overflowed)",
+                    source=self.source,
+                    line=line,
+                    record_id=item.id,
+                    field=f"responses[{bad}]",
+                )
+                policy.handle(InvalidRecord(line, overflow, item.to_dict()))
+                continue
             self.report.scored += 1
             yield _annotate(item, rewards, self.settings, self.scored_by)
+
+
+def non_finite(values: list[float]) -> int | None:
+    """The index of the first NaN or infinite value, or None when all are finite numbers."""
+    return next((i for i, value in enumerate(values) if not math.isfinite(value)), None)

@@ -9,14 +9,19 @@ import typer
 
 from omnirm import console
 from omnirm.cli.common import (
+    MAX_RECORD_BYTES,
     MEDIA_LIMITS,
     AllowOutsideRootOpt,
     AllowUrlsOpt,
+    MaxAudioBytesOpt,
     MaxAudioSecondsOpt,
     MaxFileBytesOpt,
     MaxFramePixelsOpt,
     MaxImagePixelsOpt,
     MaxMeshFacesOpt,
+    MaxMeshRenderWorkOpt,
+    MaxMeshSecondsOpt,
+    MaxRecordBytesOpt,
     MaxVideoFramesOpt,
     MaxVideoSecondsOpt,
     MediaRootOpt,
@@ -24,6 +29,7 @@ from omnirm.cli.common import (
     RevisionOpt,
     RewardModelOpt,
     media_resolver,
+    record_bytes,
 )
 from omnirm.cli.judge_options import (
     ApiKeyEnvOpt,
@@ -162,7 +168,11 @@ def bench(
     max_video_frames: MaxVideoFramesOpt = MEDIA_LIMITS.max_video_frames,
     max_frame_pixels: MaxFramePixelsOpt = MEDIA_LIMITS.max_frame_pixels,
     max_audio_seconds: MaxAudioSecondsOpt = MEDIA_LIMITS.max_audio_seconds,
+    max_audio_bytes: MaxAudioBytesOpt = MEDIA_LIMITS.max_audio_bytes,
     max_mesh_faces: MaxMeshFacesOpt = MEDIA_LIMITS.max_mesh_faces,
+    max_mesh_render_work: MaxMeshRenderWorkOpt = MEDIA_LIMITS.max_mesh_render_work,
+    max_mesh_seconds: MaxMeshSecondsOpt = MEDIA_LIMITS.max_mesh_seconds,
+    max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
 ) -> int:
     """Benchmark a reward model ([bold]--model[/bold]), a generative judge
     ([bold]--judge[/bold]), or records already scored (FILE or - with rewards/predicted).
@@ -206,7 +216,7 @@ def bench(
     if judge is not None:
         runner = JudgeRunner(judge_options(locals()), resolver, name)
     else:
-        items = list(_records(suite, data, tasks, source))
+        items = list(_records(suite, data, tasks, source, max_record_bytes))
         if model is not None or suite is not None or any(map(_unscored, items)):
             # records without scores (or a suite) and no scorer: the embedded default model
             runner = ModelRunner(
@@ -222,7 +232,7 @@ def bench(
     if runner is not None:
         store = ScoreStore(scores or default_store_path(fingerprint_digest(runner.fingerprint())))
     if judge is not None:
-        items = _records(suite, data, tasks, source)
+        items = _records(suite, data, tasks, source, max_record_bytes)
     counts: dict[str, int] = {}
     try:
         with JsonlWriter(None) as writer:
@@ -268,12 +278,14 @@ def _unscored(item: Any) -> bool:
     return isinstance(item, Record) and not ({"rewards", "predicted"} & item.extra.keys())
 
 
-def _records(suite: str | None, data: Path | None, tasks: str | None, source: str | None) -> Any:
+def _records(
+    suite: str | None, data: Path | None, tasks: str | None, source: str | None, max_bytes: int
+) -> Any:
     from omnirm.records import iter_records
 
     if suite is None:
         assert source is not None
-        return iter_records(source)
+        return iter_records(source, max_bytes=record_bytes(max_bytes))
     from omnirm.bench.suites import read_suite
 
     assert data is not None

@@ -11,15 +11,20 @@ import typer
 
 from omnirm import console
 from omnirm.cli.common import (
+    MAX_RECORD_BYTES,
     MEDIA_LIMITS,
     AllowOutsideRootOpt,
     AllowUrlsOpt,
     InputArg,
+    MaxAudioBytesOpt,
     MaxAudioSecondsOpt,
     MaxFileBytesOpt,
     MaxFramePixelsOpt,
     MaxImagePixelsOpt,
     MaxMeshFacesOpt,
+    MaxMeshRenderWorkOpt,
+    MaxMeshSecondsOpt,
+    MaxRecordBytesOpt,
     MaxVideoFramesOpt,
     MaxVideoSecondsOpt,
     MediaRootOpt,
@@ -28,6 +33,7 @@ from omnirm.cli.common import (
     RevisionOpt,
     default_media_root,
     media_resolver,
+    record_bytes,
 )
 from omnirm.cli.judge_options import (
     PANEL,
@@ -190,7 +196,11 @@ def bon(
     max_video_frames: MaxVideoFramesOpt = MEDIA_LIMITS.max_video_frames,
     max_frame_pixels: MaxFramePixelsOpt = MEDIA_LIMITS.max_frame_pixels,
     max_audio_seconds: MaxAudioSecondsOpt = MEDIA_LIMITS.max_audio_seconds,
+    max_audio_bytes: MaxAudioBytesOpt = MEDIA_LIMITS.max_audio_bytes,
     max_mesh_faces: MaxMeshFacesOpt = MEDIA_LIMITS.max_mesh_faces,
+    max_mesh_render_work: MaxMeshRenderWorkOpt = MEDIA_LIMITS.max_mesh_render_work,
+    max_mesh_seconds: MaxMeshSecondsOpt = MEDIA_LIMITS.max_mesh_seconds,
+    max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
 ) -> int:
     """Best-of-N: score every candidate response, rank them and pick.
 
@@ -232,7 +242,7 @@ def bon(
     name = display_name(source)
     with JsonlWriter(output) as writer:
         policy = ErrorPolicy(on_error, writer)
-        items = iter_records(source)
+        items = iter_records(source, max_bytes=record_bytes(max_record_bytes))
         if group_by is not None:
             records = group_candidates(items, group_by, policy)
         else:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from omnirm.errors import UsageError
+from omnirm.jsonl import MAX_RECORD_BYTES as MAX_RECORD_BYTES  # the --max-record-bytes default
 from omnirm.media.limits import MediaLimits
 from omnirm.on_error import OnError
 
@@ -117,10 +118,47 @@ MaxAudioSecondsOpt = Annotated[
     float,
     typer.Option(help="Longest audio clip, from the header.", rich_help_panel=_LIMITS_PANEL),
 ]
+MaxAudioBytesOpt = Annotated[
+    int,
+    typer.Option(
+        help="Most bytes an audio clip decodes to (sample rate x channels x seconds x 4, from "
+        "the header before decoding).",
+        rich_help_panel=_LIMITS_PANEL,
+    ),
+]
 MaxMeshFacesOpt = Annotated[
     int,
-    typer.Option(help="Most triangles in a mesh.", rich_help_panel=_LIMITS_PANEL),
+    typer.Option(
+        help="Most triangles in a mesh (larger meshes are simplified before rendering).",
+        rich_help_panel=_LIMITS_PANEL,
+    ),
 ]
+MaxMeshRenderWorkOpt = Annotated[
+    int,
+    typer.Option(
+        help="Most pixel-triangle tests to render one mesh (all views), counted from the "
+        "triangles' screen boxes before rasterizing.",
+        rich_help_panel=_LIMITS_PANEL,
+    ),
+]
+MaxMeshSecondsOpt = Annotated[
+    float,
+    typer.Option(help="Longest time to render one mesh.", rich_help_panel=_LIMITS_PANEL),
+]
+MaxRecordBytesOpt = Annotated[
+    int,
+    typer.Option(
+        help="Longest JSONL line read as a record, in bytes: a longer one is a record error, "
+        "refused before it is parsed.",
+    ),
+]
+
+
+def record_bytes(value: int) -> int:
+    """``--max-record-bytes``, checked: a :class:`UsageError` (exit 2) unless positive."""
+    if value < 1:
+        raise UsageError(f"--max-record-bytes must be positive, got {value}")
+    return value
 
 
 def media_limits(
@@ -131,7 +169,10 @@ def media_limits(
     max_video_frames: int = MEDIA_LIMITS.max_video_frames,
     max_frame_pixels: int = MEDIA_LIMITS.max_frame_pixels,
     max_audio_seconds: float = MEDIA_LIMITS.max_audio_seconds,
+    max_audio_bytes: int = MEDIA_LIMITS.max_audio_bytes,
     max_mesh_faces: int = MEDIA_LIMITS.max_mesh_faces,
+    max_mesh_render_work: int = MEDIA_LIMITS.max_mesh_render_work,
+    max_mesh_seconds: float = MEDIA_LIMITS.max_mesh_seconds,
 ) -> MediaLimits:
     """The :class:`MediaLimits` that the ``--max-*`` options ask for (pass the command's values
     by name). Raises :class:`UsageError` (exit 2) for a limit that is not positive."""
@@ -142,7 +183,10 @@ def media_limits(
         max_video_frames=max_video_frames,
         max_frame_pixels=max_frame_pixels,
         max_audio_seconds=max_audio_seconds,
+        max_audio_bytes=max_audio_bytes,
         max_mesh_faces=max_mesh_faces,
+        max_mesh_render_work=max_mesh_render_work,
+        max_mesh_seconds=max_mesh_seconds,
     )
     for field in fields(limits):
         value = getattr(limits, field.name)
@@ -151,13 +195,18 @@ def media_limits(
     return limits
 
 
+def media_limits_of(values: dict[str, Any]) -> MediaLimits:
+    """The :class:`MediaLimits` of a command's ``--max-*`` parameter values (its ``locals()``)."""
+    return media_limits(**{f.name: values[f.name] for f in fields(MediaLimits)})
+
+
 def media_resolver(values: dict[str, Any], root: Path) -> MediaResolver:
     """The resolver a command's media options ask for, from its parameter values (its
     ``locals()``): ``--allow-outside-root``, ``--allow-urls`` and the ``--max-*`` limits,
     paths relative to ``root``."""
     from omnirm.media import MediaResolver
 
-    limits = media_limits(**{f.name: values[f.name] for f in fields(MediaLimits)})
+    limits = media_limits_of(values)
     return MediaResolver(
         root,
         allow_outside_root=values["allow_outside_root"],

@@ -10,22 +10,28 @@ import typer
 
 from omnirm import console
 from omnirm.cli.common import (
+    MAX_RECORD_BYTES,
     MEDIA_LIMITS,
     AllowOutsideRootOpt,
     AllowUrlsOpt,
     InputArg,
+    MaxAudioBytesOpt,
     MaxAudioSecondsOpt,
     MaxFileBytesOpt,
     MaxFramePixelsOpt,
     MaxImagePixelsOpt,
     MaxMeshFacesOpt,
+    MaxMeshRenderWorkOpt,
+    MaxMeshSecondsOpt,
+    MaxRecordBytesOpt,
     MaxVideoFramesOpt,
     MaxVideoSecondsOpt,
     MediaRootOpt,
     OnErrorOpt,
     OutputOpt,
     default_media_root,
-    media_limits,
+    media_limits_of,
+    record_bytes,
 )
 from omnirm.cli.data_convert import convert
 from omnirm.errors import UsageError
@@ -62,7 +68,11 @@ def validate(
     max_video_frames: MaxVideoFramesOpt = MEDIA_LIMITS.max_video_frames,
     max_frame_pixels: MaxFramePixelsOpt = MEDIA_LIMITS.max_frame_pixels,
     max_audio_seconds: MaxAudioSecondsOpt = MEDIA_LIMITS.max_audio_seconds,
+    max_audio_bytes: MaxAudioBytesOpt = MEDIA_LIMITS.max_audio_bytes,
     max_mesh_faces: MaxMeshFacesOpt = MEDIA_LIMITS.max_mesh_faces,
+    max_mesh_render_work: MaxMeshRenderWorkOpt = MEDIA_LIMITS.max_mesh_render_work,
+    max_mesh_seconds: MaxMeshSecondsOpt = MEDIA_LIMITS.max_mesh_seconds,
+    max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
 ) -> int:
     """Check records: schema, unique ids, labels consistent with the responses, and with
     [bold]--check-media[/bold] that every media file exists, opens, and is within the limits.
@@ -74,15 +84,8 @@ def validate(
     from omnirm.jsonl import JsonlWriter
     from omnirm.on_error import ErrorPolicy
 
-    limits = media_limits(
-        max_file_bytes=max_file_bytes,
-        max_image_pixels=max_image_pixels,
-        max_video_seconds=max_video_seconds,
-        max_video_frames=max_video_frames,
-        max_frame_pixels=max_frame_pixels,
-        max_audio_seconds=max_audio_seconds,
-        max_mesh_faces=max_mesh_faces,
-    )
+    limits = media_limits_of(locals())
+    max_bytes = record_bytes(max_record_bytes)
     with contextlib.ExitStack() as stack:
         media_check: MediaCheck | None = None
         if check_media:
@@ -101,7 +104,9 @@ def validate(
                 return check_record_media(record, resolver)
 
         writer = stack.enter_context(JsonlWriter(output))
-        report = validate_records(source, ErrorPolicy(on_error, writer), media_check=media_check)
+        report = validate_records(
+            source, ErrorPolicy(on_error, writer), media_check=media_check, max_bytes=max_bytes
+        )
     console.info(report.summary())
     return 0 if report.ok else 1
 
@@ -113,6 +118,7 @@ def stats(
         bool, typer.Option("--json", help="Print the statistics as one JSON object on stdout.")
     ] = False,
     on_error: OnErrorOpt = OnError.SKIP,
+    max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
 ) -> int:
     """Counts per task, modality, number of responses and label (ties too), criteria present, and
     length distributions of prompts, responses and criteria.
@@ -128,7 +134,8 @@ def stats(
         raise UsageError("--on-error record makes no sense for stats: use skip or fail")
     policy = ErrorPolicy(on_error)
     collected = DataStats()
-    for _, item in console.progress(iter_records(source), "reading"):
+    records = iter_records(source, max_bytes=record_bytes(max_record_bytes))
+    for _, item in console.progress(records, "reading"):
         if isinstance(item, InvalidRecord):
             collected.invalid += 1
             policy.handle(item)
@@ -167,6 +174,7 @@ def split(
     output: OutputOpt = None,
     force: Annotated[bool, typer.Option(help="Overwrite split files that exist.")] = False,
     on_error: OnErrorOpt = OnError.FAIL,
+    max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
 ) -> int:
     """Deterministic train/validation/test split keyed on a hash of the prompt.
 
@@ -200,7 +208,8 @@ def split(
     prompts: dict[str, set[str]] = {name: set() for name in spec.names}
     try:
         policy = ErrorPolicy(on_error, next(iter(writers.values())) if only else None)
-        for _, item in console.progress(iter_records(source), "splitting"):
+        records = iter_records(source, max_bytes=record_bytes(max_record_bytes))
+        for _, item in console.progress(records, "splitting"):
             if isinstance(item, InvalidRecord):
                 policy.handle(item)
                 continue

@@ -8,15 +8,20 @@ import typer
 
 from omnirm import console
 from omnirm.cli.common import (
+    MAX_RECORD_BYTES,
     MEDIA_LIMITS,
     AllowOutsideRootOpt,
     AllowUrlsOpt,
     InputArg,
+    MaxAudioBytesOpt,
     MaxAudioSecondsOpt,
     MaxFileBytesOpt,
     MaxFramePixelsOpt,
     MaxImagePixelsOpt,
     MaxMeshFacesOpt,
+    MaxMeshRenderWorkOpt,
+    MaxMeshSecondsOpt,
+    MaxRecordBytesOpt,
     MaxVideoFramesOpt,
     MaxVideoSecondsOpt,
     MediaRootOpt,
@@ -26,6 +31,7 @@ from omnirm.cli.common import (
     RewardModelOpt,
     default_media_root,
     media_resolver,
+    record_bytes,
 )
 from omnirm.cli.judge_options import (
     ApiKeyEnvOpt,
@@ -113,7 +119,11 @@ def score(
     max_video_frames: MaxVideoFramesOpt = MEDIA_LIMITS.max_video_frames,
     max_frame_pixels: MaxFramePixelsOpt = MEDIA_LIMITS.max_frame_pixels,
     max_audio_seconds: MaxAudioSecondsOpt = MEDIA_LIMITS.max_audio_seconds,
+    max_audio_bytes: MaxAudioBytesOpt = MEDIA_LIMITS.max_audio_bytes,
     max_mesh_faces: MaxMeshFacesOpt = MEDIA_LIMITS.max_mesh_faces,
+    max_mesh_render_work: MaxMeshRenderWorkOpt = MEDIA_LIMITS.max_mesh_render_work,
+    max_mesh_seconds: MaxMeshSecondsOpt = MEDIA_LIMITS.max_mesh_seconds,
+    max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
 ) -> int:
     """Score records with a reward model ([bold]--model[/bold]) or a generative judge
     ([bold]--judge[/bold]); with neither, the embedded default reward model scores them
@@ -167,7 +177,9 @@ def score(
             share_prefix=share_prefix,
         )
     items = (
-        (line, item) for line, item in iter_records(source) if getattr(item, "id", None) not in done
+        (line, item)
+        for line, item in iter_records(source, max_bytes=record_bytes(max_record_bytes))
+        if getattr(item, "id", None) not in done
     )
     try:
         with JsonlWriter(output, append=resume) as writer:

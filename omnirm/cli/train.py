@@ -9,19 +9,25 @@ import typer
 
 from omnirm import console
 from omnirm.cli.common import (
+    MAX_RECORD_BYTES,
     MEDIA_LIMITS,
     AllowOutsideRootOpt,
     AllowUrlsOpt,
+    MaxAudioBytesOpt,
     MaxAudioSecondsOpt,
     MaxFileBytesOpt,
     MaxFramePixelsOpt,
     MaxImagePixelsOpt,
     MaxMeshFacesOpt,
+    MaxMeshRenderWorkOpt,
+    MaxMeshSecondsOpt,
+    MaxRecordBytesOpt,
     MaxVideoFramesOpt,
     MaxVideoSecondsOpt,
     MediaRootOpt,
     RevisionOpt,
-    media_limits,
+    media_limits_of,
+    record_bytes,
 )
 from omnirm.errors import UsageError
 
@@ -87,8 +93,23 @@ def bt(
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.")] = 0,
     resume: Annotated[
-        bool, typer.Option(help="Continue from the state saved in --output.")
+        bool,
+        typer.Option(help="Continue the run saved in --output (refused if its settings differ)."),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Clear --output (an earlier omnirm train bt folder) and train from the beginning."
+        ),
+    ] = False,
+    save_every: Annotated[
+        int,
+        typer.Option(
+            help="Save a resumable state every N optimizer steps \\[default: 0, at the end of "
+            "each epoch].",
+            metavar="N",
+        ),
+    ] = 0,
     margin: Annotated[
         float, typer.Option(help="Bradley-Terry margin the better response must win by.")
     ] = 0.0,
@@ -139,7 +160,11 @@ def bt(
     max_video_frames: MaxVideoFramesOpt = MEDIA_LIMITS.max_video_frames,
     max_frame_pixels: MaxFramePixelsOpt = MEDIA_LIMITS.max_frame_pixels,
     max_audio_seconds: MaxAudioSecondsOpt = MEDIA_LIMITS.max_audio_seconds,
+    max_audio_bytes: MaxAudioBytesOpt = MEDIA_LIMITS.max_audio_bytes,
     max_mesh_faces: MaxMeshFacesOpt = MEDIA_LIMITS.max_mesh_faces,
+    max_mesh_render_work: MaxMeshRenderWorkOpt = MEDIA_LIMITS.max_mesh_render_work,
+    max_mesh_seconds: MaxMeshSecondsOpt = MEDIA_LIMITS.max_mesh_seconds,
+    max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
 ) -> int:
     """Train a Bradley-Terry reward model (value head on a text, vision-language or omni
     backbone) with free-form criteria.
@@ -151,15 +176,7 @@ def bt(
     Works under [bold]accelerate launch[/bold] (DDP, FSDP, DeepSpeed). Prints a JSON summary on
     stdout; progress and evaluation on stderr.
     """
-    limits = media_limits(
-        max_file_bytes=max_file_bytes,
-        max_image_pixels=max_image_pixels,
-        max_video_seconds=max_video_seconds,
-        max_video_frames=max_video_frames,
-        max_frame_pixels=max_frame_pixels,
-        max_audio_seconds=max_audio_seconds,
-        max_mesh_faces=max_mesh_faces,
-    )
+    limits = media_limits_of(locals())
 
     from accelerate import PartialState
 
@@ -185,6 +202,8 @@ def bt(
         full=full,
         seed=seed,
         resume=resume,
+        force=force,
+        save_every=save_every,
         margin=margin,
         center_rewards=center_rewards,
         ties=ties,  # type: ignore[arg-type]
@@ -196,6 +215,7 @@ def bt(
         allow_outside_root=allow_outside_root,
         allow_urls=allow_urls,
         media_limits=limits,
+        max_record_bytes=record_bytes(max_record_bytes),
         video_frames=video_frames,
         mesh_views=mesh_views,
         mesh_size=mesh_size,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omnirm import console
 from omnirm.errors import RecordError
-from omnirm.jsonl import display_name
+from omnirm.jsonl import MAX_RECORD_BYTES, display_name
 from omnirm.on_error import ErrorPolicy
 from omnirm.records import InvalidRecord, Record, iter_records
 
@@ -41,6 +41,7 @@ def validate_records(
     policy: ErrorPolicy,
     *,
     media_check: MediaCheck | None = None,
+    max_bytes: int | None = MAX_RECORD_BYTES,
 ) -> ValidationReport:
     """Validate every record of ``source``: schema, labels, unique ids, and media if asked.
 
@@ -49,7 +50,9 @@ def validate_records(
     shown = display_name(source)
     report = ValidationReport()
     first_line: dict[str, int] = {}
-    for line, item in console.progress(iter_records(source, name=shown), "validating"):
+    for line, item in console.progress(
+        iter_records(source, name=shown, max_bytes=max_bytes), "validating"
+    ):
         report.records += 1
         if isinstance(item, InvalidRecord):
             report.invalid += 1

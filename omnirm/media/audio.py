@@ -1,8 +1,12 @@
-"""Audio: float32 mono at a target sample rate, duration checked from the header first.
+"""Audio: float32 mono at a target sample rate, duration and size checked from the header first.
 
 soundfile (libsndfile: wav, flac, ogg, mp3, …) reads what it can; PyAV reads the rest (m4a/aac,
-the audio track of a video, …). Channels are averaged to mono and the result is resampled with
+the audio track of a video, …). Both decode block by block and average the channels to mono as
+they go, so the file's channels are never all in memory (a highly compressed 8-channel FLAC at
+192 kHz would otherwise take gigabytes); the mono result is resampled with
 ``scipy.signal.resample_poly`` to exactly ``round(n * target_rate / source_rate)`` samples.
+Before anything is decoded the header must be within ``max_audio_seconds`` and
+``max_audio_bytes`` (what all channels decode to as float32: rate × channels × seconds × 4).
 """
 
 from __future__ import annotations
@@ -30,12 +34,27 @@ class AudioInfo:
     reader: str
 
 
+#: Frames decoded at a time.
+_BLOCK = 1 << 16
+
+
 def audio_info(path: str | Path, limits: MediaLimits = DEFAULT_LIMITS) -> AudioInfo:
-    """Read an audio file's header (soundfile, else PyAV) and check the duration limit."""
+    """Read an audio file's header (soundfile, else PyAV) and check the duration and decoded
+    size limits."""
     path = check_file(path, limits)
     info = _soundfile_info(path) or _pyav_info(path)
     limits.enforce("max_audio_seconds", info.duration, "audio lasts {} s", path)
+    _enforce_bytes(limits, info, info.duration, path)
     return info
+
+
+def _enforce_bytes(limits: MediaLimits, info: AudioInfo, seconds: float, path: Path) -> None:
+    decoded = info.sample_rate * info.channels * seconds * 4
+    what = (
+        f"audio decodes to {{}} bytes ({info.sample_rate} Hz x {info.channels} channels x "
+        f"{seconds:.2f} s as float32)"
+    )
+    limits.enforce("max_audio_bytes", math.ceil(decoded), what, path)
 
 
 def load_audio(
@@ -52,9 +71,7 @@ def load_audio(
     path = Path(path)
     try:
         if info.reader == "soundfile":
-            import soundfile
-
-            samples = soundfile.read(str(path), dtype="float32", always_2d=True)[0].mean(axis=1)
+            samples = _soundfile_decode(path)
         else:
             samples = _pyav_decode(path, info, limits)
     except MediaError:
@@ -119,6 +136,22 @@ def _pyav_info(path: Path) -> AudioInfo:
         return AudioInfo(rate, channels, duration, stream.codec_context.name, "pyav")
 
 
+def _soundfile_decode(path: Path) -> np.ndarray:
+    """The file as mono float32, block by block into one array of the header's length."""
+    import soundfile
+
+    with soundfile.SoundFile(str(path)) as file:
+        mono = np.empty(max(file.frames, 0), np.float32)
+        buffer = np.empty((_BLOCK, file.channels), np.float32)  # reused: blocks are views of it
+        filled = 0
+        for block in file.blocks(out=buffer, dtype="float32", always_2d=True):
+            if filled + len(block) > len(mono):  # more frames than the header said
+                mono = np.concatenate([mono[:filled], np.empty(len(block), np.float32)])
+            mono[filled : filled + len(block)] = block.mean(axis=1)
+            filled += len(block)
+    return mono[:filled]
+
+
 def _pyav_decode(path: Path, info: AudioInfo, limits: MediaLimits) -> np.ndarray:
     import av
 
@@ -130,9 +163,9 @@ def _pyav_decode(path: Path, info: AudioInfo, limits: MediaLimits) -> np.ndarray
             for planar in resampler.resample(frame):
                 chunks.append(planar.to_ndarray().mean(axis=0))
                 decoded += planar.samples
-            limits.enforce(
-                "max_audio_seconds", decoded / info.sample_rate, "audio lasts at least {} s", path
-            )
+            seconds = decoded / info.sample_rate
+            limits.enforce("max_audio_seconds", seconds, "audio lasts at least {} s", path)
+            _enforce_bytes(limits, info, seconds, path)
         for planar in resampler.resample(None):
             chunks.append(planar.to_ndarray().mean(axis=0))
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)

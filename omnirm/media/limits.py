@@ -29,8 +29,17 @@ class MediaLimits:
     max_frame_pixels: int = 7680 * 4320
     #: Length of an audio clip (or of a video's audio track), from the header.
     max_audio_seconds: float = 30 * 60.0
-    #: Number of triangles in a mesh, all of a scene's geometries together.
+    #: Bytes an audio clip decodes to, all channels as float32 (rate × channels × seconds × 4),
+    #: from the header before decoding (30 minutes of 48 kHz stereo is 691 MB).
+    max_audio_bytes: int = 1024**3
+    #: Number of triangles in a mesh, all of a scene's geometries together (meshes above
+    #: :data:`omnirm.media.mesh.SIMPLIFY_ABOVE` faces are simplified before rendering).
     max_mesh_faces: int = 2_000_000
+    #: Pixel-triangle tests to render one mesh, all views together, counted from the screen
+    #: boxes of its triangles before rasterizing (about 20 s of rendering on one CPU core).
+    max_mesh_render_work: int = 500_000_000
+    #: Wall-clock seconds to render one mesh (checked between rasterizing steps).
+    max_mesh_seconds: float = 120.0
 
     def enforce(self, name: str, value: float, what: str, path: str | Path | None) -> None:
         """Raise :class:`MediaError` when ``value`` is over the limit ``name``.

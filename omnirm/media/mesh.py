@@ -7,6 +7,15 @@ of each face lit) and the mesh's own colours: texture (UV, nearest texel, glTF
 ``baseColorFactor`` applied), vertex colours (interpolated perspective-correctly), face colours,
 or grey. Everything is float64 numpy with fixed tie-breaking, so a render is byte-identical on
 every run.
+
+Rendering work is bounded before it starts. A mesh of more than :data:`SIMPLIFY_ABOVE`
+triangles (more than the pixels of a few views) is first simplified by vertex clustering: its
+vertices are merged per cell of a grid over its bounding box — positions and colours averaged,
+textures sampled at the vertices — with the grid as fine as the triangle budget allows. This is
+done here in numpy rather than with trimesh's quadric decimation, which needs the optional
+``fast_simplification`` package and would make renders depend on what is installed. Then the
+pixel-triangle tests all views need (each triangle's screen box) must be within
+``max_mesh_render_work``, and rendering stops with an error past ``max_mesh_seconds``.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,6 +44,8 @@ _GREY = np.array([0.72, 0.72, 0.72])
 _AMBIENT = 0.35
 _CANDIDATES_PER_CHUNK = 1 << 20  # pixel-triangle pairs tested at once (bounds memory)
 _EDGE_TOLERANCE = 1e-9  # pixel centres this close outside an edge count as inside (no cracks)
+#: Meshes with more triangles are simplified to this many before rendering.
+SIMPLIFY_ABOVE = 200_000
 
 
 @dataclass(frozen=True)
@@ -102,12 +114,19 @@ def render_views(
         raise ValueError(f"elevation must be between -90 and 90 degrees, got {elevation}")
     if projection not in ("perspective", "orthographic"):
         raise ValueError(f"unknown projection {projection!r}; expected perspective or orthographic")
-    parts = _parts_of(mesh, limits)
-    scene = _Scene(parts)
-    images = [
-        scene.render(2 * math.pi * k / views, math.radians(elevation), size, background, projection)
+    path = str(mesh) if isinstance(mesh, str | Path) else None
+    geometries = [_Geometry.of(part) for part in _parts_of(mesh, limits)]
+    if sum(len(g.faces) for g in geometries) > SIMPLIFY_ABOVE:
+        geometries = simplify(geometries, SIMPLIFY_ABOVE)
+    scene = _Scene(geometries)
+    cameras = [
+        scene.camera(2 * math.pi * k / views, math.radians(elevation), size, projection)
         for k in range(views)
     ]
+    work = sum(_work(scene.faces, camera, size) for camera in cameras)
+    limits.enforce("max_mesh_render_work", work, "rendering needs {} pixel-triangle tests", path)
+    clock = _Deadline(limits.max_mesh_seconds, path)
+    images = [scene.render(camera, size, background, clock) for camera in cameras]
     return _tile(images, background) if tile else images
 
 
@@ -315,19 +334,136 @@ def _paint_of(mesh: trimesh.Trimesh) -> _Paint:
     return _Paint(_GREY)
 
 
+@dataclass
+class _Geometry:
+    """One part of a mesh as the renderer reads it: vertices, triangles and their paint."""
+
+    vertices: np.ndarray  # (V, 3) float64
+    faces: np.ndarray  # (F, 3) int64
+    paint: _Paint
+
+    @classmethod
+    def of(cls, mesh: trimesh.Trimesh) -> _Geometry:
+        vertices = np.asarray(mesh.vertices, np.float64)
+        return cls(vertices, np.asarray(mesh.faces, np.int64), _paint_of(mesh))
+
+
+def simplify(geometries: list[_Geometry], faces: int) -> list[_Geometry]:
+    """The geometries with at most ``faces`` triangles in all (for ``faces`` ≥ 24), by vertex
+    clustering on one grid over their common bounding box: the finest grid that fits, found
+    from the triangle count of a first guess (a surface's count goes with the square of the
+    grid's resolution)."""
+    every = np.concatenate([g.vertices for g in geometries])
+    low = every.min(axis=0)
+    extent = float((every.max(axis=0) - low).max()) or 1.0
+    grid = max(2, math.ceil(math.sqrt(faces)))
+    while True:
+        merged = [_cluster(g, low, extent, grid) for g in geometries]
+        total = sum(len(g.faces) for g in merged)
+        if total <= faces or grid == 2:
+            return [g for g in merged if len(g.faces)]
+        grid = max(2, min(grid - 1, int(grid * math.sqrt(faces / total) * 0.97)))
+
+
+def _cluster(geometry: _Geometry, low: np.ndarray, extent: float, grid: int) -> _Geometry:
+    """Merge the vertices of each grid cell into one (positions and colours averaged), drop
+    the triangles that collapse and the ones that come out twice."""
+    cell = np.clip(((geometry.vertices - low) / extent * grid).astype(np.int64), 0, grid - 1)
+    keys = (cell[:, 0] * grid + cell[:, 1]) * grid + cell[:, 2]
+    _, inverse = np.unique(keys, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    count = np.bincount(inverse).astype(np.float64)
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        columns = [np.bincount(inverse, weights=values[:, k]) for k in range(values.shape[1])]
+        return np.stack(columns, axis=1) / count[:, None]
+
+    faces = inverse[geometry.faces]
+    distinct = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2])
+    distinct &= faces[:, 0] != faces[:, 2]
+    kept = np.flatnonzero(distinct)
+    corners = np.sort(faces[kept], axis=1)
+    order = np.lexsort((corners[:, 2], corners[:, 1], corners[:, 0]))
+    repeated = np.zeros(len(order), bool)
+    repeated[1:] = (np.diff(corners[order], axis=0) == 0).all(axis=1)
+    kept = np.sort(kept[order[~repeated]])  # the first of each triangle, in the original order
+    paint = geometry.paint
+    colours = _vertex_colours(paint)
+    if colours is not None:
+        paint = _Paint(_GREY, vertex=mean(colours))
+    elif paint.face is not None:
+        paint = _Paint(_GREY, face=paint.face[kept])
+    return _Geometry(mean(geometry.vertices), faces[kept], paint)
+
+
+def _vertex_colours(paint: _Paint) -> np.ndarray | None:
+    """RGB in [0, 1] per vertex for a textured (sampled at each vertex's UV) or vertex-coloured
+    paint; None for face colours and flat paint."""
+    if paint.texture is not None and paint.uv is not None:
+        one = np.ones((len(paint.uv), 1))
+        corners = np.arange(len(paint.uv))[:, None].repeat(3, axis=1)
+        return paint.colours(np.zeros(len(paint.uv), np.int64), corners, one * [1.0, 0.0, 0.0])
+    return paint.vertex
+
+
+@dataclass
+class _Camera:
+    """One view: the screen position and depth key of every vertex, and the camera's frame."""
+
+    x: np.ndarray
+    y: np.ndarray
+    key: np.ndarray  # linear in screen space, smaller is nearer
+    inverse_depth: np.ndarray
+    direction: np.ndarray
+    up: np.ndarray
+    right: np.ndarray
+    eye: np.ndarray
+
+
+class _Deadline:
+    """``max_mesh_seconds`` from now; :meth:`check` raises once it has passed."""
+
+    def __init__(self, seconds: float, path: str | None) -> None:
+        self.seconds = seconds
+        self.path = path
+        self.start = time.monotonic()
+
+    def check(self) -> None:
+        if time.monotonic() - self.start > self.seconds:
+            raise MediaError(
+                f"rendering the mesh took more than {self.seconds:g} s (--max-mesh-seconds)",
+                path=self.path,
+            )
+
+
+def _boxes(
+    x: np.ndarray, y: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pixel columns and rows (first, last) of each screen triangle's box, on screen."""
+    bx0 = np.maximum(np.ceil(x.min(axis=1) - 0.5), 0).astype(np.int64)
+    bx1 = np.minimum(np.floor(x.max(axis=1) - 0.5), size - 1).astype(np.int64)
+    by0 = np.maximum(np.ceil(y.min(axis=1) - 0.5), 0).astype(np.int64)
+    by1 = np.minimum(np.floor(y.max(axis=1) - 0.5), size - 1).astype(np.int64)
+    return bx0, bx1, by0, by1
+
+
+def _work(faces: np.ndarray, camera: _Camera, size: int) -> int:
+    """The pixel-triangle tests :func:`_rasterize` will make for this view (at most)."""
+    bx0, bx1, by0, by1 = _boxes(camera.x[faces], camera.y[faces], size)
+    return int((np.maximum(bx1 - bx0 + 1, 0) * np.maximum(by1 - by0 + 1, 0)).sum())
+
+
 class _Scene:
     """All geometries of a mesh in one vertex/face table, normalised to the unit sphere."""
 
-    def __init__(self, parts: list[trimesh.Trimesh]) -> None:
+    def __init__(self, parts: list[_Geometry]) -> None:
         offsets = np.cumsum([0] + [len(p.vertices) for p in parts])
-        vertices = np.concatenate([np.asarray(p.vertices, np.float64) for p in parts])
-        self.faces = np.concatenate(
-            [np.asarray(p.faces, np.int64) + o for p, o in zip(parts, offsets, strict=False)]
-        )
+        vertices = np.concatenate([p.vertices for p in parts])
+        self.faces = np.concatenate([p.faces + o for p, o in zip(parts, offsets, strict=False)])
         self.owner = np.repeat(np.arange(len(parts)), [len(p.faces) for p in parts])
         self.face_starts = np.cumsum([0] + [len(p.faces) for p in parts])
         self.vertex_starts = offsets
-        self.paints = [_paint_of(p) for p in parts]
+        self.paints = [p.paint for p in parts]
         used = vertices[np.unique(self.faces)]
         centre = (used.min(axis=0) + used.max(axis=0)) / 2.0
         radius = float(np.linalg.norm(used - centre, axis=1).max())
@@ -340,14 +476,8 @@ class _Scene:
         self.normals = np.divide(normals, lengths, out=np.zeros_like(normals), where=lengths > 0)
         self.centroids = corners.mean(axis=1)
 
-    def render(
-        self,
-        azimuth: float,
-        elevation: float,
-        size: int,
-        background: tuple[int, int, int],
-        projection: str,
-    ) -> Image.Image:
+    def camera(self, azimuth: float, elevation: float, size: int, projection: str) -> _Camera:
+        """Where the vertices fall on a ``size`` pixel view from ``azimuth`` and ``elevation``."""
         distance = 2.8
         direction = np.array(
             [
@@ -375,7 +505,14 @@ class _Scene:
             key = depth
         x = (screen[:, 0] + 1.0) * (size / 2.0)
         y = (1.0 - screen[:, 1]) * (size / 2.0)
-        face_of, bary = _rasterize(x, y, key, self.faces, size)
+        return _Camera(x, y, key, inverse_depth, direction, up, right, eye)
+
+    def render(
+        self, camera: _Camera, size: int, background: tuple[int, int, int], clock: _Deadline
+    ) -> Image.Image:
+        face_of, bary = _rasterize(camera.x, camera.y, camera.key, self.faces, size, clock)
+        inverse_depth, direction, up = camera.inverse_depth, camera.direction, camera.up
+        right, eye = camera.right, camera.eye
 
         pixels = np.empty((size * size, 3), np.uint8)
         pixels[:] = background
@@ -406,7 +543,12 @@ class _Scene:
 
 
 def _rasterize(
-    x: np.ndarray, y: np.ndarray, key: np.ndarray, faces: np.ndarray, size: int
+    x: np.ndarray,
+    y: np.ndarray,
+    key: np.ndarray,
+    faces: np.ndarray,
+    size: int,
+    clock: _Deadline | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Z-buffer the triangles ``faces`` (screen coordinates ``x``, ``y`` per vertex, depth
     ``key`` linear in screen space, smaller nearer) at pixel centres.
@@ -416,10 +558,7 @@ def _rasterize(
     integer, so a scatter-minimum resolves visibility with ties going to the lower face index.
     """
     edges = _Edges(x[faces], y[faces], key[faces])
-    bx0 = np.maximum(np.ceil(edges.x.min(axis=1) - 0.5), 0).astype(np.int64)
-    bx1 = np.minimum(np.floor(edges.x.max(axis=1) - 0.5), size - 1).astype(np.int64)
-    by0 = np.maximum(np.ceil(edges.y.min(axis=1) - 0.5), 0).astype(np.int64)
-    by1 = np.minimum(np.floor(edges.y.max(axis=1) - 0.5), size - 1).astype(np.int64)
+    bx0, bx1, by0, by1 = _boxes(edges.x, edges.y, size)
     visible = np.flatnonzero(edges.valid & (bx1 >= bx0) & (by1 >= by0))
     widths = bx1 - bx0 + 1
     counts = widths * (by1 - by0 + 1)
@@ -434,6 +573,8 @@ def _rasterize(
     ends = np.cumsum(counts[visible])
     start = 0
     while start < len(visible):
+        if clock is not None:
+            clock.check()
         base = ends[start - 1] if start else 0
         stop = max(int(np.searchsorted(ends, base + _CANDIDATES_PER_CHUNK, "right")), start + 1)
         chunk = visible[start:stop]

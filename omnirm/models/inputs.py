@@ -141,7 +141,7 @@ class InputBuilder(ABC):
             return encoded
         where = f"responses[{index}]"
         if self.settings.truncation == "error":
-            raise TooLongError(
+            raise self._over_long(turns, record) or TooLongError(
                 f"response {index} needs {encoded.length} tokens, over --max-length {limit}",
                 record_id=record.id,
                 field=where,
@@ -152,7 +152,7 @@ class InputBuilder(ABC):
         for _ in range(3):  # re-tokenising at the cut can shift a token or two
             cut = self._cut_prompt(original, excess)
             if cut is None:
-                raise TooLongError(
+                raise self._over_long(turns[:-2] + turns[-1:], record) or TooLongError(
                     f"response {index} needs {encoded.length} tokens; even without its prompt "
                     f"text it is over --max-length {limit} (responses and media are never "
                     "truncated)",
@@ -170,6 +170,26 @@ class InputBuilder(ABC):
             record_id=record.id,
             field=prompt.field,
         )
+
+    def _over_long(self, turns: list[_Turn], record: Record) -> TooLongError | None:
+        """The error naming the criterion, prompt or earlier turn among ``turns`` (the response
+        excluded) whose text alone is over ``--max-length`` — so that a huge criterion is not
+        reported as an over-long response — or None when none is."""
+        limit = self.settings.max_length
+        for turn in turns:
+            if turn.role == "assistant" and turn.field.startswith("responses["):
+                continue
+            tokens = sum(len(self._text_ids(text)) for text in _texts(turn.content))
+            if tokens > limit:
+                what = {"criteria": "the criterion", "prompt": "the prompt"}.get(
+                    turn.field, f"the {turn.role} turn"
+                )
+                return TooLongError(
+                    f"{what} alone has {tokens} tokens, over --max-length {limit}",
+                    record_id=record.id,
+                    field=turn.field,
+                )
+        return None
 
     def encode_prompt(self, record: Record, *, criteria: str | None = None) -> Encoded:
         """What every response's sequence of ``record`` begins with: criterion, history, prompt
@@ -513,6 +533,13 @@ class MultimodalInputBuilder(InputBuilder):
 
     def _cut_prompt(self, content: list[dict[str, Any]], drop: int) -> list[dict[str, Any]] | None:
         return self._cut_text_parts(content, drop)
+
+
+def _texts(content: Any) -> list[str]:
+    """The text of message content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return [content]
+    return [part["text"] for part in content if part.get("type") == "text"]
 
 
 def _processor_part(part: dict[str, Any], rates: list[float]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,13 +29,24 @@ import torch
 
 from omnirm import console
 from omnirm.errors import RecordError, UsageError
-from omnirm.jsonl import display_name
+from omnirm.jsonl import MAX_RECORD_BYTES, display_name
 from omnirm.media import MediaLimits, MediaResolver
 from omnirm.models.inputs import TooLongError
 from omnirm.models.reward_model import RewardModel
 from omnirm.records import InvalidRecord, Record, iter_records
 from omnirm.train.losses import bradley_terry_loss, centering_loss, davidson_loss
 from omnirm.train.pairs import Pair, implied_pairs
+from omnirm.train.resume import (
+    check_same_run,
+    clear_output,
+    file_sha256,
+    keep_trainable_only,
+    load_state,
+    prepare_output,
+    read_saved_config,
+    run_record,
+    save_state,
+)
 
 TiePolicy = Literal["skip", "davidson"]
 
@@ -59,7 +71,8 @@ class BTConfig:
     lora_layers: int | None = None  # adapt only the last N transformer layers (None: all)
     full: bool = False
     seed: int = 0
-    resume: bool = False
+    resume: bool = False  # continue the run saved in ``output``
+    force: bool = False  # clear ``output`` (an earlier run's folder) first
     margin: float = 0.0
     center_rewards: float = 0.0
     ties: TiePolicy = "skip"
@@ -78,6 +91,7 @@ class BTConfig:
     allow_outside_root: bool = False
     allow_urls: bool = False
     media_limits: MediaLimits = field(default_factory=MediaLimits)  # saved as a dict
+    max_record_bytes: int = MAX_RECORD_BYTES
     video_frames: int = 4
     mesh_views: int = 4
     mesh_size: int = 256
@@ -113,6 +127,8 @@ class BTConfig:
             raise UsageError(f"--mesh-views must be at least 1, got {self.mesh_views}")
         if self.mesh_size < 1:
             raise UsageError(f"--mesh-size must be at least 1, got {self.mesh_size}")
+        if self.save_every < 0 or self.eval_every < 0:
+            raise UsageError("--save-every and --eval-every must be 0 or more")
 
 
 @dataclass
@@ -211,7 +227,7 @@ def pair_loss(rewards: torch.Tensor, batch: PairBatch, config: BTConfig) -> torc
 
 
 def load_training_records(
-    path: str, collator: PairCollator, *, report: bool = True
+    path: str, collator: PairCollator, *, report: bool = True, max_bytes: int = MAX_RECORD_BYTES
 ) -> tuple[list[Record], int]:
     """Records of ``path`` that imply at least one trainable pair and fit ``--max-length``
     (each response is encoded once here, so an over-long record is reported before training
@@ -223,7 +239,7 @@ def load_training_records(
     kept: list[Record] = []
     unlabelled = too_long = 0
     shown = display_name(path)
-    for line, record in iter_records(path):
+    for line, record in iter_records(path, max_bytes=max_bytes):
         if isinstance(record, InvalidRecord):
             raise record.error
         pairs = collator.pairs_of(record)
@@ -244,7 +260,7 @@ def load_training_records(
         kept.append(record)
     if too_long and report:
         console.warn(
-            f"{shown}: {too_long} records left out because a response does not fit --max-length "
+            f"{shown}: {too_long} records left out because they do not fit --max-length "
             f"{collator.builder.settings.max_length}"
         )
     if unlabelled and report:
@@ -295,19 +311,41 @@ def train_bt(config: BTConfig) -> TrainResult:
         mixed_precision="bf16" if use_bf16 else "no",
         # the sampler reshuffles with seed + epoch, so a resumed run sees the same order
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-        # several CPU processes (torchrun / accelerate launch --cpu) train with gloo
+        # several CPU processes (torchrun / accelerate launch --multi_gpu) train with gloo
         cpu=not torch.cuda.is_available(),
         # trainable media towers get no gradient in a step whose batch lacks their modality
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
         if not config.freeze_media
         else None,
     )
+    check_launch(accelerator.num_processes)
     set_seed(config.seed)
     main = accelerator.is_main_process
 
+    how = prepare_output(config)
+    record = run_record(
+        config,
+        bf16=use_bf16,
+        processes=accelerator.num_processes,
+        data_sha256=file_sha256(config.data),
+    )
+    if how == "resume":
+        warnings = check_same_run(read_saved_config(output), record, output)
+        for warning in warnings if main else []:
+            console.warn(warning)
+    elif config.resume and main:
+        console.info(f"--resume: nothing saved in {output} yet; starting from the beginning")
+    accelerator.wait_for_everyone()
+    if how == "clear" and main:
+        clear_output(output)
+        console.info(f"--force: cleared {output}")
+    accelerator.wait_for_everyone()
+
     model, builder, model_config = build_reward_model(config, _media_resolver(config, config.data))
     collator = PairCollator(builder, config.ties, config.criteria)
-    train_records, skipped = load_training_records(config.data, collator, report=main)
+    train_records, skipped = load_training_records(
+        config.data, collator, report=main, max_bytes=config.max_record_bytes
+    )
     if not train_records:
         raise UsageError(f"{config.data}: no record implies a trainable pair")
     eval_collator = collator
@@ -315,14 +353,16 @@ def train_bt(config: BTConfig) -> TrainResult:
     if config.eval:  # its media resolve against its own folder (unless --media-root)
         eval_builder = builder.with_resolver(_media_resolver(config, config.eval))
         eval_collator = PairCollator(eval_builder, config.ties, config.criteria)
-        eval_records = load_training_records(config.eval, eval_collator, report=main)[0]
+        eval_records = load_training_records(
+            config.eval, eval_collator, report=main, max_bytes=config.max_record_bytes
+        )[0]
     result = TrainResult(
         train_pairs=sum(len(collator.pairs_of(r)) for r in train_records), skipped_records=skipped
     )
     if main:
         console.info(
             f"training on {len(train_records)} records ({result.train_pairs} pairs), "
-            f"evaluating on {len(eval_records)}"
+            f"evaluating on {len(eval_records)}, {_world(accelerator)}"
         )
 
     train_loader: Any = DataLoader(
@@ -354,21 +394,28 @@ def train_bt(config: BTConfig) -> TrainResult:
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    state_dir = output / "state"
+    keep_trainable_only(accelerator)
     start_step = 0
-    if config.resume and (state_dir / "progress.json").is_file():
-        accelerator.load_state(str(state_dir))
-        start_step = json.loads((state_dir / "progress.json").read_text())["step"]
+    if how == "resume":
+        saved_run = load_state(accelerator, output)
+        start_step = saved_run.step
+        if saved_run.result:  # the report goes on from where it stopped
+            result = TrainResult(**saved_run.result)
+        if start_step > total_steps:
+            raise UsageError(
+                f"--resume: the state in {output} is at step {start_step}, but this run has "
+                f"{total_steps} steps"
+            )
         if main:
-            console.info(f"resuming from step {start_step} ({state_dir})")
+            console.info(f"resuming from step {start_step} of {total_steps}")
 
     if main:
         output.mkdir(parents=True, exist_ok=True)
-        (output / "training_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+        (output / "training_config.json").write_text(json.dumps(record, indent=2) + "\n")
 
     start_epoch, skip_batches = divmod(start_step, steps_per_epoch)
     skip_batches *= config.grad_accum
-    step = start_step
+    step = saved = start_step
     model.train()
     with console.step_progress(total_steps, "training", enabled=main) as progress:
         progress.update(step)
@@ -395,15 +442,19 @@ def train_bt(config: BTConfig) -> TrainResult:
                 if eval_loader is not None and config.eval_every and step % config.eval_every == 0:
                     _log_eval(result, evaluate(model, eval_loader, accelerator), step, main)
                 if config.save_every and step % config.save_every == 0:
-                    _save_state(accelerator, state_dir, step)
+                    save_state(accelerator, output, step, asdict(result))
+                    saved = step
                 if step >= total_steps:
                     break
             if eval_loader is not None and not config.eval_every:
                 _log_eval(result, evaluate(model, eval_loader, accelerator), step, main)
             if not config.save_every:
-                _save_state(accelerator, state_dir, step)
+                save_state(accelerator, output, step, asdict(result))
+                saved = step
             if step >= total_steps:
                 break
+    if saved != step:  # the final state, so that resuming a finished run changes nothing
+        save_state(accelerator, output, step, asdict(result))
     result.steps = step
     if eval_loader is not None and (not result.evals or result.evals[-1]["step"] != step):
         _log_eval(result, evaluate(model, eval_loader, accelerator), step, main)
@@ -441,7 +492,8 @@ def _write_eval_rewards(
     scorer = Scorer(model, builder, settings, provenance(str(output), model_config, settings))
     rewards: list[float] = []
     with JsonlWriter(output / "eval_rewards.jsonl") as writer:
-        for record in scorer.score(iter_records(config.eval), ErrorPolicy("skip")):
+        records = iter_records(config.eval, max_bytes=config.max_record_bytes)
+        for record in scorer.score(records, ErrorPolicy("skip")):
             rewards.extend(record["rewards"])
             writer.write(record)
     if len(rewards) > 1:
@@ -473,10 +525,26 @@ def _log_eval(result: TrainResult, metrics: dict[str, float], step: int, main: b
         )
 
 
-def _save_state(accelerator: Any, state_dir: Path, step: int) -> None:
-    accelerator.save_state(str(state_dir))
-    if accelerator.is_main_process:
-        (state_dir / "progress.json").write_text(json.dumps({"step": step}) + "\n")
+def check_launch(processes: int, environ: Any = os.environ) -> None:
+    """Refuse a run that ``accelerate launch --num_processes N`` (N > 1) started as one process:
+    without GPUs accelerate's default launcher runs a single process (several only through
+    MPI), which would train alone and silently differ from the run asked for."""
+    launched = "ACCELERATE_MIXED_PRECISION" in environ and "MASTER_ADDR" in environ
+    if processes == 1 and launched and "WORLD_SIZE" not in environ:
+        raise UsageError(
+            "accelerate launch started one process, not the --num_processes asked for (without "
+            "a GPU per process accelerate runs several only with --multi_gpu, which trains on "
+            "CPUs with gloo, or through MPI): run `accelerate launch --multi_gpu --num_processes "
+            "N -m omnirm train bt …` or `torchrun --nproc_per_node N -m omnirm train bt …`"
+        )
+
+
+def _world(accelerator: Any) -> str:
+    """The "training on" line's processes: how many, on what, with which backend."""
+    count = accelerator.num_processes
+    backend = accelerator.state.backend if count > 1 else None
+    how = f" ({backend})" if backend else ""
+    return f"{count} process{'es' if count > 1 else ''}{how} on {accelerator.device.type}"
 
 
 def _bf16_supported() -> bool:

@@ -21,7 +21,10 @@ LIMIT_OPTIONS = {
     "--max-video-frames": ("max_video_frames", "30", 30),
     "--max-frame-pixels": ("max_frame_pixels", "640", 640),
     "--max-audio-seconds": ("max_audio_seconds", "1.5", 1.5),
+    "--max-audio-bytes": ("max_audio_bytes", "4096", 4096),
     "--max-mesh-faces": ("max_mesh_faces", "99", 99),
+    "--max-mesh-render-work": ("max_mesh_render_work", "5000", 5000),
+    "--max-mesh-seconds": ("max_mesh_seconds", "0.5", 0.5),
 }
 
 

@@ -248,9 +248,47 @@ def test_two_process_gloo_training(  # type: ignore[no-untyped-def]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "evaluating on 16, 2 processes (gloo) on cpu" in proc.stderr
     (summary,) = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     # 50 trainable records, 4 per step on each of 2 processes: 7 steps, not 13
     assert summary["steps"] == 7
     assert summary["evals"][-1]["pairs"] == 16  # exact across processes, no padded duplicates
     scored = cli("score", "--model", str(out), str(evaluation))
     assert scored.code == 0 and len(scored.jsonl()) == 16
+
+
+def test_accelerate_launch_of_one_cpu_process_is_refused(
+    qwen2: Path, data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Without GPUs, ``accelerate launch --num_processes 2`` starts a single process: refused
+    before anything is trained or written, naming the launches that do run two."""
+    import os
+    import subprocess
+    import sys
+
+    train, _ = data
+    out = tmp_path / "rm"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2",
+        "--main_process_port", str(_free_port()), "-m", "omnirm", "train", "bt", "--model",
+        str(qwen2), "--data", str(train), "-o", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0
+    assert "error: accelerate launch started one process" in proc.stderr
+    assert "accelerate launch --multi_gpu --num_processes N" in proc.stderr
+    assert "training on" not in proc.stderr and not out.exists()
+
+
+def test_launch_check_tells_one_process_from_a_single_run() -> None:
+    from omnirm.errors import UsageError
+    from omnirm.train.bt import check_launch
+
+    simple = {"ACCELERATE_MIXED_PRECISION": "no", "MASTER_ADDR": "127.0.0.1"}
+    with pytest.raises(UsageError, match="started one process"):
+        check_launch(1, simple)
+    check_launch(1, {"ACCELERATE_MIXED_PRECISION": "no"})  # accelerate launch, one process
+    check_launch(1, {})  # plain python
+    check_launch(1, {**simple, "WORLD_SIZE": "1"})  # torchrun --nproc_per_node 1
+    check_launch(2, simple)

@@ -117,3 +117,51 @@ def test_broken_audio(media: Media, tmp_path: Path) -> None:
 def test_bad_sample_rate(media: Media) -> None:
     with pytest.raises(ValueError, match="sample_rate"):
         load_audio(media.mono_wav, 0)
+
+
+def test_decoded_size_is_limited_from_the_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tiny FLAC of silence at 192 kHz × 8 channels decodes to megabytes: refused before
+    decoding; the issue's 600 s of it (3.7 GB decoded) is over the default limit."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("audio was decoded")
+
+    path = tmp_path / "bomb.flac"
+    with soundfile.SoundFile(path, "w", samplerate=192000, channels=8, format="FLAC") as file:
+        for _ in range(5):
+            file.write(np.zeros((192000, 8), np.float32))
+    assert path.stat().st_size < 20_000
+    monkeypatch.setattr(audio_module, "_soundfile_decode", refuse)
+    with pytest.raises(MediaError) as caught:
+        load_audio(path, 16000, MediaLimits(max_audio_bytes=10_000_000))
+    assert caught.value.message == (
+        "audio decodes to 30720000 bytes (192000 Hz x 8 channels x 5.00 s as float32), "
+        "over the limit of 10000000 (--max-audio-bytes)"
+    )
+    long = audio_module.AudioInfo(192000, 8, 600.0, "FLAC", "soundfile")
+    monkeypatch.setattr(audio_module, "_soundfile_info", lambda p: long)
+    with pytest.raises(MediaError, match="decodes to 3686400000 bytes"):
+        audio_info(path)
+
+
+def test_channels_are_mixed_to_mono_block_by_block(tmp_path: Path) -> None:
+    """Decoding holds the mono clip, never all channels at once; values as a whole read."""
+    import tracemalloc
+
+    rate, channels, seconds = 48000, 8, 30
+    t = np.arange(rate * seconds) / rate
+    waves = np.stack([0.1 * (c + 1) * np.sin(2 * np.pi * 110 * (c + 1) * t) for c in range(8)], 1)
+    path = tmp_path / "eight.flac"
+    soundfile.write(path, waves.astype(np.float32), rate)
+    expected = soundfile.read(path, dtype="float32", always_2d=True)[0].mean(axis=1)
+    load_audio(path, 16000)  # scipy imported before measuring
+    tracemalloc.start()
+    try:
+        samples = load_audio(path, rate)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(samples, np.clip(expected, -1, 1))
+    assert peak < 0.4 * rate * seconds * channels * 4

@@ -249,3 +249,86 @@ def test_bad_render_arguments(media: Media) -> None:
     flat = trimesh.Trimesh([[0, 0, 0]] * 3, [[0, 1, 2]], process=False)
     with pytest.raises(MediaError, match="degenerate"):
         render_views(flat)
+
+
+def _coloured_sphere(subdivisions: int) -> trimesh.Trimesh:
+    sphere = trimesh.creation.icosphere(subdivisions=subdivisions)
+    colours = np.clip((sphere.vertices + 1) / 2, 0, 1) * 255
+    sphere.visual.vertex_colors = colours.astype(np.uint8)
+    return sphere
+
+
+def test_large_meshes_are_simplified_before_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
+    """327,680 coloured triangles are rendered from under 200,000: the views look the same."""
+    from omnirm.media import mesh as mesh_module
+
+    sphere = _coloured_sphere(7)
+    simplified = mesh_module.simplify([mesh_module._Geometry.of(sphere)], 200_000)
+    assert 150_000 < sum(len(g.faces) for g in simplified) <= mesh_module.SIMPLIFY_ABOVE
+    fast = np.asarray(render_views(sphere, views=2, size=128), float)
+    monkeypatch.setattr(mesh_module, "SIMPLIFY_ABOVE", 10**9)
+    exact = np.asarray(render_views(sphere, views=2, size=128), float)
+    assert np.abs(fast - exact).mean() < 1.0  # of 255
+    assert fast.shape == exact.shape
+
+
+def test_simplified_textures_keep_their_colours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A finely divided textured square simplified to a few hundred triangles: each quadrant
+    keeps its texel's colour."""
+    from omnirm.media import mesh as mesh_module
+
+    n = 60
+    grid = np.linspace(-1, 1, n + 1)
+    xs, ys = np.meshgrid(grid, grid)
+    vertices = np.stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)], axis=1)
+    corner = (np.arange(n)[:, None] * (n + 1) + np.arange(n)[None, :]).ravel()
+    faces = np.concatenate(
+        [np.stack([corner, corner + 1, corner + n + 2], 1),
+         np.stack([corner, corner + n + 2, corner + n + 1], 1)]
+    )  # fmt: skip
+    image = Image.new("RGB", (2, 2))
+    image.putdata([(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)])
+    material = trimesh.visual.material.PBRMaterial(baseColorTexture=image)
+    visual = trimesh.visual.TextureVisuals(uv=(vertices[:, :2] + 1) / 2, material=material)
+    square = trimesh.Trimesh(vertices, faces, visual=visual, process=False)
+    monkeypatch.setattr(mesh_module, "SIMPLIFY_ABOVE", 500)
+    pixels = np.asarray(render_views(square, views=1, size=64, elevation=0.0))
+    quarter = {"top left": pixels[20, 20], "top right": pixels[20, 44],
+               "bottom left": pixels[44, 20], "bottom right": pixels[44, 44]}  # fmt: skip
+    assert red_dominant(quarter["top left"])
+    assert quarter["top right"][1] > 150 and quarter["top right"][0] < 80
+    assert quarter["bottom left"][2] > 150 and quarter["bottom left"][0] < 80
+    assert min(quarter["bottom right"][:2]) > 150 and quarter["bottom right"][2] < 80
+
+
+def test_render_work_is_bounded_before_rasterizing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few triangles, each across the whole view: refused from their screen boxes."""
+    from omnirm.media import mesh as mesh_module
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the mesh was rasterized")
+
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(3000, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    slivers = trimesh.Trimesh(points, np.arange(3000).reshape(-1, 3), process=False)
+    path = tmp_path / "slivers.ply"
+    slivers.export(path)
+    monkeypatch.setattr(mesh_module, "_rasterize", refuse)
+    with pytest.raises(MediaError) as caught:
+        render_views(path, views=4, size=256, limits=MediaLimits(max_mesh_render_work=10**7))
+    message = caught.value.message
+    assert message.startswith("rendering needs ") and "pixel-triangle tests" in message
+    assert message.endswith("over the limit of 10000000 (--max-mesh-render-work)")
+    assert int(message.split()[2]) > 10**7 and caught.value.path == str(path)
+    assert MediaLimits().max_mesh_render_work < 10**9  # about 20 s of rendering at most
+
+
+def test_render_time_is_limited(media: Media) -> None:
+    with pytest.raises(MediaError) as caught:
+        render_views(media.mesh_glb, limits=MediaLimits(max_mesh_seconds=1e-9))
+    assert caught.value.message == "rendering the mesh took more than 1e-09 s (--max-mesh-seconds)"
+    assert caught.value.path == str(media.mesh_glb)
+    assert render_views(media.mesh_glb, limits=MediaLimits(max_mesh_seconds=60)).size == (512, 512)
