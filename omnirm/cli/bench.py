@@ -258,7 +258,7 @@ def bench(
         from omnirm.jsonl import dumps
 
         typer.echo(dumps({**result, "protocol": protocol}))
-    return 1 if policy.failed else 0
+    return policy.exit_code()
 
 
 def _unscored(item: Any) -> bool:

@@ -289,7 +289,7 @@ def bon(
         console.info(f"{written_pairs} preference pairs written to {pairs} ({pairs_format.value})")
     if quality.records:
         console.info(quality.summary())
-    return 1 if policy.failed else 0
+    return policy.exit_code()
 
 
 def _write_pairs(rows: list[dict[str, Any]], path: Path, fmt: str) -> int:

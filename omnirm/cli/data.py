@@ -101,7 +101,8 @@ def validate(
                 return check_record_media(record, resolver)
 
         writer = stack.enter_context(JsonlWriter(output))
-        report = validate_records(source, ErrorPolicy(on_error, writer), media_check=media_check)
+        policy = ErrorPolicy(on_error, writer, list_skipped=True)  # the problems are the report
+        report = validate_records(source, policy, media_check=media_check)
     console.info(report.summary())
     return 0 if report.ok else 1
 
@@ -140,7 +141,7 @@ def stats(
             writer.write(report)
     elif console.verbosity() >= 0:
         console.stderr_console().print(render_stats(report, display_name(source)))
-    return 1 if policy.failed else 0
+    return policy.exit_code()
 
 
 @app.command()
@@ -217,7 +218,7 @@ def split(
         f"{name}: {counts[name]} records / {len(prompts[name])} prompts" for name in spec.names
     )
     console.info(summary)
-    return 1 if policy.failed else 0
+    return policy.exit_code()
 
 
 app.command("convert")(convert)

@@ -180,4 +180,4 @@ def score(
         console.info(f"resumed: {len(done)} records were already scored")
     for line in runner.summary():
         console.info(line)
-    return 1 if policy.failed else 0
+    return policy.exit_code()
