@@ -72,17 +72,46 @@ def _unwrap_paragraphs(text: str) -> str:
     )
 
 
+def _set_quiet(ctx: Any, param: Any, value: bool) -> None:
+    if value:
+        console.set_verbosity(-1)
+
+
+def _set_verbose(ctx: Any, param: Any, value: int) -> None:
+    if value:
+        console.set_verbosity(value)
+
+
+def _verbosity_options(root: Any) -> list[Any]:
+    """Copies of the root's ``-q``/``-v``, for every command (``omnirm score -q …`` as well as
+    ``omnirm -q score …``); they set the verbosity when given and leave it alone otherwise."""
+    import copy
+
+    options = []
+    for param in root.params:
+        if param.name in ("quiet", "verbose"):
+            option = copy.copy(param)
+            option.expose_value = False
+            option.callback = _set_quiet if param.name == "quiet" else _set_verbose
+            options.append(option)
+    return options
+
+
 def build_command() -> Any:
     """The click command tree of the CLI, as ``main`` runs it and ``docgen`` documents it."""
     import inspect
 
     command = typer.main.get_command(app)
+    verbosity = _verbosity_options(command)
     pending = [command]
     while pending:
         current = pending.pop()
         if current.help:
             current.help = _unwrap_paragraphs(inspect.cleandoc(current.help))
-        pending.extend(getattr(current, "commands", {}).values())
+        children = getattr(current, "commands", None)
+        if children is None:  # a command, not a group
+            current.params.extend(verbosity)
+        pending.extend((children or {}).values())
     return command
 
 
