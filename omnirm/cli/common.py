@@ -22,7 +22,11 @@ InputArg = Annotated[
 OutputOpt = Annotated[
     Optional[Path],  # noqa: UP045  (typer needs the Optional spelling on py3.10)
     typer.Option(
-        "--output", "-o", help="Write JSONL here instead of standard output.", metavar="FILE"
+        "--output",
+        "-o",
+        help="Write JSONL here instead of standard output.",
+        metavar="FILE",
+        dir_okay=False,
     ),
 ]
 OnErrorOpt = Annotated[

@@ -121,6 +121,15 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+def _os_error_message(exc: OSError) -> str:
+    import errno
+
+    where = f"{exc.filename}: " if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"{where}no space left on device; free some space and run the command again"
+    return f"{where}{exc.strerror or exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     command = build_command()
@@ -146,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("interrupted")
         return 130
+    except OSError as exc:  # a full disk, a file that cannot be written: one line, no traceback
+        console.error(_os_error_message(exc))
+        return 1
     if result == 130:  # typer turns Ctrl-C inside a command into exit code 130
         console.error("interrupted")
     if isinstance(result, int):
