@@ -23,6 +23,8 @@ from omnirm.cli.common import (
     OnErrorOpt,
     RevisionOpt,
     RewardModelOpt,
+    ScoreMaxLengthOpt,
+    TrustRemoteCodeOpt,
     media_resolver,
 )
 from omnirm.cli.judge_options import (
@@ -79,6 +81,8 @@ def bench(
     ] = None,
     model: RewardModelOpt = None,
     revision: RevisionOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    max_length: ScoreMaxLengthOpt = None,
     criteria: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(help="Criterion for every record, overriding the records' own."),
@@ -217,6 +221,8 @@ def bench(
                 batch_size=batch_size,
                 criteria=criteria,
                 revision=revision,
+                trust_remote_code=trust_remote_code,
+                max_length=max_length,
             )
     store = None
     if runner is not None:

@@ -26,6 +26,8 @@ from omnirm.cli.common import (
     OnErrorOpt,
     OutputOpt,
     RevisionOpt,
+    ScoreMaxLengthOpt,
+    TrustRemoteCodeOpt,
     default_media_root,
     media_resolver,
 )
@@ -99,6 +101,8 @@ def bon(
         ),
     ] = None,
     revision: RevisionOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    max_length: ScoreMaxLengthOpt = None,
     judge: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(
@@ -254,6 +258,7 @@ def bon(
                 model_runner = ModelRunner(
                     spec, resolver, name, device=device, batch_size=batch_size,
                     criteria=criteria, revision=revision,
+                    trust_remote_code=trust_remote_code, max_length=max_length,
                 )  # fmt: skip
                 runner, label = model_runner, f"model:{model_runner.name}"
             else:

@@ -136,7 +136,8 @@ class InputBuilder(ABC):
         where = f"responses[{index}]"
         if self.settings.truncation == "error":
             raise TooLongError(
-                f"response {index} needs {encoded.length} tokens, over --max-length {limit}",
+                f"response {index} needs {encoded.length} tokens, over --max-length {limit} "
+                "(raise --max-length to fit it)",
                 record_id=record.id,
                 field=where,
             )
@@ -149,7 +150,7 @@ class InputBuilder(ABC):
                 raise TooLongError(
                     f"response {index} needs {encoded.length} tokens; even without its prompt "
                     f"text it is over --max-length {limit} (responses and media are never "
-                    "truncated)",
+                    "truncated; raise --max-length to fit it)",
                     record_id=record.id,
                     field=where,
                 )
@@ -160,7 +161,7 @@ class InputBuilder(ABC):
                 return truncated
             excess += truncated.length - limit
         raise TooLongError(
-            f"could not truncate the prompt to fit --max-length {limit}",
+            f"could not truncate the prompt to fit --max-length {limit} (raise --max-length)",
             record_id=record.id,
             field=prompt.field,
         )
