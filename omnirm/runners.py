@@ -70,17 +70,19 @@ class ModelRunner(Runner):
         *,
         device: str = "auto",
         revision: str | None = None,
+        trust_remote_code: bool = False,
+        max_length: int | None = None,
         **settings: Any,
     ) -> None:
-        import torch
-
-        from omnirm.models.checkpoint import load_reward_model
+        from omnirm.models.checkpoint import CONFIG_FILE, load_reward_model
+        from omnirm.models.devices import resolve_device
         from omnirm.models.media_features import MediaFeatureCache
         from omnirm.models.sources import resolve_model
         from omnirm.scoring import Scorer, ScoreSettings, provenance
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if max_length is not None and max_length < 1:
+            raise UsageError("--max-length must be at least 1")
+        torch_device = resolve_device(device)
         if model is None:
             from omnirm.models.default import (
                 DEFAULT_MODEL_NAME,
@@ -91,14 +93,20 @@ class ModelRunner(Runner):
             self.model = default_model_dir()
             name, version = DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION
         else:
-            resolved = resolve_model(str(model), revision=revision)
+            resolved = resolve_model(str(model), revision=revision, config_file=CONFIG_FILE)
             self.model = Path(resolved.folder)
             name, version = resolved.display, None
         self.name = name
         with console.status(f"loading the reward model {name}"):
             reward_model, builder, config = load_reward_model(
-                self.model, device=device, resolver=resolver, merge_adapter=True
+                self.model,
+                device=torch_device,
+                resolver=resolver,
+                merge_adapter=True,
+                trust_remote_code=trust_remote_code,
             )
+        self.max_length = scoring_max_length(reward_model, config, max_length)
+        builder.settings.max_length = self.max_length
         self.settings = ScoreSettings(**settings)
         normalization = None
         if self.settings.normalize:
@@ -139,7 +147,33 @@ class ModelRunner(Runner):
             "backbone_revision": self.config.backbone_revision,
             "criteria": self.settings.criteria,
             "normalize": self.settings.normalize,
+            "max_length": self.max_length,
         }
+
+
+#: The longest default scoring length: a backbone's context window can be 128k tokens, far more
+#: than a batch of sequences needs or fits in memory (--max-length goes higher).
+DEFAULT_SCORE_LENGTH_CAP = 8192
+
+
+def scoring_max_length(model: Any, config: Any, requested: int | None) -> int:
+    """The token budget per sequence when scoring: ``requested`` (``--max-length``), else the
+    backbone's context window up to :data:`DEFAULT_SCORE_LENGTH_CAP`; never below the length
+    the model was trained at (that was a memory choice for training, not the model's limit)."""
+    from omnirm.models.checkpoint import context_window
+
+    trained = int(config.inputs.max_length)
+    window = context_window(model)
+    if requested is not None:
+        if window is not None and requested > window:
+            console.warn(
+                f"--max-length {requested} is over the backbone's context window ({window} "
+                "tokens): rewards of longer sequences may be unreliable"
+            )
+        return requested
+    if window is None:
+        return trained
+    return max(trained, min(window, DEFAULT_SCORE_LENGTH_CAP))
 
 
 @dataclass
@@ -167,6 +201,7 @@ class JudgeOptions:
     max_new_tokens: int = 1024
     cache: Path | None = None
     use_cache: bool = True
+    trust_remote_code: bool = False  # --trust-remote-code: hf: and vllm: judges only
 
 
 class JudgeRunner(Runner):
@@ -227,6 +262,7 @@ class JudgeRunner(Runner):
                 gpu_memory_utilization=options.gpu_memory_utilization,
                 seed=options.seed,
                 revision=options.revision,
+                trust_remote_code=options.trust_remote_code,
             )
         builder = ConversationBuilder(
             template, resolver, self.backend.modalities, ties=options.ties

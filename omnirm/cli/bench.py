@@ -28,6 +28,8 @@ from omnirm.cli.common import (
     OnErrorOpt,
     RevisionOpt,
     RewardModelOpt,
+    ScoreMaxLengthOpt,
+    TrustRemoteCodeOpt,
     media_resolver,
     record_bytes,
 )
@@ -85,6 +87,8 @@ def bench(
     ] = None,
     model: RewardModelOpt = None,
     revision: RevisionOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    max_length: ScoreMaxLengthOpt = None,
     criteria: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(help="Criterion for every record, overriding the records' own."),
@@ -227,6 +231,8 @@ def bench(
                 batch_size=batch_size,
                 criteria=criteria,
                 revision=revision,
+                trust_remote_code=trust_remote_code,
+                max_length=max_length,
             )
     store = None
     if runner is not None:
@@ -268,7 +274,7 @@ def bench(
         from omnirm.jsonl import dumps
 
         typer.echo(dumps({**result, "protocol": protocol}))
-    return 1 if policy.failed else 0
+    return policy.exit_code()
 
 
 def _unscored(item: Any) -> bool:

@@ -31,6 +31,8 @@ from omnirm.cli.common import (
     OnErrorOpt,
     OutputOpt,
     RevisionOpt,
+    ScoreMaxLengthOpt,
+    TrustRemoteCodeOpt,
     default_media_root,
     media_resolver,
     record_bytes,
@@ -105,6 +107,8 @@ def bon(
         ),
     ] = None,
     revision: RevisionOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    max_length: ScoreMaxLengthOpt = None,
     judge: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(
@@ -264,6 +268,7 @@ def bon(
                 model_runner = ModelRunner(
                     spec, resolver, name, device=device, batch_size=batch_size,
                     criteria=criteria, revision=revision,
+                    trust_remote_code=trust_remote_code, max_length=max_length,
                 )  # fmt: skip
                 runner, label = model_runner, f"model:{model_runner.name}"
             else:
@@ -299,7 +304,7 @@ def bon(
         console.info(f"{written_pairs} preference pairs written to {pairs} ({pairs_format.value})")
     if quality.records:
         console.info(quality.summary())
-    return 1 if policy.failed else 0
+    return policy.exit_code()
 
 
 def _write_pairs(rows: list[dict[str, Any]], path: Path, fmt: str) -> int:

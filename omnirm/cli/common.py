@@ -23,7 +23,11 @@ InputArg = Annotated[
 OutputOpt = Annotated[
     Optional[Path],  # noqa: UP045  (typer needs the Optional spelling on py3.10)
     typer.Option(
-        "--output", "-o", help="Write JSONL here instead of standard output.", metavar="FILE"
+        "--output",
+        "-o",
+        help="Write JSONL here instead of standard output.",
+        metavar="FILE",
+        dir_okay=False,
     ),
 ]
 OnErrorOpt = Annotated[
@@ -51,6 +55,25 @@ RevisionOpt = Annotated[
         help="Hub revision (branch, tag or commit) of a model given as a hub id ORG/NAME "
         "(--model, --judge hf:ORG/NAME) \\[default: main].",
         metavar="REV",
+    ),
+]
+TrustRemoteCodeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-remote-code",
+        help="Run the code that a model folder names (auto_map in its configs: a custom "
+        "tokenizer, processor or model class), for --model and --judge hf:/vllm:. Off unless "
+        "given here: a model's own config never turns it on. Read the code first.",
+    ),
+]
+ScoreMaxLengthOpt = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--max-length",
+        help="Token budget per sequence when scoring; longer prompts are cut from the left "
+        "\\[default: the backbone's context window (max_position_embeddings), at most 8192 "
+        "tokens, and never below the length the model was trained at].",
+        metavar="TOKENS",
     ),
 ]
 MediaRootOpt = Annotated[

@@ -104,9 +104,8 @@ def validate(
                 return check_record_media(record, resolver)
 
         writer = stack.enter_context(JsonlWriter(output))
-        report = validate_records(
-            source, ErrorPolicy(on_error, writer), media_check=media_check, max_bytes=max_bytes
-        )
+        policy = ErrorPolicy(on_error, writer, list_skipped=True)  # the problems are the report
+        report = validate_records(source, policy, media_check=media_check, max_bytes=max_bytes)
     console.info(report.summary())
     return 0 if report.ok else 1
 
@@ -147,7 +146,7 @@ def stats(
             writer.write(report)
     elif console.verbosity() >= 0:
         console.stderr_console().print(render_stats(report, display_name(source)))
-    return 1 if policy.failed else 0
+    return policy.exit_code()
 
 
 @app.command()
@@ -226,7 +225,7 @@ def split(
         f"{name}: {counts[name]} records / {len(prompts[name])} prompts" for name in spec.names
     )
     console.info(summary)
-    return 1 if policy.failed else 0
+    return policy.exit_code()
 
 
 app.command("convert")(convert)

@@ -162,9 +162,16 @@ def convert(
             policy = ErrorPolicy(on_error, writer)
             written = _export(to_format.value, source, writer, policy)
         summary = f"{written} rows written (omnirm → {to_format.value})"
-    errors = f", {policy.count} error{'s' if policy.count != 1 else ''}" if policy.count else ""
+    errors = ""
+    if policy.count:
+        plural = "s" if policy.count != 1 else ""
+        errors = (
+            f", {policy.count} skipped"
+            if policy.mode is OnError.SKIP
+            else f", {policy.count} error{plural}"
+        )
     console.info(summary + errors)
-    return 1 if policy.failed else 0
+    return policy.exit_code()
 
 
 def _open_source(name: str, source: str, options: dict[str, Any]) -> Iterator[Item]:

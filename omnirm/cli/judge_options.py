@@ -123,7 +123,8 @@ NoCacheOpt = Annotated[
 
 def judge_options(values: dict[str, Any]) -> Any:
     """A :class:`~omnirm.runners.JudgeOptions` from a command's parameter values (its
-    ``locals()``): the judge options above plus ``criteria``, ``batch_size`` and ``device``."""
+    ``locals()``): the judge options above plus ``criteria``, ``batch_size``, ``device`` and
+    ``trust_remote_code``."""
     from omnirm.runners import JudgeOptions
 
     device = values.get("device")
@@ -149,4 +150,5 @@ def judge_options(values: dict[str, Any]) -> Any:
         max_new_tokens=values["max_new_tokens"],
         cache=values["cache"],
         use_cache=not values["no_cache"],
+        trust_remote_code=values.get("trust_remote_code", False),
     )

@@ -72,17 +72,46 @@ def _unwrap_paragraphs(text: str) -> str:
     )
 
 
+def _set_quiet(ctx: Any, param: Any, value: bool) -> None:
+    if value:
+        console.set_verbosity(-1)
+
+
+def _set_verbose(ctx: Any, param: Any, value: int) -> None:
+    if value:
+        console.set_verbosity(value)
+
+
+def _verbosity_options(root: Any) -> list[Any]:
+    """Copies of the root's ``-q``/``-v``, for every command (``omnirm score -q …`` as well as
+    ``omnirm -q score …``); they set the verbosity when given and leave it alone otherwise."""
+    import copy
+
+    options = []
+    for param in root.params:
+        if param.name in ("quiet", "verbose"):
+            option = copy.copy(param)
+            option.expose_value = False
+            option.callback = _set_quiet if param.name == "quiet" else _set_verbose
+            options.append(option)
+    return options
+
+
 def build_command() -> Any:
     """The click command tree of the CLI, as ``main`` runs it and ``docgen`` documents it."""
     import inspect
 
     command = typer.main.get_command(app)
+    verbosity = _verbosity_options(command)
     pending = [command]
     while pending:
         current = pending.pop()
         if current.help:
             current.help = _unwrap_paragraphs(inspect.cleandoc(current.help))
-        pending.extend(getattr(current, "commands", {}).values())
+        children = getattr(current, "commands", None)
+        if children is None:  # a command, not a group
+            current.params.extend(verbosity)
+        pending.extend((children or {}).values())
     return command
 
 
@@ -90,6 +119,15 @@ def _silence_stdout() -> None:
     # The reader is gone; point fd 1 at /dev/null so the interpreter's final flush stays quiet.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+
+
+def _os_error_message(exc: OSError) -> str:
+    import errno
+
+    where = f"{exc.filename}: " if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"{where}no space left on device; free some space and run the command again"
+    return f"{where}{exc.strerror or exc}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("interrupted")
         return 130
+    except OSError as exc:  # a full disk, a file that cannot be written: one line, no traceback
+        console.error(_os_error_message(exc))
+        return 1
     if result == 130:  # typer turns Ctrl-C inside a command into exit code 130
         console.error("interrupted")
     if isinstance(result, int):

@@ -29,6 +29,8 @@ from omnirm.cli.common import (
     OutputOpt,
     RevisionOpt,
     RewardModelOpt,
+    ScoreMaxLengthOpt,
+    TrustRemoteCodeOpt,
     default_media_root,
     media_resolver,
     record_bytes,
@@ -63,6 +65,8 @@ def score(
     source: InputArg = "-",
     model: RewardModelOpt = None,
     revision: RevisionOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    max_length: ScoreMaxLengthOpt = None,
     judge: JudgeOpt = None,
     mode: ModeOpt = JudgeMode.PAIRWISE,
     orders: OrdersOpt = JudgeOrders.BOTH,
@@ -170,6 +174,8 @@ def score(
             name,
             device=device,
             revision=revision,
+            trust_remote_code=trust_remote_code,
+            max_length=max_length,
             batch_size=batch_size,
             criteria=criteria,
             tie_margin=tie_margin,
@@ -192,4 +198,4 @@ def score(
         console.info(f"resumed: {len(done)} records were already scored")
     for line in runner.summary():
         console.info(line)
-    return 1 if policy.failed else 0
+    return policy.exit_code()

@@ -26,6 +26,7 @@ from omnirm.cli.common import (
     MaxVideoSecondsOpt,
     MediaRootOpt,
     RevisionOpt,
+    TrustRemoteCodeOpt,
     media_limits_of,
     record_bytes,
 )
@@ -53,6 +54,7 @@ def bt(
         Path, typer.Option("--output", "-o", help="Folder for the reward model.", file_okay=False)
     ],
     revision: RevisionOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
     eval_data: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -220,14 +222,22 @@ def bt(
         mesh_views=mesh_views,
         mesh_size=mesh_size,
         freeze_media=freeze_media,
+        trust_remote_code=trust_remote_code,
     )
     config.validate()  # usage errors before --merge looks at the model
     if merge:
         from omnirm.models.checkpoint import detect_kind
+        from omnirm.models.safety import check_model_folder
         from omnirm.models.sources import resolve_model
 
-        base = resolve_model(model, revision=revision)
-        if detect_kind(base.folder, base.gguf_file, False)[1] != "native":
+        base = resolve_model(model, revision=revision, trust_remote_code=trust_remote_code)
+        check_model_folder(
+            base.folder,
+            gguf_file=base.gguf_file,
+            trust_remote_code=trust_remote_code,
+            label=f"--model {model}",
+        )
+        if detect_kind(base.folder, base.gguf_file, trust_remote_code)[1] != "native":
             raise UsageError(
                 f"--merge: {model} has no sequence-classification class in transformers, so "
                 "there is no plain checkpoint to export (train without --merge)"
@@ -236,7 +246,7 @@ def bt(
     if merge and PartialState().is_main_process:
         from omnirm.models.checkpoint import export_merged
 
-        merged = export_merged(output, output / "merged")
+        merged = export_merged(output, output / "merged", trust_remote_code=trust_remote_code)
         console.info(f"merged checkpoint: {merged}")
     from dataclasses import asdict
 

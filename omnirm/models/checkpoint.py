@@ -38,6 +38,12 @@ from omnirm.models.inputs import (
     TextInputBuilder,
 )
 from omnirm.models.reward_model import NativeScore, RewardModel
+from omnirm.models.safety import (
+    check_model_folder,
+    refuse_remote_code,
+    require_safetensors,
+    weight_options,
+)
 from omnirm.models.sources import ResolvedModel, resolve_model, split_gguf
 
 __all__ = [
@@ -88,6 +94,7 @@ class RewardModelConfig:
     adapter: str | None = "lora"  # "lora", or None for full weights
     lora: LoraSettings | None = None
     gguf_file: str | None = None
+    # how the model was trained; loading never reads it (only --trust-remote-code allows code)
     trust_remote_code: bool = False
     head_dropout: float = 0.0
     inputs: InputSettings = field(default_factory=InputSettings)
@@ -173,6 +180,7 @@ def _load_backbone(
             gguf_file=config.gguf_file,
             trust_remote_code=config.trust_remote_code,
             dtype=dtype,
+            **weight_options(config.gguf_file),
         )
         return getattr(native, native.base_model_prefix), native.score, native
     return _bare_backbone(config, dtype, source), None, None
@@ -188,6 +196,7 @@ def _bare_backbone(config: RewardModelConfig, dtype: torch.dtype, source: str) -
         "gguf_file": config.gguf_file,
         "trust_remote_code": config.trust_remote_code,
         "dtype": dtype,
+        **weight_options(config.gguf_file),
     }
     hf_config = AutoConfig.from_pretrained(
         source, gguf_file=config.gguf_file, trust_remote_code=config.trust_remote_code
@@ -226,14 +235,28 @@ def _assemble(config: RewardModelConfig, dtype: torch.dtype, source: str) -> Rew
     return RewardModel(backbone, head, native=native)
 
 
+def context_window(model: RewardModel) -> int | None:
+    """The backbone's context window (``max_position_embeddings`` of its text config), if it
+    says."""
+    config = getattr(model.backbone, "config", None)
+    if config is None:
+        return None
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    window = getattr(text_config, "max_position_embeddings", None)
+    return int(window) if isinstance(window, int) and window > 0 else None
+
+
 def detect_kind(source: str, gguf_file: str | None, trust_remote_code: bool) -> tuple[str, str]:
     """(kind, head) for a backbone: text models with a native sequence-classification class
     use its score layer; others get a value head."""
     from transformers import AutoConfig
 
-    hf_config = AutoConfig.from_pretrained(
-        source, gguf_file=gguf_file, trust_remote_code=trust_remote_code
-    )
+    try:
+        hf_config = AutoConfig.from_pretrained(
+            source, gguf_file=gguf_file, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as error:  # no or a broken config.json, an unknown model_type
+        raise UsageError(f"{source}: transformers cannot read this model: {error}") from error
     model_type = hf_config.model_type
     if hasattr(hf_config, "thinker_config") or "omni" in model_type:
         return "omni", "value"
@@ -254,6 +277,12 @@ def build_reward_model(
         trust_remote_code=train_config.trust_remote_code,
     )
     source, gguf_file = resolved.folder, resolved.gguf_file
+    check_model_folder(
+        source,
+        gguf_file=gguf_file,
+        trust_remote_code=train_config.trust_remote_code,
+        label=f"--model {train_config.model}",
+    )
     kind, head = detect_kind(source, gguf_file, train_config.trust_remote_code)
     freeze_media = kind != "text" and train_config.freeze_media
     lora = (
@@ -371,18 +400,33 @@ def load_reward_model(
     device: str | torch.device = "cpu",
     resolver: MediaResolver | None = None,
     merge_adapter: bool = False,
+    trust_remote_code: bool = False,
 ) -> tuple[RewardModel, InputBuilder, RewardModelConfig]:
     """Rebuild a saved reward model in eval mode, with its input builder (reading media through
     ``resolver``; default: relative to the working directory) and config. ``merge_adapter``
-    folds a LoRA adapter into the weights (faster inference; rewards move by float rounding)."""
+    folds a LoRA adapter into the weights (faster inference; rewards move by float rounding).
+
+    Code named by the checkpoint's configs (or its base model's) runs only with
+    ``trust_remote_code`` (``--trust-remote-code``), whatever ``omnirm_config.json`` says;
+    weights load from safetensors only (:mod:`omnirm.models.safety`)."""
     from safetensors.torch import load_file
 
     folder = Path(directory)
     if not (folder / CONFIG_FILE).is_file():
         raise UsageError(f"{folder}: not an omnirm reward model (no {CONFIG_FILE})")
     config = RewardModelConfig.from_json((folder / CONFIG_FILE).read_text())
+    config.trust_remote_code = trust_remote_code  # the command line decides, not the checkpoint
+    label = str(folder)
+    refuse_remote_code(folder / TOKENIZER_DIR, trust_remote_code, label)
     if config.adapter == "lora":
         base = _find_backbone(folder, config)
+        check_model_folder(
+            base.folder,
+            gguf_file=base.gguf_file,
+            trust_remote_code=trust_remote_code,
+            label=f"{label}: its base model {config.backbone}",
+        )
+        require_safetensors(folder / ADAPTER_DIR, label, stem="adapter_model")
         model = _assemble(config, dtype, base.folder)
         from peft import PeftModel
 
@@ -393,6 +437,9 @@ def load_reward_model(
         full = RewardModelConfig(**{**asdict(config), "gguf_file": None})
         full.inputs = config.inputs
         full.lora = None
+        check_model_folder(
+            folder / MODEL_DIR, gguf_file=None, trust_remote_code=trust_remote_code, label=label
+        )
         model = _assemble(full, dtype, str(folder / MODEL_DIR))
     model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
     builder = _make_builder(config, str(folder / TOKENIZER_DIR), resolver)
@@ -418,14 +465,17 @@ def _find_backbone(folder: Path, config: RewardModelConfig) -> ResolvedModel:
         ) from error
 
 
-def export_merged(directory: str | Path, output: str | Path) -> Path:
+def export_merged(
+    directory: str | Path, output: str | Path, *, trust_remote_code: bool = False
+) -> Path:
     """Merge a checkpoint into a plain ``…ForSequenceClassification`` folder that transformers'
     ``AutoModelForSequenceClassification`` loads without omnirm, giving the same scores.
 
     The padding token is set to one the chat template never emits, because transformers finds
-    the last token by ``pad_token_id``.
+    the last token by ``pad_token_id``. The chat template gets omnirm's default criterion as
+    the system message of conversations that have none (records without ``criteria``).
     """
-    model, builder, config = load_reward_model(directory)
+    model, builder, config = load_reward_model(directory, trust_remote_code=trust_remote_code)
     if config.head != "native" or model.native_model is None:
         raise UsageError(
             f"{directory}: this backbone has no sequence-classification class in transformers; "
@@ -440,10 +490,24 @@ def export_merged(directory: str | Path, output: str | Path) -> Path:
     if pad_id != tokenizer.pad_token_id:
         tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id)
     native.config.pad_token_id = pad_id
+    tokenizer.chat_template = default_system_template(
+        tokenizer.chat_template, config.inputs.default_criteria
+    )
     out = Path(output)
     native.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def default_system_template(template: str, system: str) -> str:
+    """``template`` with ``system`` as the system message of conversations that start without
+    one, as omnirm lays out a record without ``criteria``."""
+    literal = json.dumps(system, ensure_ascii=False)  # a Jinja string literal too
+    return (
+        "{%- if not messages or messages[0]['role'] != 'system' %}"
+        f"{{%- set messages = [{{'role': 'system', 'content': {literal}}}] + messages %}}"
+        "{%- endif %}" + template
+    )
 
 
 def _safe_pad_id(tokenizer: Any) -> int:

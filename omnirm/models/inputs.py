@@ -142,7 +142,8 @@ class InputBuilder(ABC):
         where = f"responses[{index}]"
         if self.settings.truncation == "error":
             raise self._over_long(turns, record) or TooLongError(
-                f"response {index} needs {encoded.length} tokens, over --max-length {limit}",
+                f"response {index} needs {encoded.length} tokens, over --max-length {limit} "
+                "(raise --max-length to fit it)",
                 record_id=record.id,
                 field=where,
             )
@@ -152,10 +153,12 @@ class InputBuilder(ABC):
         for _ in range(3):  # re-tokenising at the cut can shift a token or two
             cut = self._cut_prompt(original, excess)
             if cut is None:
-                raise self._over_long(turns[:-2] + turns[-1:], record) or TooLongError(
+                raise self._over_long(
+                    [t for t in turns if t is not prompt], record
+                ) or TooLongError(
                     f"response {index} needs {encoded.length} tokens; even without its prompt "
                     f"text it is over --max-length {limit} (responses and media are never "
-                    "truncated)",
+                    "truncated; raise --max-length to fit it)",
                     record_id=record.id,
                     field=where,
                 )
@@ -166,7 +169,7 @@ class InputBuilder(ABC):
                 return truncated
             excess += truncated.length - limit
         raise TooLongError(
-            f"could not truncate the prompt to fit --max-length {limit}",
+            f"could not truncate the prompt to fit --max-length {limit} (raise --max-length)",
             record_id=record.id,
             field=prompt.field,
         )

@@ -92,12 +92,40 @@ def resolve_model(
     gguf_file: str | None = None,
     trust_remote_code: bool = False,
     option: str = "--model",
+    config_file: str = "config.json",
 ) -> ResolvedModel:
     """The local folder for ``spec`` (see the module docs), fetching a hub model into the hub's
-    cache when needed. ``option`` names the command-line option in error messages."""
+    cache when needed. ``option`` names the command-line option in error messages; a folder
+    must hold ``config_file`` (``omnirm_config.json`` for an omnirm reward model)."""
     label = f"{option}{spec}" if option.endswith(":") else f"{option} {spec}"
     source, file_in_spec = split_gguf(spec)
     gguf_file = gguf_file or file_in_spec
+    if gguf_file:
+        _require_gguf_package(label)
+    resolved = _locate(source, revision, gguf_file, trust_remote_code, label)
+    if not gguf_file and not (Path(resolved.folder) / config_file).is_file():
+        what = "a model folder" if config_file == "config.json" else "an omnirm reward model"
+        raise UsageError(f"{label}: {resolved.folder} is not {what} (no {config_file})")
+    return resolved
+
+
+def _require_gguf_package(label: str) -> None:
+    try:
+        import gguf  # noqa: F401  (transformers reads .gguf files with it)
+    except ImportError:
+        raise UsageError(
+            f"{label}: reading a .gguf model needs the gguf package (pip install gguf)"
+        ) from None
+
+
+def _locate(
+    source: str,
+    revision: str | None,
+    gguf_file: str | None,
+    trust_remote_code: bool,
+    label: str,
+) -> ResolvedModel:
+    """Where ``source`` is on this machine (see :func:`resolve_model`)."""
     if source.startswith(PACKAGE_PREFIX):
         if revision:
             raise UsageError(f"{label}: --revision applies to hub ids only")
@@ -108,6 +136,8 @@ def resolve_model(
             raise UsageError(f"{label}: --revision applies to hub ids only, not folders")
         if gguf_file and not (local / gguf_file).is_file():
             raise UsageError(f"{label}: no such file")
+        if not local.is_dir():
+            raise UsageError(f"{label}: is a file, not a model folder or a .gguf file")
         folder = str(local.resolve())
         return ResolvedModel(folder, folder, gguf_file)
     if not is_hub_id(source):

@@ -51,7 +51,7 @@ def test_stdout_is_only_jsonl_even_with_errors(tmp_path: Path) -> None:
         text=True,
         env={**os.environ, "NO_COLOR": "1"},
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 0  # stats skips bad records (one warning) by default
     assert [json.loads(line)["records"] for line in proc.stdout.splitlines()] == [1]
     assert "out of range" in proc.stderr
     assert "\x1b[" not in proc.stderr  # NO_COLOR honoured

@@ -40,9 +40,10 @@ def test_on_error_modes(cli: Cli, tmp_path: Path) -> None:
     ) in failed.stderr
 
     skipped = cli("data", "convert", "--from", "omni-rewardbench", bench, "--on-error", "skip")
-    assert skipped.code == 1
+    assert skipped.code == 0  # skipping was asked for: one warning, success
     assert len(skipped.jsonl()) == 18
-    assert "18 records written (omni-rewardbench → omnirm), 1 error" in skipped.stderr
+    assert "18 records written (omni-rewardbench → omnirm), 1 skipped" in skipped.stderr
+    assert "warning: 1 record skipped (--on-error skip), the first: " in skipped.stderr
 
     recorded = cli("data", "convert", "--from", "omni-rewardbench", bench, "--on-error", "record")
     assert recorded.code == 1
@@ -73,13 +74,14 @@ def test_prd_vicuna_missing_answers_are_errors_not_crashes(cli: Cli, tmp_path: P
     out = tmp_path / "v.jsonl"
     result = cli(
         "data", "convert", "--from", "prd-vicuna80", str(FIXTURES / "prd_vicuna80_mini"),
-        "--on-error", "skip", "-o", str(out),
+        "--on-error", "skip", "-o", str(out), "-v",
     )  # fmt: skip
-    assert result.code == 1
+    assert result.code == 0
     assert result.stdout == ""
     assert len(out.read_text().splitlines()) == 6
-    assert result.stderr.count("no answer from gpt4 to question 9") == 3
-    assert "6 records written (prd-vicuna80 → omnirm), 3 errors" in result.stderr
+    assert result.stderr.count("skipped: ") == 3  # -v shows each
+    assert result.stderr.count("no answer from gpt4 to question 9") == 3 + 1  # and the summary
+    assert "6 records written (prd-vicuna80 → omnirm), 3 skipped" in result.stderr
 
 
 def test_usage_errors(cli: Cli, jsonl_file: Callable[..., Path]) -> None:
@@ -108,8 +110,8 @@ def test_to_pairs_skips_ties_and_reads_stdin(cli: Cli) -> None:
         make_record("b", preference=1),
     ]
     stdin = "".join(json.dumps(r) + "\n" for r in records) + "{broken\n"
-    result = cli("data", "convert", "--to", "pairs", "-", "--on-error", "skip", stdin=stdin)
-    assert result.code == 1
+    result = cli("data", "convert", "--to", "pairs", "-", "--on-error", "skip", "-v", stdin=stdin)
+    assert result.code == 0
     assert result.jsonl() == [
         {
             "id": "a",
@@ -127,7 +129,7 @@ def test_to_pairs_skips_ties_and_reads_stdin(cli: Cli) -> None:
     ]
     assert "<stdin>:2: record 'tie': preference: is a tie" in result.stderr
     assert "<stdin>:4: invalid JSON" in result.stderr
-    assert "2 rows written (omnirm → pairs), 2 errors" in result.stderr
+    assert "2 rows written (omnirm → pairs), 2 skipped" in result.stderr
 
 
 def test_llamafactory_round_trip_through_the_cli(cli: Cli, tmp_path: Path) -> None:

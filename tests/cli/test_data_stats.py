@@ -38,7 +38,9 @@ def test_table_goes_to_stderr(cli, jsonl_file) -> None:  # type: ignore[no-untyp
     assert result.stdout == ""
     assert "text_to_text" in result.stderr and "lengths" in result.stderr
     assert "invalid" in result.stderr
-    assert result.code == 1  # a bad record was skipped
+    assert result.code == 0  # a bad record was skipped, as --on-error skip (the default) asks
+    assert "1 record skipped (--on-error skip)" in result.stderr
+    assert cli("data", "stats", str(path), "--on-error", "fail").code == 1
 
 
 def test_percentiles_nearest_rank() -> None:

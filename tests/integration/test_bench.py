@@ -138,8 +138,9 @@ def test_rewardbench2_official_score(
         "bench", "--suite", "rewardbench2", "--data", str(bench), "--model", str(text_rm),
         "--json", "--on-error", "skip",
     )  # fmt: skip
-    # the fixture holds one malformed row (num_correct disagrees): reported, left out, exit 1
-    assert result.code == 1 and "num_correct" in result.stderr
+    # the fixture holds one malformed row (num_correct disagrees): left out, one warning, exit 0
+    assert result.code == 0 and "1 record skipped" in result.stderr
+    assert "num_correct" in result.stderr
     (report,) = result.jsonl()
     official = report["official"]
     assert official["rule"].startswith("RewardBench 2")
@@ -174,7 +175,7 @@ def test_vision_language_reward_model_on_vl_rewardbench(
         "bench", "--suite", "vl-rewardbench", "--data", str(bench), "--model", str(rm),
         "--json", "--on-error", "skip",
     )  # fmt: skip
-    assert result.code == 1 and "human_ranking" in result.stderr  # the fixture's one bad row
+    assert result.code == 0 and "human_ranking" in result.stderr  # the fixture's one bad row
     (report,) = result.jsonl()
     assert report["tasks"] and all(t["modality"] == "image" for t in report["tasks"])
     assert report["modalities"]["image"]["n"] == sum(t["n"] for t in report["tasks"])

@@ -181,7 +181,9 @@ def test_over_length_policy(cli, trained: Path, tmp_path: Path) -> None:  # type
             {"id": "short", "prompt": "hi", "responses": ["ok", "fine"]},
         ],
     )
-    result = cli("score", "--model", str(trained), "--on-error", "record", str(path))
+    result = cli(
+        "score", "--model", str(trained), "--on-error", "record", "--max-length", "256", str(path)
+    )
     assert result.code == 1
     out = result.jsonl()
     assert [r["id"] for r in out] == ["long-prompt", "long-response", "short"]

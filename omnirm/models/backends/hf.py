@@ -34,28 +34,37 @@ class HFBackend(JudgeBackend):
         revision: str | None = None,
     ) -> None:
         from omnirm.models.checkpoint import detect_kind
+        from omnirm.models.devices import resolve_device
+        from omnirm.models.safety import check_model_folder
         from omnirm.models.sources import resolve_model
 
+        label = f"--judge hf:{model}"
         resolved = resolve_model(
             model, revision=revision, trust_remote_code=trust_remote_code, option="--judge hf:"
         )
         self._model_name = resolved.display if resolved.is_hub else model
         self.source, self.gguf_file = resolved.folder, resolved.gguf_file
         gguf_file = self.gguf_file
+        check_model_folder(
+            self.source, gguf_file=gguf_file, trust_remote_code=trust_remote_code, label=label
+        )
         self.batch_size = max(1, batch_size)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.kind_of_model, _ = detect_kind(self.source, gguf_file, trust_remote_code)
         self._load(trust_remote_code)
 
     def _load(self, trust_remote_code: bool) -> None:
         from omnirm.models.checkpoint import load_processor, load_tokenizer, thinker_class
+        from omnirm.models.safety import weight_options
 
         dtype = torch.float32
         if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
             dtype = torch.bfloat16
-        options: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+        options: dict[str, Any] = {
+            "dtype": dtype,
+            "trust_remote_code": trust_remote_code,
+            **weight_options(self.gguf_file),
+        }
         self.processor: Any = None
         net: Any
         if self.kind_of_model == "text":

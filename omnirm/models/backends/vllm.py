@@ -62,6 +62,7 @@ class VLLMBackend(JudgeBackend):
         seed: int = 0,
         revision: str | None = None,
     ) -> None:
+        from omnirm.models.safety import check_model_folder
         from omnirm.models.sources import resolve_model
 
         resolved = resolve_model(
@@ -69,6 +70,12 @@ class VLLMBackend(JudgeBackend):
             revision=revision,
             trust_remote_code=trust_remote_code,
             option="--judge vllm:",
+        )
+        check_model_folder(
+            resolved.folder,
+            gguf_file=resolved.gguf_file,
+            trust_remote_code=trust_remote_code,
+            label=f"--judge vllm:{model}",
         )
         self._model_name = resolved.display if resolved.is_hub else model
         self.source = Path(resolved.path)

@@ -38,6 +38,8 @@ from tests.tiny_models import sample_audio, sample_image, sample_video
 
 def test_missing_vllm_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` fails even where installed
+    (tmp_path / "config.json").write_text('{"model_type": "qwen2"}')
+    (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(UsageError) as caught:
         open_backend(f"vllm:{tmp_path}")
     message = str(caught.value)
