@@ -11,7 +11,7 @@ from enum import Enum
 
 from omnirm import console
 from omnirm.errors import RecordError
-from omnirm.jsonl import JsonlWriter
+from omnirm.jsonl import Sink
 from omnirm.records import InvalidRecord
 
 
@@ -25,7 +25,7 @@ class ErrorPolicy:
     """Applies an :class:`OnError` mode and counts what it saw."""
 
     def __init__(
-        self, mode: OnError | str, writer: JsonlWriter | None = None, *, max_shown: int = 20
+        self, mode: OnError | str, writer: Sink | None = None, *, max_shown: int = 20
     ) -> None:
         self.mode = OnError(mode)
         self.writer = writer
