@@ -50,7 +50,7 @@ complete -c omnirm -n '__omnirm_at omnirm bench' -l 'suite' -x -d 'omni-rewardbe
 complete -c omnirm -n '__omnirm_at omnirm bench' -l 'data' -r -F -d 'The suite\'s folder, laid out as published (see docs/bench-suites.md)'
 complete -c omnirm -n '__omnirm_at omnirm bench' -l 'tasks' -x -d 'Only these tasks, comma-separated (e.g'
 complete -c omnirm -n '__omnirm_at omnirm bench' -s 'm' -l 'model' -x -a '(__fish_complete_directories)' -d 'A reward model written by omnirm train bt: a folder, or a hub id ORG/NAME [default: the embedded omnirm-default model, unless --judge is given]'
-complete -c omnirm -n '__omnirm_at omnirm bench' -l 'revision' -x -d 'Hub revision (branch, tag or commit) of a --model given as ORG/NAME [default: main]'
+complete -c omnirm -n '__omnirm_at omnirm bench' -l 'revision' -x -d 'Hub revision (branch, tag or commit) of a model given as a hub id ORG/NAME (--model, --judge hf:ORG/NAME) [default: main]'
 complete -c omnirm -n '__omnirm_at omnirm bench' -l 'criteria' -x -d 'Criterion for every record, overriding the records\' own'
 complete -c omnirm -n '__omnirm_at omnirm bench' -l 'calibrate' -r -F -d 'Scored records (not the test records) to choose a scalar model\'s tie threshold on [default: 5-fold cross-validation on the test records]'
 complete -c omnirm -n '__omnirm_at omnirm bench' -l 'bootstrap' -x -d 'Bootstrap resamples for the 95% intervals'
@@ -96,7 +96,7 @@ complete -c omnirm -n '__omnirm_at omnirm bench' -F
 
 # omnirm bon
 complete -c omnirm -n '__omnirm_at omnirm bon' -s 'm' -l 'model' -x -a '(__fish_complete_directories)' -d 'A reward model: a folder or a hub id ORG/NAME (repeat for an ensemble) [default: the embedded omnirm-default model, unless --judge is given]'
-complete -c omnirm -n '__omnirm_at omnirm bon' -l 'revision' -x -d 'Hub revision (branch, tag or commit) of a --model given as ORG/NAME [default: main]'
+complete -c omnirm -n '__omnirm_at omnirm bon' -l 'revision' -x -d 'Hub revision (branch, tag or commit) of a model given as a hub id ORG/NAME (--model, --judge hf:ORG/NAME) [default: main]'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'judge' -x -d 'A judge: hf:PATH, openai:MODEL or vllm:PATH (repeat for an ensemble)'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'select' -x -a 'best worst all' -d 'Keep only the best or the worst response, or all'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'top-k' -x -d 'Keep the K best responses, best first'
@@ -128,6 +128,8 @@ complete -c omnirm -n '__omnirm_at omnirm bon' -l 'cache' -r -F -d 'Answer cache
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'no-cache' -d 'Neither read nor write the answer cache'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'batch-size' -x -d 'Sequences per forward pass (hf: judge requests per batch)'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'device' -x -d 'cpu, cuda, cuda:1 … [default: cuda if available]'
+complete -c omnirm -n '__omnirm_at omnirm bon' -l 'resume' -d 'With -o: skip the records already in the output file and append the rest; an output scored by other scorers, other settings or from another input is refused. --pairs is written anew, for all records'
+complete -c omnirm -n '__omnirm_at omnirm bon' -l 'no-resume'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'on-error' -x -a 'fail skip record' -d 'What to do with a bad record: stop (fail), leave it out (skip), or write it out with an \'error\' key (record)'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'media-root' -x -a '(__fish_complete_directories)' -d 'Folder that relative media paths resolve against [default: the input file\'s folder, or the working directory for stdin]'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'allow-outside-root' -d 'Allow media paths that resolve outside the media root (absolute paths, \'..\')'
@@ -200,7 +202,7 @@ complete -c omnirm -n '__omnirm_at omnirm data validate' -F
 
 # omnirm score
 complete -c omnirm -n '__omnirm_at omnirm score' -s 'm' -l 'model' -x -a '(__fish_complete_directories)' -d 'A reward model written by omnirm train bt: a folder, or a hub id ORG/NAME [default: the embedded omnirm-default model, unless --judge is given]'
-complete -c omnirm -n '__omnirm_at omnirm score' -l 'revision' -x -d 'Hub revision (branch, tag or commit) of a --model given as ORG/NAME [default: main]'
+complete -c omnirm -n '__omnirm_at omnirm score' -l 'revision' -x -d 'Hub revision (branch, tag or commit) of a model given as a hub id ORG/NAME (--model, --judge hf:ORG/NAME) [default: main]'
 complete -c omnirm -n '__omnirm_at omnirm score' -l 'judge' -x -d 'A generative judge instead of a reward model: hf:PATH or hf:ORG/NAME (a transformers model: folder, .gguf or hub id), openai:MODEL (any OpenAI-compatible server; see --base-url), vllm:PATH or vllm:ORG/NAME (GPU). --revision picks a hub revision'
 complete -c omnirm -n '__omnirm_at omnirm score' -l 'mode' -x -a 'pairwise pointwise' -d 'pairwise: a verdict per pair; pointwise: a 1-10 score per response'
 complete -c omnirm -n '__omnirm_at omnirm score' -l 'orders' -x -a 'both ab' -d 'both: judge each pair as (A, B) and (B, A) and combine; ab: once'
@@ -226,7 +228,7 @@ complete -c omnirm -n '__omnirm_at omnirm score' -l 'tie-margin' -x -d 'Predict 
 complete -c omnirm -n '__omnirm_at omnirm score' -l 'normalize' -d 'Standardise rewards with the mean/std stored in the model'
 complete -c omnirm -n '__omnirm_at omnirm score' -l 'no-normalize'
 complete -c omnirm -n '__omnirm_at omnirm score' -l 'device' -x -d 'cpu, cuda, cuda:1 … [default: cuda if available]'
-complete -c omnirm -n '__omnirm_at omnirm score' -l 'resume' -d 'With -o: skip records already in the output file and append the rest'
+complete -c omnirm -n '__omnirm_at omnirm score' -l 'resume' -d 'With -o: skip the records already in the output file and append the rest; an output scored by another scorer, other settings or from another input is refused'
 complete -c omnirm -n '__omnirm_at omnirm score' -l 'no-resume'
 complete -c omnirm -n '__omnirm_at omnirm score' -l 'share-prefix' -d 'Run each record\'s criterion and prompt (with its media) once and every response after it on the cached keys and values; --no-share-prefix runs each (prompt, response) sequence whole'
 complete -c omnirm -n '__omnirm_at omnirm score' -l 'no-share-prefix'
@@ -252,7 +254,7 @@ complete -c omnirm -n '__omnirm_at omnirm train' -s 'h' -l 'help' -d 'Show this 
 complete -c omnirm -n '__omnirm_at omnirm train bt' -s 'm' -l 'model' -r -F -d 'Base model: a local folder or .gguf file, a hub id ORG/NAME (fetched into the Hugging Face cache), or pkg:MODULE/FILE inside an installed Python package'
 complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'data' -r -F -d 'Training records (JSONL with gold labels)'
 complete -c omnirm -n '__omnirm_at omnirm train bt' -s 'o' -l 'output' -x -a '(__fish_complete_directories)' -d 'Folder for the reward model'
-complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'revision' -x -d 'Hub revision (branch, tag or commit) of a --model given as ORG/NAME [default: main]'
+complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'revision' -x -d 'Hub revision (branch, tag or commit) of a model given as a hub id ORG/NAME (--model, --judge hf:ORG/NAME) [default: main]'
 complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'eval' -r -F -d 'Held-out records: pairwise accuracy is logged'
 complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'epochs' -x -d 'Passes over the data (fractions allowed)'
 complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'lr' -x -d 'Peak learning rate (cosine schedule) [default: 5e-4 LoRA, 1e-5 full]'
