@@ -23,6 +23,10 @@ the share of scorers whose own best is the ensemble's best.
 chosen responses, in rank order, with their original indices in ``selected``; ``rewards``,
 ``best`` and ``ranking`` still describe all candidates.
 
+Records are scored in chunks (every scorer in turn) and each chunk is written before the next,
+with the error records among them in input order (:class:`BestOfN`); ``--resume`` skips the
+records the output holds (:mod:`omnirm.resume`).
+
 **Pairs** (``--pairs FILE``): best vs worst, or every pair whose reward gap is at least
 ``--pair-margin``, as omnirm records (preference 0 = the better first), TRL DPO rows or
 LLaMA-Factory ranking rows.
@@ -31,13 +35,16 @@ LLaMA-Factory ranking rows.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from omnirm.errors import RecordError
-from omnirm.on_error import ErrorPolicy
+from omnirm.jsonl import Sink
+from omnirm.on_error import ErrorPolicy, OnError
 from omnirm.records import InvalidRecord, Record, parse_record
+from omnirm.resume import ResumableOutput
 from omnirm.runners import Runner
 
 Scores = list[float | None]
@@ -50,6 +57,12 @@ class BonSettings:
     combine: Literal["zscore", "rank"] = "zscore"
     tournament: Literal["auto", "knockout", "round-robin"] = "auto"
     round_robin_max: int = 6
+    chunk: int = 8  # records scored by every scorer, then written, at first (see BestOfN)
+    max_chunk: int = 256
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that change the output (not how it is chunked)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("chunk", "max_chunk")}
 
 
 # -- gathering candidates -----------------------------------------------------------------------
@@ -117,12 +130,18 @@ def score_candidates(
     records: Sequence[tuple[int, Record]],
     policy: ErrorPolicy,
     settings: BonSettings,
+    into: dict[str, Scores] | None = None,
 ) -> dict[str, Scores]:
-    """Rewards per candidate for every record ``runner`` could score, by record id."""
+    """Rewards per candidate for every record ``runner`` could score, by record id, added to
+    ``into`` as they come (so what was scored before an error raised is kept there)."""
+    into = {} if into is None else into
     options = getattr(runner, "options", None)
     if options is not None and options.mode == "pairwise":
-        return _tournaments(runner, records, policy, settings)
-    return {str(out["id"]): list(out["rewards"]) for out in runner.run(records, policy)}
+        into.update(_tournaments(runner, records, policy, settings))
+        return into
+    for out in runner.run(records, policy):
+        into[str(out["id"])] = list(out["rewards"])
+    return into
 
 
 def _pair_record(record: Record, first: int, second: int) -> Record:
@@ -296,6 +315,164 @@ def annotate(record: Record, scores: dict[str, Scores], settings: BonSettings) -
     return out
 
 
+# -- the run ------------------------------------------------------------------------------------
+
+
+class OrderedLines:
+    """Output lines held until every line before them in the input is known, then written in
+    input order: error records (from the error policy, through :meth:`write`) and scored
+    records (:meth:`add`) interleave as their records did."""
+
+    def __init__(self, output: ResumableOutput) -> None:
+        self.output = output
+        self._held: list[tuple[int, int, bool, dict[str, Any]]] = []  # line, seq, error, line
+        self._last = 0
+
+    def write(self, obj: Any) -> None:
+        """An error record, placed by the input line its error names."""
+        line = obj.get("error", {}).get("line") if isinstance(obj, dict) else None
+        self._hold(line if isinstance(line, int) else self._last, True, obj)
+
+    def add(self, line: int, obj: dict[str, Any]) -> None:
+        self._hold(line, False, obj)
+
+    def _hold(self, line: int, error: bool, obj: dict[str, Any]) -> None:
+        self._held.append((line, len(self._held), error, obj))
+        self._last = max(self._last, line)
+
+    def release(self, upto: int | None = None) -> None:
+        """Write the lines held up to input line ``upto`` (None: all)."""
+        self._held.sort(key=lambda held: held[:2])
+        count = 0
+        for line, _, error, obj in self._held:
+            if upto is not None and line > upto:
+                break
+            count += 1
+            if error:
+                self.output.write_error(obj)
+            else:
+                self.output.write(obj)
+        del self._held[:count]
+
+
+#: A chunk of records scored in less than this is followed by one twice as large.
+CHUNK_SECONDS = 1.0
+
+
+class BestOfN:
+    """A best-of-N run: records go through in chunks, each scored by every scorer in turn, then
+    written with the errors met, in input order, before the next chunk. The first chunk holds
+    ``settings.chunk`` records; the next ones double while a chunk takes under
+    :data:`CHUNK_SECONDS`, up to ``settings.max_chunk``, so output starts at once and keeps
+    coming. Records the output has already (``--resume``) are not scored again."""
+
+    def __init__(
+        self,
+        scorers: Sequence[tuple[str, Runner]],
+        settings: BonSettings,
+        output: ResumableOutput,
+        on_error: OnError | str,
+        provenance: dict[str, Any] | None = None,
+    ) -> None:
+        self.scorers = scorers
+        self.settings = settings
+        self.output = output
+        self.provenance = provenance or {}
+        self.lines = OrderedLines(output)
+        self.policy = ErrorPolicy(on_error, self.lines)
+        self._seconds = 0.0  # how long the last chunk took to score
+
+    def run(
+        self, items: Iterable[tuple[int, Record | InvalidRecord]]
+    ) -> Iterator[tuple[Record, dict[str, Any]]]:
+        """``(record, its output line)`` for every record with scores, new or found in the
+        output, in input order; bad records go to :attr:`policy`."""
+        chunk: list[tuple[int, Record]] = []
+        size = self.settings.chunk
+        for line, item in items:
+            if isinstance(item, InvalidRecord):
+                yield from self._chunk(chunk)
+                chunk = []
+                if not self.output.is_done(line, item):
+                    self.policy.handle(item)
+                self.lines.release(line)
+                continue
+            chunk.append((line, item))
+            if len(chunk) >= size:
+                yield from self._chunk(chunk)
+                chunk = []
+                if self._seconds < CHUNK_SECONDS:
+                    size = min(self.settings.max_chunk, size * 2)
+        yield from self._chunk(chunk)
+        self.lines.release()
+
+    def _chunk(self, chunk: list[tuple[int, Record]]) -> Iterator[tuple[Record, dict[str, Any]]]:
+        if not chunk:
+            return
+        started = time.monotonic()
+        done = {record.id for line, record in chunk if self.output.is_done(line, record)}
+        todo = [(line, record) for line, record in chunk if record.id not in done]
+        scores: dict[str, dict[str, Scores]] = {}
+        try:
+            for label, runner in self.scorers:
+                part: dict[str, Scores] = {}
+                try:
+                    score_candidates(runner, todo, self.policy, self.settings, part)
+                finally:
+                    for record_id, rewards in part.items():
+                        scores.setdefault(record_id, {})[label] = rewards
+        except RecordError as error:  # --on-error fail: the records before it are written
+            yield from self._finish(chunk, done, scores, before=error.line or 0)
+            raise
+        self._seconds = time.monotonic() - started
+        yield from self._finish(chunk, done, scores)
+
+    def _finish(
+        self,
+        chunk: list[tuple[int, Record]],
+        done: set[str],
+        scores: dict[str, dict[str, Scores]],
+        before: int | None = None,
+    ) -> Iterator[tuple[Record, dict[str, Any]]]:
+        last = 0
+        for line, record in chunk:
+            if before is not None and line >= before:
+                break
+            last = line
+            if record.id in done:
+                found = self.output.scored_line(record.id)
+                if found is not None:
+                    yield record, found
+                continue
+            mine = scores.get(record.id)
+            if mine is None or len(mine) < len(self.scorers):
+                continue  # a scorer failed on it: reported already
+            out = annotate(record, mine, self.settings)
+            out["scored_by"] = self.provenance
+            self.lines.add(line, out)
+            yield record, out
+        self.lines.release(last if before is not None else chunk[-1][0])
+
+
+def bon_fingerprint(
+    scorers: Sequence[tuple[str, Runner]], settings: BonSettings, group_by: str | None
+) -> dict[str, Any]:
+    """What identifies a best-of-N output: every scorer's fingerprint, the settings, grouping."""
+    return {
+        "scorers": [[label, runner.fingerprint()] for label, runner in scorers],
+        "settings": settings.fingerprint(),
+        "group_by": group_by,
+    }
+
+
+def bon_provenance(
+    scorers: Sequence[tuple[str, Runner]], settings: BonSettings, group_by: str | None
+) -> dict[str, Any]:
+    """The ``scored_by`` block of best-of-N records: the scorers by label, the settings."""
+    return {"scorers": [label for label, _ in scorers], **settings.fingerprint(),
+            "group_by": group_by}  # fmt: skip
+
+
 # -- pairs and quality ------------------------------------------------------------------------------
 
 
@@ -326,6 +503,37 @@ def preference_pairs(
             "margin": gap,
             "source_id": record.id,
         }
+
+
+class PairWriter:
+    """Preference pairs of each scored record, written as it comes in one of the ``--pairs``
+    formats (omnirm records, TRL rows, LLaMA-Factory rows); :attr:`count` counts them."""
+
+    def __init__(self, sink: Sink, fmt: str, *, mode: str, margin: float) -> None:
+        self.sink = sink
+        self.fmt = fmt
+        self.mode = mode
+        self.margin = margin
+        self.count = 0
+        self.problems: list[RecordError] = []  # pairs the format cannot hold
+
+    def add(self, record: Record, rewards: Scores) -> None:
+        rows = list(preference_pairs(record, rewards, mode=self.mode, margin=self.margin))
+        if self.fmt == "omnirm":
+            for row in rows:
+                self.sink.write(row)
+            self.count += len(rows)
+            return
+        if self.fmt == "trl":
+            from omnirm.formats.pairs import write_pairs as export
+        else:
+            from omnirm.formats.llamafactory import write_llamafactory as export
+        for item in export(parse_record(row) for row in rows):
+            if isinstance(item, RecordError):
+                self.problems.append(item)  # e.g. media LLaMA-Factory cannot place
+                continue
+            self.sink.write(item)
+            self.count += 1
 
 
 @dataclass

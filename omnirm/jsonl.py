@@ -2,7 +2,9 @@
 
 Reading is line by line in constant memory (a multi-GB file is never loaded whole). Writing keeps
 the order it is given, refuses NaN and Infinity (they are not JSON), and flushes regularly so a
-crash or Ctrl-C loses at most the last fraction of a second of output.
+crash or Ctrl-C loses at most the last fraction of a second of output. A file is never written
+by two runs at once, never the input being read, and never left half-written in place of the
+previous one (:class:`OutputFile`).
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import stat
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -46,6 +51,14 @@ def open_input(source: str | Path) -> Iterator[IO[bytes]]:
         yield handle
 
 
+class InvalidJson(RecordError):
+    """A line that is not JSON; :attr:`raw` keeps its text (``--on-error record`` writes it)."""
+
+    def __init__(self, message: str, raw: str, **where: Any) -> None:
+        super().__init__(message, **where)
+        self.raw = raw
+
+
 def iter_json_lines(
     source: str | Path, *, name: str | None = None, max_bytes: int | None = MAX_RECORD_BYTES
 ) -> Iterator[tuple[int, Any | RecordError]]:
@@ -74,7 +87,8 @@ def iter_json_lines(
             try:
                 yield number, orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
-                yield number, RecordError(f"invalid JSON: {exc}", source=shown, line=number)
+                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                yield number, InvalidJson(f"invalid JSON: {exc}", text, source=shown, line=number)
 
 
 def _lines(handle: IO[bytes], max_bytes: int | None) -> Iterator[bytes | int]:
@@ -125,27 +139,40 @@ def _find_non_finite(obj: Any, path: str = "") -> str | None:
     return None
 
 
+class Sink(Protocol):
+    """Anything lines can be written to: a :class:`JsonlWriter`, or a filter in front of one."""
+
+    def write(self, obj: Any) -> None: ...
+
+
 class JsonlWriter:
     """Write JSON objects one per line to a file or to standard output (``-`` or ``None``).
 
-    Use as a context manager. Output is flushed at least every ``flush_seconds`` and on close, so
-    what has been written survives an interruption. ``append`` adds to an existing file (resume).
+    Use as a context manager. A file (see :class:`OutputFile`) is locked against a second
+    writer and written through a temporary file renamed into place at the end, or appended to
+    in place with ``append`` (``--resume``). ``inputs`` are the files the command reads: naming
+    one of them as the target is refused. Output is flushed at least every ``flush_seconds``
+    (0: after every line) and on close, so what has been written survives an interruption.
     """
 
     def __init__(
-        self, target: str | Path | None = None, *, flush_seconds: float = 0.5, append: bool = False
+        self,
+        target: str | Path | None = None,
+        *,
+        flush_seconds: float = 0.5,
+        append: bool = False,
+        inputs: Iterable[str | Path | None] = (),
+        option: str = "-o",
     ) -> None:
         self.target = STDIN if target is None else str(target)
         self.count = 0
         self._flush_seconds = flush_seconds
         self._last_flush = time.monotonic()
         self._stream: IO[str]
-        self._owned = self.target != STDIN
-        if self._owned:
-            path = Path(self.target)
-            if path.parent and not path.parent.exists():
-                raise UsageError(f"{path}: folder {path.parent} does not exist")
-            self._stream = path.open("a" if append else "w", encoding="utf-8")
+        self.file: OutputFile | None = None
+        if self.target != STDIN:
+            self.file = OutputFile(Path(self.target), append=append, inputs=inputs, option=option)
+            self._stream = self.file.stream
         else:
             self._stream = sys.stdout
 
@@ -169,46 +196,181 @@ class JsonlWriter:
             raise OutputClosed from None
 
     def close(self) -> None:
+        """Finish the output: a file is renamed into place (see :meth:`OutputFile.commit`)."""
+        if self.file is not None:
+            self.file.commit()
+            return
         with contextlib.suppress(ValueError):  # already closed
             self.flush()
-        if self._owned:
-            self._stream.close()
 
     def __enter__(self) -> JsonlWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        if self.file is not None and not self.file.keeps(error):
+            self.file.discard()
+            return
         self.close()
 
 
-def completed_ids(path: str | Path) -> set[str]:
-    """Ids of the complete records in an output file, for ``--resume``.
+class OutputFile:
+    """A file one run writes, so that no other run and no crash can spoil it.
 
-    A last line cut off by an interruption is removed from the file, so appending continues
-    cleanly; every complete line must be a JSON object.
+    - It is locked (an advisory ``flock``, taken at once or refused with a :class:`UsageError`)
+      until the run ends, so two runs never interleave their lines.
+    - Without ``append`` the lines go to a temporary file in the same folder, renamed over the
+      target by :meth:`commit`: until then the previous file (if any) stays as it was. A run
+      that ends normally or stops at a bad record (``--on-error fail``: its output ends before
+      the record) commits; Ctrl-C commits only when there was no previous file; a crash or any
+      other error leaves the previous file (see :meth:`keeps`).
+    - With ``append`` (``--resume``) the lines are added to the file in place, so a crash keeps
+      everything written before it.
+
+    Special files (``/dev/null``, a FIFO) are written directly, without lock or rename.
     """
-    file = Path(path)
-    if not file.exists():
-        return set()
-    ids: set[str] = set()
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        append: bool = False,
+        inputs: Iterable[str | Path | None] = (),
+        option: str = "-o",
+    ) -> None:
+        self.shown = str(path)
+        self.path = path.resolve()  # through symbolic links: the file they point to is replaced
+        if self.path.is_dir():
+            raise UsageError(f"{option} {path}: is a folder; give a file name")
+        if not self.path.parent.is_dir():
+            raise UsageError(f"{option} {path}: folder {path.parent} does not exist")
+        for source in inputs:
+            if source is not None and same_file(self.path, source):
+                raise UsageError(
+                    f"{option} {path} is the input file {display_name(source)}: writing it "
+                    "would destroy the input; write elsewhere"
+                )
+        self.existed = self.path.exists() and self.path.stat().st_size > 0
+        self.temp: Path | None = None
+        self._lock: int | None = None
+        self._done = False
+        if self.path.exists() and not self.path.is_file():
+            self.stream: IO[str] = self.path.open("a" if append else "w", encoding="utf-8")
+            return
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            raise UsageError(f"{option} {path}: not writable")
+        self._lock = _lock(self.path, option)
+        try:
+            if append:
+                self.stream = self.path.open("a", encoding="utf-8")
+            else:
+                handle, temp = tempfile.mkstemp(
+                    dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+                )
+                self.temp = Path(temp)
+                self.stream = os.fdopen(handle, "w", encoding="utf-8")
+        except OSError as error:
+            self._release()
+            raise UsageError(f"{option} {path}: cannot write: {error.strerror}") from None
+
+    def keeps(self, error: BaseException | None) -> bool:
+        """Whether a run that ended with ``error`` (None: normally) commits its output."""
+        if error is None or isinstance(error, RecordError):
+            return True
+        return isinstance(error, KeyboardInterrupt) and not self.existed
+
+    def commit(self) -> None:
+        """Flush to disk and put the output in place of the target; release the lock."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self.stream.flush()
+            if self.temp is not None:
+                os.fsync(self.stream.fileno())
+            self.stream.close()
+            if self.temp is not None:
+                self.temp.chmod(_new_file_mode(self.path))
+                os.replace(self.temp, self.path)
+        finally:
+            self._release()
+
+    def discard(self) -> None:
+        """Leave the target as it was before the run (an appended file keeps its new lines)."""
+        if self._done:
+            return
+        self._done = True
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.close()
+        if self.temp is not None:
+            self.temp.unlink(missing_ok=True)
+        if not self.existed and self._lock is not None:
+            with contextlib.suppress(OSError):
+                if self.path.stat().st_size == 0:
+                    self.path.unlink()  # empty before the run, or created for the lock
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the lock
+            self._lock = None
+
+
+def _lock(path: Path, option: str) -> int:
+    """A descriptor of ``path`` (created when absent) holding an exclusive advisory lock."""
+    import fcntl
+
+    for _ in range(3):
+        try:
+            handle = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+        except OSError as error:
+            raise UsageError(f"{option} {path}: cannot write: {error.strerror}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise UsageError(
+                f"{option} {path}: another omnirm run is writing this file; wait for it to "
+                "finish, or write elsewhere"
+            ) from None
+        with contextlib.suppress(OSError):
+            if os.fstat(handle).st_ino == os.stat(path).st_ino:
+                return handle
+        os.close(handle)  # the file was replaced while we locked it: lock the new one
+    raise UsageError(f"{option} {path}: the file keeps being replaced by another program")
+
+
+def _new_file_mode(path: Path) -> int:
+    """The permissions the output gets: the previous file's, else the umask's default."""
+    with contextlib.suppress(OSError):
+        return stat.S_IMODE(path.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def same_file(path: Path, source: str | Path) -> bool:
+    """Whether the regular file ``path`` is ``source`` (``-``: what standard input reads)."""
+    try:
+        target = path.stat()
+        if not stat.S_ISREG(target.st_mode):
+            return False
+        other = os.fstat(sys.stdin.fileno()) if str(source) == STDIN else Path(source).stat()
+    except (OSError, ValueError):  # no such file, or a standard input without a descriptor
+        return False
+    return (target.st_dev, target.st_ino) == (other.st_dev, other.st_ino)
+
+
+def complete_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line)`` for every complete line of a file being resumed; a last line
+    cut off by an interruption is removed from the file, so appending continues cleanly."""
     complete = 0  # bytes up to the end of the last complete line
-    with file.open("r+b") as handle:
+    with path.open("r+b") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.endswith(b"\n"):
-                handle.truncate(complete)  # the cut-off last line; appending starts clean
-                break
+                handle.truncate(complete)
+                return
             complete += len(line)
-            if not line.strip():
-                continue
-            try:
-                value = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                raise RecordError(
-                    "invalid JSON in the output being resumed", source=str(file), line=number
-                ) from None
-            if isinstance(value, dict) and isinstance(value.get("id"), str):
-                ids.add(value["id"])
-    return ids
+            yield number, line
 
 
 def write_jsonl(objects: Any, target: str | Path | None = None) -> int:
@@ -243,11 +405,16 @@ def read_json_or_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
 __all__ = [
     "MAX_RECORD_BYTES",
     "STDIN",
+    "InvalidJson",
     "JsonlWriter",
+    "OutputFile",
+    "Sink",
+    "complete_lines",
     "display_name",
     "dumps",
     "iter_json_lines",
     "open_input",
     "read_json_or_jsonl",
+    "same_file",
     "write_jsonl",
 ]

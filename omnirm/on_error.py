@@ -15,7 +15,7 @@ from enum import Enum
 
 from omnirm import console
 from omnirm.errors import RecordError
-from omnirm.jsonl import JsonlWriter
+from omnirm.jsonl import Sink
 from omnirm.records import InvalidRecord
 
 
@@ -31,7 +31,7 @@ class ErrorPolicy:
     def __init__(
         self,
         mode: OnError | str,
-        writer: JsonlWriter | None = None,
+        writer: Sink | None = None,
         *,
         max_shown: int = 20,
         list_skipped: bool = False,

@@ -26,7 +26,7 @@ from typing import Any, Literal, TypedDict, Union
 from typing_extensions import Required
 
 from omnirm.errors import RecordError
-from omnirm.jsonl import MAX_RECORD_BYTES, display_name, iter_json_lines
+from omnirm.jsonl import MAX_RECORD_BYTES, InvalidJson, display_name, iter_json_lines
 
 MEDIA_TYPES: tuple[str, ...] = ("image", "video", "audio", "mesh")
 PART_TYPES: tuple[str, ...] = ("text", *MEDIA_TYPES)
@@ -433,10 +433,13 @@ class InvalidRecord:
 
     def to_error_record(self) -> dict[str, Any]:
         """The ``--on-error record`` form: the original object (when it was an object) with an
-        ``error`` key added, so nothing of the input is lost."""
+        ``error`` key added, so nothing of the input is lost: another JSON value comes as
+        ``value``, the text of a line that is not JSON as ``raw``."""
         base = dict(self.value) if isinstance(self.value, dict) else {"id": None}
         if not isinstance(self.value, dict) and self.value is not None:
             base["value"] = self.value
+        if isinstance(self.error, InvalidJson):
+            base["raw"] = self.error.raw
         base["error"] = self.error.to_dict()
         return base
 

@@ -4,8 +4,8 @@
 :class:`~omnirm.scoring.Scorer`; :class:`JudgeRunner` opens a judge backend (``--judge``) into
 a :class:`~omnirm.judging.judge.Judge`. Both offer ``run(items, policy)`` (scored records in input
 order), ``summary()`` (lines for stderr), ``fingerprint()`` (what identifies the scores they
-produce: model files, backend, settings — ``bench`` keys its score cache with it) and
-``close()``.
+produce: model files, backend, settings — ``bench`` keys its score cache with it and
+``--resume`` checks it), ``provenance()`` (the ``scored_by`` block) and ``close()``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,10 @@ class Runner:
         raise NotImplementedError
 
     def fingerprint(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def provenance(self) -> dict[str, Any]:
+        """The ``scored_by`` block of the records it scores."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -128,6 +132,9 @@ class ModelRunner(Runner):
     def run(self, items: Items, policy: ErrorPolicy) -> Iterator[dict[str, Any]]:
         return self.scorer.score(items, policy)
 
+    def provenance(self) -> dict[str, Any]:
+        return self.scorer.scored_by
+
     def summary(self) -> list[str]:
         lines = [self.scorer.report.summary()]
         if self.features.hits:
@@ -148,6 +155,7 @@ class ModelRunner(Runner):
             "criteria": self.settings.criteria,
             "normalize": self.settings.normalize,
             "max_length": self.max_length,
+            "tie_margin": self.settings.tie_margin,
         }
 
 
@@ -281,6 +289,9 @@ class JudgeRunner(Runner):
 
     def run(self, items: Items, policy: ErrorPolicy) -> Iterator[dict[str, Any]]:
         return self.judge.judge(items, policy)
+
+    def provenance(self) -> dict[str, Any]:
+        return self.judge.scored_by
 
     def summary(self) -> list[str]:
         return [self.judge.report.summary()]

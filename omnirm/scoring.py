@@ -1,7 +1,8 @@
 """Scoring records with a reward model: ``omnirm score --model DIR``.
 
-Records stream through in windows (256 records for text models, 16 for multimodal ones, whose
-media tensors are large) and come out in input order with ``rewards`` added — and for pairs
+Records stream through in windows (growing from ``batch_size`` records, while a window takes
+under a second, up to 256 records for text models and 16 for multimodal ones, whose media
+tensors are large) and come out in input order with ``rewards`` added — and for pairs
 ``predicted`` and ``margin`` — plus ``scored_by``. Within a window:
 
 - **shared prefix** (the default): a record's responses all follow the same criterion, history
@@ -19,6 +20,7 @@ padding is masked, positions are explicit, and the head reads the last real toke
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,9 @@ from omnirm.models.prefix import PositionIds, select_rows
 from omnirm.models.reward_model import RewardModel
 from omnirm.on_error import ErrorPolicy
 from omnirm.records import InvalidRecord, Record
+
+#: A window of records that takes less than this is followed by one twice as large.
+WINDOW_SECONDS = 1.0
 
 
 @dataclass
@@ -77,6 +82,7 @@ def provenance(
         "head": config.head,
         "criteria_override": settings.criteria,
         "normalized": settings.normalize,
+        "tie_margin": settings.tie_margin,
         "shared_prefix": settings.share_prefix,
         "omnirm": config.omnirm_version,
     }
@@ -183,16 +189,29 @@ class Scorer:
     def score(
         self, items: Iterable[tuple[int, Record | InvalidRecord]], policy: ErrorPolicy
     ) -> Iterator[dict[str, Any]]:
-        """Scored records in input order; bad ones go to ``policy`` (which may raise or emit)."""
-        size = self.settings.window or self.builder.score_window
+        """Scored records in input order; bad ones go to ``policy`` (which may raise or emit).
+
+        Records are scored in windows (sorted by length inside, for batching) and come out
+        when their window is done. Unless ``settings.window`` fixes it, the first window holds
+        ``batch_size`` records and the next ones double while a window takes under
+        :data:`WINDOW_SECONDS`, up to the builder's window, so output starts after the first
+        batches and keeps coming every few seconds even from a slow model.
+        """
+        fixed = self.settings.window
+        size = fixed or self.settings.batch_size
+        largest = fixed or max(size, self.builder.score_window)
         window: list[tuple[int, Record | InvalidRecord]] = []
         for item in items:
             window.append(item)
             if len(window) >= size:
-                yield from self._window(window, policy)
+                started = time.monotonic()
+                results = self._window(window)
+                if time.monotonic() - started < WINDOW_SECONDS:
+                    size = min(largest, size * 2)
+                yield from self._emit(window, results, policy)
                 window = []
         if window:
-            yield from self._window(window, policy)
+            yield from self._emit(window, self._window(window), policy)
 
     def _encode(self, record: Record) -> list[Encoded] | SharedPrefix:
         """The record's prefix and continuations when they can share, else its sequences."""
@@ -229,8 +248,9 @@ class Scorer:
         return SharedPrefix(prefix, continuations, whole)
 
     def _window(
-        self, window: list[tuple[int, Record | InvalidRecord]], policy: ErrorPolicy
-    ) -> Iterator[dict[str, Any]]:
+        self, window: list[tuple[int, Record | InvalidRecord]]
+    ) -> list[list[float] | InvalidRecord]:
+        """Per item of the window: its rewards, or what makes it invalid."""
         single: list[Encoded] = []
         groups: list[SharedPrefix] = []
         slots: list[tuple[str, range | int] | InvalidRecord] = []
@@ -257,12 +277,11 @@ class Scorer:
         shared_rewards = (
             shared_prefix_rewards(self.model, self.builder, groups, batch_size) if groups else []
         )
+        results: list[list[float] | InvalidRecord] = []
         for (line, item), slot in zip(window, slots, strict=True):
             if isinstance(slot, InvalidRecord):
-                self.report.failed += 1
-                policy.handle(slot)
+                results.append(slot)
                 continue
-            assert isinstance(item, Record)
             kind, where = slot
             if kind == "shared":
                 assert isinstance(where, int)
@@ -275,7 +294,7 @@ class Scorer:
                 rewards = [(r - mean) / std for r in rewards]
             bad = non_finite(rewards)
             if bad is not None:
-                self.report.failed += 1
+                assert isinstance(item, Record)
                 overflow = RecordError(
                     f"the model's reward for response {bad} is {rewards[bad]} (not a finite "
                     "number: the model overflowed)",
@@ -284,10 +303,25 @@ class Scorer:
                     record_id=item.id,
                     field=f"responses[{bad}]",
                 )
-                policy.handle(InvalidRecord(line, overflow, item.to_dict()))
+                results.append(InvalidRecord(line, overflow, item.to_dict()))
                 continue
+            results.append(rewards)
+        return results
+
+    def _emit(
+        self,
+        window: list[tuple[int, Record | InvalidRecord]],
+        results: list[list[float] | InvalidRecord],
+        policy: ErrorPolicy,
+    ) -> Iterator[dict[str, Any]]:
+        for (_, item), result in zip(window, results, strict=True):
+            if isinstance(result, InvalidRecord):
+                self.report.failed += 1
+                policy.handle(result)
+                continue
+            assert isinstance(item, Record)
             self.report.scored += 1
-            yield _annotate(item, rewards, self.settings, self.scored_by)
+            yield _annotate(item, result, self.settings, self.scored_by)
 
 
 def non_finite(values: list[float]) -> int | None:

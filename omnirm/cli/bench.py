@@ -236,7 +236,12 @@ def bench(
             )
     store = None
     if runner is not None:
-        store = ScoreStore(scores or default_store_path(fingerprint_digest(runner.fingerprint())))
+        digest = fingerprint_digest(runner.fingerprint())
+        store = ScoreStore(
+            scores or default_store_path(digest),
+            digest,
+            inputs=[source, data if data is not None and data.is_file() else None],
+        )
     if judge is not None:
         items = _records(suite, data, tasks, source, max_record_bytes)
     counts: dict[str, int] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from enum import Enum
 from pathlib import Path
@@ -190,6 +191,14 @@ def bon(
     device: Annotated[
         str, typer.Option(help="cpu, cuda, cuda:1 … [default: cuda if available]")
     ] = "auto",
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="With -o: skip the records already in the output file and append the rest; "
+            "an output scored by other scorers, other settings or from another input is "
+            "refused. --pairs is written anew, for all records."
+        ),
+    ] = False,
     on_error: OnErrorOpt = OnError.FAIL,
     media_root: MediaRootOpt = None,
     allow_outside_root: AllowOutsideRootOpt = False,
@@ -214,20 +223,22 @@ def bon(
     or pairwise mode through a tournament with both orders (round-robin N(N-1) requests,
     knockout 2(N-1)). Several scorers form an ensemble (per-record z-scores or ranks averaged).
     [bold]--pairs[/bold] exports preference pairs; candidates with [bold]gold_scores[/bold] get
-    a selection-quality report on stderr.
+    a selection-quality report on stderr. Records are written as they are scored;
+    [bold]--resume[/bold] continues an interrupted run.
     """
     from omnirm.bon import (
+        BestOfN,
         BonSettings,
+        PairWriter,
         Quality,
-        annotate,
+        bon_fingerprint,
+        bon_provenance,
         group_candidates,
-        preference_pairs,
-        score_candidates,
     )
-    from omnirm.jsonl import JsonlWriter, display_name
-    from omnirm.on_error import ErrorPolicy
-    from omnirm.records import Record, iter_records
-    from omnirm.runners import JudgeRunner, ModelRunner, Runner
+    from omnirm.jsonl import STDIN, JsonlWriter, display_name
+    from omnirm.records import iter_records
+    from omnirm.resume import ResumableOutput
+    from omnirm.runners import JudgeRunner, ModelRunner, Runner, fingerprint_digest
 
     console.quiet_libraries()
     if top_k is not None and top_k < 1:
@@ -236,6 +247,8 @@ def bon(
         raise UsageError("give --select or --top-k, not both")
     if pair_margin < 0:
         raise UsageError("--pair-margin must be at least 0")
+    if resume and output is None:
+        raise UsageError("--resume needs -o FILE (the output to continue)")
     settings = BonSettings(
         select=select.value,
         top_k=top_k,
@@ -244,88 +257,74 @@ def bon(
     )
     resolver = media_resolver(locals(), default_media_root(source, media_root))
     name = display_name(source)
-    with JsonlWriter(output) as writer:
-        policy = ErrorPolicy(on_error, writer)
-        items = iter_records(source, max_bytes=record_bytes(max_record_bytes))
-        if group_by is not None:
-            records = group_candidates(items, group_by, policy)
-        else:
-            records = []
-            for line, item in items:
-                if isinstance(item, Record):
-                    records.append((line, item))
-                else:
-                    policy.handle(item)
-        scores: dict[str, dict[str, Any]] = {}
-        scorers: list[tuple[str, str | None]] = [("model", m) for m in model or []]
-        scorers += [("judge", j) for j in judge or []]
-        if not scorers:  # the embedded default reward model
-            scorers = [("model", None)]
-        template = judge_options({**locals(), "judge": (judge or ["-"])[0]})
-        for kind, spec in scorers:
-            runner: Runner
+    specs: list[tuple[str, str | None]] = [("model", m) for m in model or []]
+    specs += [("judge", j) for j in judge or []]
+    if not specs:  # the embedded default reward model
+        specs = [("model", None)]
+    template = judge_options({**locals(), "judge": (judge or ["-"])[0]})
+    quality = Quality()
+    with contextlib.ExitStack() as stack:
+        # Outputs are locked (and checked against the input) before any model loads.
+        writer = stack.enter_context(
+            JsonlWriter(output, append=resume, inputs=[source], flush_seconds=0)
+        )
+        pair_writer = None
+        if pairs is not None:
+            pair_file = stack.enter_context(
+                JsonlWriter(pairs, inputs=[source, output], option="--pairs")
+            )
+            pair_writer = PairWriter(
+                pair_file, pairs_format.value, mode=pair_mode.value, margin=pair_margin
+            )
+        scorers: list[tuple[str, Runner]] = []
+        for kind, spec in specs:
             if kind == "model":
                 model_runner = ModelRunner(
                     spec, resolver, name, device=device, batch_size=batch_size,
                     criteria=criteria, revision=revision,
                     trust_remote_code=trust_remote_code, max_length=max_length,
                 )  # fmt: skip
-                runner, label = model_runner, f"model:{model_runner.name}"
+                scorers.append((f"model:{model_runner.name}", model_runner))
             else:
                 assert spec is not None
                 runner = JudgeRunner(replace(template, spec=spec), resolver, name)
-                label = f"judge:{spec}"
-            try:
-                for record_id, rewards in score_candidates(
-                    runner, records, policy, settings
-                ).items():
-                    scores.setdefault(record_id, {})[label] = rewards
-            finally:
-                runner.close()
-            for text in runner.summary():
-                console.info(f"{label}: {text}")
-        quality = Quality()
-        written_pairs = 0
-        pair_rows: list[Any] = []
-        for _, record in records:
-            mine = scores.get(record.id)
-            if mine is None or len(mine) < len(scorers):
-                continue  # a scorer failed on it: reported already
-            out = annotate(record, mine, settings)
-            writer.write(out)
+                scorers.append((f"judge:{spec}", runner))
+            stack.callback(scorers[-1][1].close)
+        provenance = bon_provenance(scorers, settings, group_by)
+        out = ResumableOutput(
+            writer,
+            fingerprint_digest(bon_fingerprint(scorers, settings, group_by)),
+            path=writer.file.path if resume and writer.file else None,
+            source=name,
+            provenance=provenance,
+        )
+        run = BestOfN(scorers, settings, out, on_error, provenance)
+        max_bytes = record_bytes(max_record_bytes)
+        items: Any = iter_records(source, max_bytes=max_bytes)
+        if group_by is not None:
+            items = group_candidates(items, group_by, run.policy)
+        if resume and (group_by is not None or source != STDIN):
+            out.check_input(
+                items if group_by is not None else iter_records(source, max_bytes=max_bytes)
+            )
+        for record, line in run.run(items):
             if record.gold_scores is not None:
-                quality.add(record.gold_scores, out["best"])
-            if pairs is not None:
-                pair_rows += preference_pairs(
-                    record, out["rewards"], mode=pair_mode.value, margin=pair_margin
-                )
-    if pairs is not None:
-        written_pairs = _write_pairs(pair_rows, pairs, pairs_format.value)
-        console.info(f"{written_pairs} preference pairs written to {pairs} ({pairs_format.value})")
+                quality.add(record.gold_scores, line["best"])
+            if pair_writer is not None:
+                pair_writer.add(record, line["rewards"])
+        if resume and source == STDIN and group_by is None:
+            out.check_all_matched()
+    for label, scorer in scorers:
+        for text in scorer.summary():
+            console.info(f"{label}: {text}")
+    if out.skipped:
+        console.info(f"resumed: {out.skipped} records were already in {output}")
+    if pair_writer is not None:
+        for problem in pair_writer.problems:
+            console.warn(f"pair {problem}")
+        console.info(
+            f"{pair_writer.count} preference pairs written to {pairs} ({pairs_format.value})"
+        )
     if quality.records:
         console.info(quality.summary())
-    return policy.exit_code()
-
-
-def _write_pairs(rows: list[dict[str, Any]], path: Path, fmt: str) -> int:
-    from omnirm.jsonl import JsonlWriter
-    from omnirm.records import parse_record
-
-    records = [parse_record(row) for row in rows]
-    with JsonlWriter(path) as writer:
-        if fmt == "omnirm":
-            for row in rows:
-                writer.write(row)
-            return len(rows)
-        if fmt == "trl":
-            from omnirm.formats.pairs import write_pairs as export
-        else:
-            from omnirm.formats.llamafactory import write_llamafactory as export
-        count = 0
-        for item in export(records):
-            if isinstance(item, Exception):
-                console.warn(f"pair {item}")  # e.g. media LLaMA-Factory cannot place
-                continue
-            writer.write(item)
-            count += 1
-        return count
+    return run.policy.exit_code()

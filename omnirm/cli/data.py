@@ -103,7 +103,7 @@ def validate(
             def media_check(record: Record) -> int:
                 return check_record_media(record, resolver)
 
-        writer = stack.enter_context(JsonlWriter(output))
+        writer = stack.enter_context(JsonlWriter(output, inputs=[source]))
         policy = ErrorPolicy(on_error, writer, list_skipped=True)  # the problems are the report
         report = validate_records(source, policy, media_check=media_check, max_bytes=max_bytes)
     console.info(report.summary())
@@ -191,21 +191,24 @@ def split(
         raise UsageError("give either --output-dir DIR (all splits) or --split NAME (one split)")
     if output_dir is not None and output is not None:
         raise UsageError("-o goes with --split; --output-dir writes one file per split")
-    if only is not None:
-        check_names([only], spec)
-        writers = {only: JsonlWriter(output)}
-    else:
-        assert output_dir is not None
-        output_dir.mkdir(parents=True, exist_ok=True)
-        targets = {name: output_dir / f"{name}.jsonl" for name in spec.names}
-        existing = [str(p) for p in targets.values() if p.exists()]
-        if existing and not force:
-            raise UsageError(f"{existing[0]} exists; pass --force to overwrite")
-        writers = {name: JsonlWriter(path) for name, path in targets.items()}
-
     counts = {name: 0 for name in spec.names}
     prompts: dict[str, set[str]] = {name: set() for name in spec.names}
-    try:
+    with contextlib.ExitStack() as stack:
+        # Each split goes through its own temporary file; all are renamed into place at the end.
+        if only is not None:
+            check_names([only], spec)
+            writers = {only: stack.enter_context(JsonlWriter(output, inputs=[source]))}
+        else:
+            assert output_dir is not None
+            output_dir.mkdir(parents=True, exist_ok=True)
+            targets = {name: output_dir / f"{name}.jsonl" for name in spec.names}
+            existing = [str(p) for p in targets.values() if p.exists()]
+            if existing and not force:
+                raise UsageError(f"{existing[0]} exists; pass --force to overwrite")
+            writers = {
+                name: stack.enter_context(JsonlWriter(path, inputs=[source], option="--output-dir"))
+                for name, path in targets.items()
+            }
         policy = ErrorPolicy(on_error, next(iter(writers.values())) if only else None)
         records = iter_records(source, max_bytes=record_bytes(max_record_bytes))
         for _, item in console.progress(records, "splitting"):
@@ -218,9 +221,6 @@ def split(
             prompts[name].add(key)
             if name in writers:
                 writers[name].write(item.to_dict())
-    finally:
-        for writer in writers.values():
-            writer.close()
     summary = ", ".join(
         f"{name}: {counts[name]} records / {len(prompts[name])} prompts" for name in spec.names
     )

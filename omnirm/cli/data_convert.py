@@ -147,7 +147,7 @@ def convert(
     given = {name: value for name, value in options.items() if value is not None}
     if from_format is not None:
         items = _open_source(from_format.value, source, given)  # checks the source up front
-        with JsonlWriter(output) as writer:
+        with JsonlWriter(output, inputs=[source]) as writer:
             policy = ErrorPolicy(on_error, writer)
             written = _write_items(items, writer, policy)
         summary = f"{written} records written ({from_format.value} → omnirm)"
@@ -158,7 +158,7 @@ def convert(
             raise UsageError(f"{flags}: only for --from (reading a source format)")
         if source != STDIN and not Path(source).is_file():
             raise UsageError(f"{source}: no such file")
-        with JsonlWriter(output) as writer:
+        with JsonlWriter(output, inputs=[source]) as writer:
             policy = ErrorPolicy(on_error, writer)
             written = _export(to_format.value, source, writer, policy)
         summary = f"{written} rows written (omnirm → {to_format.value})"

@@ -103,7 +103,11 @@ def score(
     ] = "auto",
     resume: Annotated[
         bool,
-        typer.Option(help="With -o: skip records already in the output file and append the rest."),
+        typer.Option(
+            help="With -o: skip the records already in the output file and append the rest; "
+            "an output scored by another scorer, other settings or from another input is "
+            "refused."
+        ),
     ] = False,
     share_prefix: Annotated[
         bool,
@@ -147,10 +151,11 @@ def score(
 
     Media paths resolve against [bold]--media-root[/bold] (default: the input's folder).
     """
-    from omnirm.jsonl import JsonlWriter, completed_ids, display_name
+    from omnirm.jsonl import STDIN, JsonlWriter, display_name
     from omnirm.on_error import ErrorPolicy
     from omnirm.records import iter_records
-    from omnirm.runners import JudgeRunner, ModelRunner, Runner
+    from omnirm.resume import ResumableOutput
+    from omnirm.runners import JudgeRunner, ModelRunner, Runner, fingerprint_digest
 
     console.quiet_libraries()
     if model is not None and judge is not None:
@@ -161,41 +166,49 @@ def score(
         raise UsageError("--resume needs -o FILE (the output to continue)")
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    done = completed_ids(output) if resume and output is not None else set()
     resolver = media_resolver(locals(), default_media_root(source, media_root))
     name = display_name(source)
-    runner: Runner
-    if judge is not None:
-        runner = JudgeRunner(judge_options(locals()), resolver, name)
-    else:
-        runner = ModelRunner(
-            model,
-            resolver,
-            name,
-            device=device,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-            max_length=max_length,
-            batch_size=batch_size,
-            criteria=criteria,
-            tie_margin=tie_margin,
-            normalize=normalize,
-            share_prefix=share_prefix,
-        )
-    items = (
-        (line, item)
-        for line, item in iter_records(source, max_bytes=record_bytes(max_record_bytes))
-        if getattr(item, "id", None) not in done
-    )
-    try:
-        with JsonlWriter(output, append=resume) as writer:
-            policy = ErrorPolicy(on_error, writer)
+    # The output is locked (and checked against the input) before the model loads.
+    with JsonlWriter(output, append=resume, inputs=[source], flush_seconds=0) as writer:
+        runner: Runner
+        if judge is not None:
+            runner = JudgeRunner(judge_options(locals()), resolver, name)
+        else:
+            runner = ModelRunner(
+                model,
+                resolver,
+                name,
+                device=device,
+                revision=revision,
+                trust_remote_code=trust_remote_code,
+                max_length=max_length,
+                batch_size=batch_size,
+                criteria=criteria,
+                tie_margin=tie_margin,
+                normalize=normalize,
+                share_prefix=share_prefix,
+            )
+        max_bytes = record_bytes(max_record_bytes)
+        try:
+            out = ResumableOutput(
+                writer,
+                fingerprint_digest(runner.fingerprint()),
+                path=writer.file.path if resume and writer.file else None,
+                source=name,
+                provenance=runner.provenance(),
+            )
+            if resume and source != STDIN:
+                out.check_input(iter_records(source, max_bytes=max_bytes))
+            policy = ErrorPolicy(on_error, out.errors)
+            items = out.pending(iter_records(source, max_bytes=max_bytes))
             for record in console.progress(runner.run(items, policy), runner.verb):
-                writer.write(record)
-    finally:
-        runner.close()
-    if done:
-        console.info(f"resumed: {len(done)} records were already scored")
+                out.write(record)
+            if resume and source == STDIN:
+                out.check_all_matched()
+        finally:
+            runner.close()
+    if out.skipped:
+        console.info(f"resumed: {out.skipped} records were already scored")
     for line in runner.summary():
         console.info(line)
     return policy.exit_code()
