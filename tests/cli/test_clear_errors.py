@@ -76,7 +76,9 @@ def test_gguf_without_the_gguf_package(
     model = tmp_path / "model.Q4.gguf"
     model.write_bytes(b"GGUF")
     monkeypatch.setitem(sys.modules, "gguf", None)  # import gguf now raises ImportError
-    train = cli("train", "bt", "--model", str(model), "--data", str(records), "-o", str(tmp_path))
+    train = cli(
+        "train", "bt", "--model", str(model), "--data", str(records), "-o", str(tmp_path / "rm")
+    )
     _clear(train, 2, "needs the gguf package (pip install gguf)")
     judge = cli("score", str(records), "--judge", f"hf:{model}")
     _clear(judge, 2, "needs the gguf package")
