@@ -117,7 +117,7 @@ complete -c omnirm -n '__omnirm_at omnirm bon' -l 'tournament' -x -a 'auto knock
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'pairs' -r -F -d 'Also write preference pairs here'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'pair-mode' -x -a 'best-worst margin' -d 'best-worst: one pair per record; margin: every pair at least --pair-margin apart'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'pair-margin' -x -d 'Smallest reward gap for a pair'
-complete -c omnirm -n '__omnirm_at omnirm bon' -l 'pairs-format' -x -a 'omnirm trl llamafactory' -d 'omnirm records, TRL DPO rows (prompt/chosen/rejected) or LLaMA-Factory ranking rows'
+complete -c omnirm -n '__omnirm_at omnirm bon' -l 'pairs-format' -x -a 'omnirm trl llamafactory' -d 'omnirm records, TRL DPO rows (prompt/chosen/rejected; prompt images as TRL\'s \'images\' list of absolute paths) or LLaMA-Factory ranking rows'
 complete -c omnirm -n '__omnirm_at omnirm bon' -s 'o' -l 'output' -r -F -d 'Write JSONL here instead of standard output'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'mode' -x -a 'pairwise pointwise' -d 'pairwise: a verdict per pair; pointwise: a 1-10 score per response'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'orders' -x -a 'both ab' -d 'both: judge each pair as (A, B) and (B, A) and combine; ab: once'

@@ -38,6 +38,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from omnirm.errors import RecordError
@@ -509,11 +510,20 @@ class PairWriter:
     """Preference pairs of each scored record, written as it comes in one of the ``--pairs``
     formats (omnirm records, TRL rows, LLaMA-Factory rows); :attr:`count` counts them."""
 
-    def __init__(self, sink: Sink, fmt: str, *, mode: str, margin: float) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        fmt: str,
+        *,
+        mode: str,
+        margin: float,
+        media_root: Path | None = None,
+    ) -> None:
         self.sink = sink
         self.fmt = fmt
         self.mode = mode
         self.margin = margin
+        self.media_root = media_root  # TRL rows name their images by absolute path
         self.count = 0
         self.problems: list[RecordError] = []  # pairs the format cannot hold
 
@@ -524,11 +534,16 @@ class PairWriter:
                 self.sink.write(row)
             self.count += len(rows)
             return
+        pairs = (parse_record(row) for row in rows)
         if self.fmt == "trl":
-            from omnirm.formats.pairs import write_pairs as export
+            from omnirm.formats.pairs import write_pairs
+
+            items = write_pairs(pairs, media_root=self.media_root)
         else:
-            from omnirm.formats.llamafactory import write_llamafactory as export
-        for item in export(parse_record(row) for row in rows):
+            from omnirm.formats.llamafactory import write_llamafactory
+
+            items = write_llamafactory(pairs)
+        for item in items:
             if isinstance(item, RecordError):
                 self.problems.append(item)  # e.g. media LLaMA-Factory cannot place
                 continue

@@ -164,7 +164,8 @@ def bon(
     pairs_format: Annotated[
         PairFormat,
         typer.Option(
-            help="omnirm records, TRL DPO rows (prompt/chosen/rejected) or LLaMA-Factory ranking rows.",
+            help="omnirm records, TRL DPO rows (prompt/chosen/rejected; prompt images as TRL's "
+            "'images' list of absolute paths) or LLaMA-Factory ranking rows.",
             rich_help_panel=_PAIRS,
         ),
     ] = PairFormat.OMNIRM,
@@ -274,7 +275,11 @@ def bon(
                 JsonlWriter(pairs, inputs=[source, output], option="--pairs")
             )
             pair_writer = PairWriter(
-                pair_file, pairs_format.value, mode=pair_mode.value, margin=pair_margin
+                pair_file,
+                pairs_format.value,
+                mode=pair_mode.value,
+                margin=pair_margin,
+                media_root=resolver.root,
             )
         scorers: list[tuple[str, Runner]] = []
         for kind, spec in specs:
