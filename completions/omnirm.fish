@@ -110,7 +110,7 @@ complete -c omnirm -n '__omnirm_at omnirm bon' -l 'max-length' -x -d 'Token budg
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'judge' -x -d 'A judge: hf:PATH, openai:MODEL or vllm:PATH (repeat for an ensemble)'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'select' -x -a 'best worst all' -d 'Keep only the best or the worst response, or all'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'top-k' -x -d 'Keep the K best responses, best first'
-complete -c omnirm -n '__omnirm_at omnirm bon' -l 'group-by' -x -d 'Gather candidates from records sharing this field (e.g. prompt_id)'
+complete -c omnirm -n '__omnirm_at omnirm bon' -l 'group-by' -x -d 'Gather candidates from records sharing this field (e.g. prompt_id); a record may hold one response (the usual sampling layout)'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'criteria' -x -d 'Criterion for every record, overriding the records\' own'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'combine' -x -a 'zscore rank' -d 'Ensembles: mean of per-record z-scores, or of ranks (Borda)'
 complete -c omnirm -n '__omnirm_at omnirm bon' -l 'tournament' -x -a 'auto knockout round-robin' -d 'Pairwise judges: round-robin (N(N-1) requests), knockout (2(N-1)), or auto (round-robin up to 6 candidates)'

@@ -18,6 +18,10 @@ zeros) and averaged (``--combine zscore``), or every scorer ranks the candidates
 averaged (``--combine rank``: Borda). Missing scores are left out of the mean. ``agreement`` is
 the share of scorers whose own best is the ensemble's best.
 
+**Grouping** (``--group-by FIELD``): records sharing FIELD become one record with all their
+responses; each may hold one (the usual sampling layout), as records are grouped before the
+two-response rule applies (:func:`group_candidates`).
+
 **Output** adds ``rewards`` (combined), ``best`` (index), ``ranking`` (indices, best first),
 ``scores`` (per scorer) and ``agreement``. ``--select best|worst`` or ``--top-k K`` keep only the
 chosen responses, in rank order, with their original indices in ``selected``; ``rewards``,
@@ -75,7 +79,8 @@ def group_candidates(
     """Records that share the value of ``field`` (a top-level key such as ``prompt_id``, or
     ``prompt``) merged into one record whose responses are all theirs, in input order; the
     first record gives the prompt and criterion, and ``candidate_ids`` lists where each
-    response came from."""
+    response came from. Records may hold one response each (read them with
+    ``iter_records(..., min_responses=1)``); a group must end up with two."""
     groups: dict[str, tuple[int, Record, list[Any], list[str], list[float]]] = {}
     for line, item in items:
         if isinstance(item, InvalidRecord):

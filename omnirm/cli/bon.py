@@ -128,7 +128,10 @@ def bon(
     ] = None,
     group_by: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="Gather candidates from records sharing this field (e.g. prompt_id)."),
+        typer.Option(
+            help="Gather candidates from records sharing this field (e.g. prompt_id); a record "
+            "may hold one response (the usual sampling layout)."
+        ),
     ] = None,
     criteria: Annotated[
         Optional[str],  # noqa: UP045
@@ -305,9 +308,11 @@ def bon(
         )
         run = BestOfN(scorers, settings, out, on_error, provenance)
         max_bytes = record_bytes(max_record_bytes)
-        items: Any = iter_records(source, max_bytes=max_bytes)
-        if group_by is not None:
+        if group_by is not None:  # one candidate a record is the usual layout: group first
+            items: Any = iter_records(source, max_bytes=max_bytes, min_responses=1)
             items = group_candidates(items, group_by, run.policy)
+        else:
+            items = iter_records(source, max_bytes=max_bytes)
         if resume and (group_by is not None or source != STDIN):
             out.check_input(
                 items if group_by is not None else iter_records(source, max_bytes=max_bytes)

@@ -152,6 +152,31 @@ def test_group_by_and_usage_errors(cli: Callable[..., Any], rm: Path, tmp_path: 
     assert cli("bon", str(path), "--model", str(rm), "--top-k", "0").code == 2
 
 
+def test_group_by_gathers_one_candidate_records(
+    cli: Callable[..., Any], rm: Path, tmp_path: Path
+) -> None:
+    samples = [
+        {"id": f"s{i}", "prompt_id": i // 3, "prompt": f"P{i // 3}", "responses": [f"Reply {i}."]}
+        for i in range(6)
+    ]
+    path = write_jsonl(tmp_path / "samples.jsonl", samples)
+    pairs = tmp_path / "dpo.jsonl"
+    result = cli("bon", str(path), "--model", str(rm), "--group-by", "prompt_id",
+                 "--pairs", str(pairs), "--pairs-format", "trl")  # fmt: skip
+    assert result.code == 0, result.stderr
+    grouped = result.jsonl()
+    assert [r["id"] for r in grouped] == ["0", "1"]
+    assert grouped[1]["candidate_ids"] == ["s3", "s4", "s5"]
+    assert grouped[1]["responses"] == ["Reply 3.", "Reply 4.", "Reply 5."]
+    # the same rewards as the records written whole
+    whole = [{"id": str(p), "prompt": f"P{p}", "responses": [f"Reply {3 * p + i}." for i in range(3)]}
+             for p in range(2)]  # fmt: skip
+    direct = cli("bon", str(write_jsonl(tmp_path / "whole.jsonl", whole)), "--model", str(rm))
+    for mine, theirs in zip(grouped, direct.jsonl(), strict=True):
+        assert mine["rewards"] == pytest.approx(theirs["rewards"], abs=1e-6)
+    assert len(pairs.read_text().splitlines()) == 2
+
+
 def test_trl_pairs_of_image_prompts_pass_trls_vision_collator(
     cli: Callable[..., Any], tiny_qwen2_5_vl: Path, tmp_path: Path
 ) -> None:
