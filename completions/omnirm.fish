@@ -46,7 +46,7 @@ complete -c omnirm -n '__omnirm_at omnirm' -s 'v' -l 'verbose' -d 'More detail o
 complete -c omnirm -n '__omnirm_at omnirm' -s 'h' -l 'help' -d 'Show this message and exit'
 
 # omnirm bench
-complete -c omnirm -n '__omnirm_at omnirm bench' -l 'suite' -x -d 'omni-rewardbench, vl-rewardbench, multimodal-rewardbench, rewardbench, rewardbench2 or jsonl (read from --data)'
+complete -c omnirm -n '__omnirm_at omnirm bench' -l 'suite' -x -d 'omni-rewardbench, vl-rewardbench, multimodal-rewardbench, rewardbench, rewardbench2 or jsonl: read from --data, or from FILE (records of that suite, scored or not) to apply its official rule'
 complete -c omnirm -n '__omnirm_at omnirm bench' -l 'data' -r -F -d 'The suite\'s folder, laid out as published (see docs/bench-suites.md)'
 complete -c omnirm -n '__omnirm_at omnirm bench' -l 'tasks' -x -d 'Only these tasks, comma-separated (e.g'
 complete -c omnirm -n '__omnirm_at omnirm bench' -s 'm' -l 'model' -x -a '(__fish_complete_directories)' -d 'A reward model written by omnirm train bt: a folder, or a hub id ORG/NAME [default: the embedded omnirm-default model, unless --judge is given]'
