@@ -296,6 +296,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_finite(value: float) -> bool:
+    """Finite and within a float's range (a Python int may not be)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_labels(
     n: int, preference: Any, ranking: Any, gold_scores: Any
 ) -> tuple[Preference, list[int] | None, list[float] | None]:
@@ -334,7 +342,7 @@ def _check_labels(
             raise _fail("gold_scores", "expected a list of numbers, one per response")
         if len(gold_scores) != n:
             raise _fail("gold_scores", f"has {len(gold_scores)} scores for {n} responses")
-        if not all(math.isfinite(s) for s in gold_scores):
+        if not all(_is_finite(s) for s in gold_scores):
             raise _fail("gold_scores", "scores must be finite")
         best = max(gold_scores)
         if preference == TIE and len(set(gold_scores)) != 1:
