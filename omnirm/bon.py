@@ -18,6 +18,10 @@ zeros) and averaged (``--combine zscore``), or every scorer ranks the candidates
 averaged (``--combine rank``: Borda). Missing scores are left out of the mean. ``agreement`` is
 the share of scorers whose own best is the ensemble's best.
 
+**Grouping** (``--group-by FIELD``): records sharing FIELD become one record with all their
+responses; each may hold one (the usual sampling layout), as records are grouped before the
+two-response rule applies (:func:`group_candidates`).
+
 **Output** adds ``rewards`` (combined), ``best`` (index), ``ranking`` (indices, best first),
 ``scores`` (per scorer) and ``agreement``. ``--select best|worst`` or ``--top-k K`` keep only the
 chosen responses, in rank order, with their original indices in ``selected``; ``rewards``,
@@ -38,6 +42,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from omnirm.errors import RecordError
@@ -74,7 +79,8 @@ def group_candidates(
     """Records that share the value of ``field`` (a top-level key such as ``prompt_id``, or
     ``prompt``) merged into one record whose responses are all theirs, in input order; the
     first record gives the prompt and criterion, and ``candidate_ids`` lists where each
-    response came from."""
+    response came from. Records may hold one response each (read them with
+    ``iter_records(..., min_responses=1)``); a group must end up with two."""
     groups: dict[str, tuple[int, Record, list[Any], list[str], list[float]]] = {}
     for line, item in items:
         if isinstance(item, InvalidRecord):
@@ -509,11 +515,20 @@ class PairWriter:
     """Preference pairs of each scored record, written as it comes in one of the ``--pairs``
     formats (omnirm records, TRL rows, LLaMA-Factory rows); :attr:`count` counts them."""
 
-    def __init__(self, sink: Sink, fmt: str, *, mode: str, margin: float) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        fmt: str,
+        *,
+        mode: str,
+        margin: float,
+        media_root: Path | None = None,
+    ) -> None:
         self.sink = sink
         self.fmt = fmt
         self.mode = mode
         self.margin = margin
+        self.media_root = media_root  # TRL rows name their images by absolute path
         self.count = 0
         self.problems: list[RecordError] = []  # pairs the format cannot hold
 
@@ -524,11 +539,16 @@ class PairWriter:
                 self.sink.write(row)
             self.count += len(rows)
             return
+        pairs = (parse_record(row) for row in rows)
         if self.fmt == "trl":
-            from omnirm.formats.pairs import write_pairs as export
+            from omnirm.formats.pairs import write_pairs
+
+            items = write_pairs(pairs, media_root=self.media_root)
         else:
-            from omnirm.formats.llamafactory import write_llamafactory as export
-        for item in export(parse_record(row) for row in rows):
+            from omnirm.formats.llamafactory import write_llamafactory
+
+            items = write_llamafactory(pairs)
+        for item in items:
             if isinstance(item, RecordError):
                 self.problems.append(item)  # e.g. media LLaMA-Factory cannot place
                 continue

@@ -296,6 +296,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_finite(value: float) -> bool:
+    """Finite and within a float's range (a Python int may not be)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_labels(
     n: int, preference: Any, ranking: Any, gold_scores: Any
 ) -> tuple[Preference, list[int] | None, list[float] | None]:
@@ -334,7 +342,7 @@ def _check_labels(
             raise _fail("gold_scores", "expected a list of numbers, one per response")
         if len(gold_scores) != n:
             raise _fail("gold_scores", f"has {len(gold_scores)} scores for {n} responses")
-        if not all(math.isfinite(s) for s in gold_scores):
+        if not all(_is_finite(s) for s in gold_scores):
             raise _fail("gold_scores", "scores must be finite")
         best = max(gold_scores)
         if preference == TIE and len(set(gold_scores)) != 1:
@@ -352,11 +360,12 @@ def _check_labels(
     return preference, ranking, gold_scores
 
 
-def parse_record(obj: Any) -> Record:
+def parse_record(obj: Any, *, min_responses: int = 2) -> Record:
     """Validate a decoded JSON object and return it as a :class:`Record`.
 
     Raises :class:`RecordError` with ``record_id`` and ``field`` set; the caller adds file and
-    line (see :func:`iter_records`).
+    line (see :func:`iter_records`). ``min_responses`` 1 admits the one-candidate records that
+    ``bon --group-by`` gathers into full ones.
     """
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {_type_name(obj)}")
@@ -368,13 +377,13 @@ def parse_record(obj: Any) -> Record:
             field="id",
         )
     try:
-        return _parse_fields(obj, record_id)
+        return _parse_fields(obj, record_id, min_responses)
     except RecordError as error:
         error.record_id = record_id
         raise
 
 
-def _parse_fields(obj: dict[str, Any], record_id: str) -> Record:
+def _parse_fields(obj: dict[str, Any], record_id: str, min_responses: int) -> Record:
     prompt = obj.get("prompt")
     messages = obj.get("messages")
     if prompt is None and messages is None:
@@ -390,8 +399,9 @@ def _parse_fields(obj: dict[str, Any], record_id: str) -> Record:
             "responses",
             "missing" if responses is None else f"expected a list, got {_type_name(responses)}",
         )
-    if len(responses) < 2:
-        raise _fail("responses", f"needs at least 2 responses, got {len(responses)}")
+    if len(responses) < min_responses:
+        wanted = f"{min_responses} response" + ("s" if min_responses != 1 else "")
+        raise _fail("responses", f"needs at least {wanted}, got {len(responses)}")
     for index, response in enumerate(responses):
         _check_content(response, f"responses[{index}]")
 
@@ -445,13 +455,18 @@ class InvalidRecord:
 
 
 def iter_records(
-    source: str | Path, *, name: str | None = None, max_bytes: int | None = MAX_RECORD_BYTES
+    source: str | Path,
+    *,
+    name: str | None = None,
+    max_bytes: int | None = MAX_RECORD_BYTES,
+    min_responses: int = 2,
 ) -> Iterator[tuple[int, Record | InvalidRecord]]:
     """Read records from a JSONL file (or ``-``) lazily, in order, as ``(line, item)``.
 
-    Bad lines — not JSON, not a valid record, or longer than ``max_bytes`` (refused unread) —
-    come out as :class:`InvalidRecord` with a fully located error instead of stopping the
-    stream: the caller applies its ``--on-error`` policy.
+    Bad lines — not JSON, not a valid record (see :func:`parse_record` for
+    ``min_responses``), or longer than ``max_bytes`` (refused unread) — come out as
+    :class:`InvalidRecord` with a fully located error instead of stopping the stream: the
+    caller applies its ``--on-error`` policy.
     """
     shown = name or display_name(source)
     for line, value in iter_json_lines(source, name=shown, max_bytes=max_bytes):
@@ -459,7 +474,7 @@ def iter_records(
             yield line, InvalidRecord(line, value)
             continue
         try:
-            yield line, parse_record(value)
+            yield line, parse_record(value, min_responses=min_responses)
         except RecordError as error:
             yield line, InvalidRecord(line, error.located(source=shown, line=line), value)
 

@@ -15,7 +15,8 @@ unweighted means over tasks (``overall``) and over the tasks of each modality:
 - bootstrap 95% percentile intervals, judge order consistency and unparseable share, length bias.
 
 :func:`rewardbench_v1` and :func:`rewardbench_v2` implement the RewardBench leaderboards' own
-aggregation rules (checked against github.com/allenai/reward-bench, see each docstring).
+aggregation rules (checked against github.com/allenai/reward-bench, see each docstring);
+:func:`official_score` applies the one a suite names.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 from omnirm.bench.items import BenchItem
 from omnirm.bench.suites import RB2_SUBSETS as SUITE_RB2_SUBSETS
 from omnirm.bench.suites import RB_EXAMPLE_COUNTS, RB_SECTIONS
+from omnirm.errors import UsageError
 
 __all__ = [
     "RB1_EXAMPLE_COUNTS",
@@ -45,6 +47,7 @@ __all__ = [
     "cv_folds",
     "evaluate",
     "evaluate_task",
+    "official_score",
     "oracle_threshold",
     "pearson",
     "rewardbench_v1",
@@ -550,6 +553,42 @@ def _rng(seed: int, task: str, stream: int) -> np.random.Generator:
 
 
 # --------------------------------------------------------------------------------------------
+# Official rules
+# --------------------------------------------------------------------------------------------
+
+#: The suites with a leaderboard rule of their own, and how the rule is named in reports.
+OFFICIAL_RULES: Mapping[str, str] = {
+    "rewardbench": "RewardBench 1 (subsets weighted by example counts within each section; "
+    "score = mean of the sections)",
+    "rewardbench2": "RewardBench 2 (best-of-N, 1/k credit for k tied at the top, Ties rule; "
+    "score = mean of the subsets)",
+}
+
+
+def official_score(suite: str | None, items: Sequence[BenchItem]) -> dict[str, Any] | None:
+    """The suite's leaderboard score (:func:`rewardbench_v1` or :func:`rewardbench_v2`) with
+    its ``rule``, or None for a suite without one. Items the rule cannot score, or none in
+    the suite's sections, raise :class:`UsageError` naming why."""
+    if suite is None or suite not in OFFICIAL_RULES:
+        return None
+    rule = rewardbench_v1 if suite == "rewardbench" else rewardbench_v2
+    try:
+        score = rule(items)
+    except ValueError as problem:
+        raise UsageError(
+            f"--suite {suite}: the official rule cannot score record {problem}"
+        ) from None
+    if suite == "rewardbench" and not score["sections"]:
+        found = sorted({str(item.subset or item.task) for item in items})[:5]
+        raise UsageError(
+            f"--suite {suite}: no record is in a RewardBench subset (their 'subset' or 'task' "
+            f"is {', '.join(map(repr, found))}); records as `--suite rewardbench --data DIR` "
+            "reads them carry the original subset"
+        )
+    return {"rule": OFFICIAL_RULES[suite], **score}
+
+
+# --------------------------------------------------------------------------------------------
 # RewardBench (v1)
 # --------------------------------------------------------------------------------------------
 
@@ -577,7 +616,8 @@ def rewardbench_v1(
     - pairwise judges: 1 right, 0 wrong, 0.5 for a tie or no verdict ("error ... effectively a
       tie", ``scripts/run_generative.py``).
 
-    Subset accuracy = mean over its items. Section score = ``calculate_scores_per_section`` in
+    Subset accuracy = mean over its items (``subsets``). Section score (``sections``; its item
+    count and subsets in ``section_details``) = ``calculate_scores_per_section`` in
     ``rewardbench/utils.py``: the mean of its subsets' accuracies weighted by ``example_counts``
     (a subset absent from the counts weighs its item count). Final ``score`` = unweighted mean
     of the section scores (``analysis/get_benchmark_results.py`` weights the four sections 2
@@ -591,6 +631,7 @@ def rewardbench_v1(
         credits.setdefault(item.subset or item.task, []).append(_rb1_credit(item))
     accuracy = {name: sum(values) / len(values) for name, values in credits.items()}
     section_scores: dict[str, float] = {}
+    details: dict[str, dict[str, Any]] = {}
     missing: list[str] = []
     for section, names in sections.items():
         present = [name for name in names if name in accuracy]
@@ -600,6 +641,11 @@ def rewardbench_v1(
         weights = [example_counts.get(name, len(credits[name])) for name in present]
         total = sum(accuracy[name] * w for name, w in zip(present, weights, strict=True))
         section_scores[section] = total / sum(weights)
+        details[section] = {
+            "n": sum(len(credits[name]) for name in present),
+            "subsets": present,
+            "subsets_total": len(names),
+        }
     assigned = {name for names in sections.values() for name in names}
     return _rounded(
         {
@@ -612,6 +658,7 @@ def rewardbench_v1(
                 for name in credits
             },
             "sections": section_scores,
+            "section_details": details,
             "score": _mean(section_scores.values()),
             "missing_sections": missing,
             "unassigned_subsets": [name for name in credits if name not in assigned],

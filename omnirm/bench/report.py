@@ -230,6 +230,65 @@ def _modality_rows(result: Result) -> list[list[str]]:
     return rows
 
 
+# --- the official score (RewardBench's own rules) ---------------------------------------------
+
+
+@dataclass
+class _Official:
+    """The leaderboard's own score as a table: RewardBench 1 sections (subsets weighted by
+    example counts) or RewardBench 2 subsets, then the score row."""
+
+    rule: str
+    headers: list[str]
+    rows: list[list[str]]
+    score: list[str]
+
+
+def _official(result: Result) -> _Official | None:
+    official = result.get("official")
+    if not isinstance(official, Mapping):
+        return None
+    rule = str(official.get("rule") or "official score")
+    sections = official.get("sections")
+    if isinstance(sections, Mapping):  # RewardBench 1
+        details = official.get("section_details") or {}
+        rows = []
+        for name, score in sections.items():
+            detail = details.get(name) or {}
+            present, total = len(detail.get("subsets") or []), detail.get("subsets_total")
+            rows.append(
+                [str(name), f"{present} of {total}" if total else DASH,
+                 _count(detail.get("n")), _pct(score)]
+            )  # fmt: skip
+        rows += [
+            [str(name), DASH, "0", "not run"] for name in official.get("missing_sections") or []
+        ]
+        label = f"Score (mean of {len(sections)} section{'s' * (len(sections) != 1)})"
+        return _Official(rule, ["Section", "Subsets", "n", "Score"], rows,
+                         [label, "", _count(sum(d.get("n", 0) for d in details.values())),
+                          _pct(official.get("score"))])  # fmt: skip
+    subsets = official.get("subsets") or {}
+    rows = []
+    for name, entry in subsets.items():
+        score = _pct(entry.get("score"))
+        if str(name).lower() == "ties" and official.get("ties_rule"):
+            score += f" ({official['ties_rule']} rule)"
+        rows.append([str(name), _count(entry.get("n")), score])
+    total = sum(_number(e.get("n")) or 0 for e in subsets.values())
+    label = f"Score (mean of {len(subsets)} subset{'s' * (len(subsets) != 1)})"
+    return _Official(rule, ["Subset", "n", "Score"], rows,
+                     [label, _count(total), _pct(official.get("score"))])  # fmt: skip
+
+
+def official_summary(official: Mapping[str, Any]) -> str:
+    """One line: the rule and its score (with what is missing from a full run)."""
+    line = f"{official.get('rule')}: score {_pct(official.get('score'))}"
+    missing = official.get("missing_sections")
+    if missing:
+        line += f" (without {', '.join(missing)}: not comparable with the leaderboard)"
+    return line
+
+
 def _protocol_lines(protocol: Mapping[str, str] | None) -> list[str]:
     return [f"{key}: {value}" for key, value in (protocol or {}).items()]
 
@@ -269,8 +328,20 @@ def render_table(
         for name, k, n, without, with_, calibrated in modalities:
             label = f"{name} ({_tasks_label(int(k))})" if k.isdigit() else name
             add([label, n, "", without, with_, *(["", calibrated] if main.scalar else [])])
+    parts: list[Any] = [table]
+    official = _official(result)
+    if official is not None:
+        rules = Table(title=Text(f"Official: {official.rule}"), title_justify="left",
+                      header_style="bold")  # fmt: skip
+        for index, header in enumerate(official.headers):
+            rules.add_column(header, justify="left" if index == 0 else "right")
+        for row in official.rows:
+            rules.add_row(*map(Text, row))
+        rules.add_section()
+        rules.add_row(*map(Text, official.score), style="bold")
+        parts.append(rules)
     lines = [Text(line) for line in _protocol_lines(protocol)]
-    return Group(table, *lines)
+    return Group(*parts, *lines)
 
 
 def print_report(
@@ -349,6 +420,12 @@ def to_markdown(
     if modalities:
         lines += ["", "### By modality", ""]
         lines += _md_table(_MODALITY_HEADERS, ["l"] + ["r"] * 5, modalities)
+    official = _official(result)
+    if official is not None:
+        lines += ["", f"### Official: {_md_cell(official.rule)}", ""]
+        score = [f"**{official.score[0]}**", *official.score[1:]]
+        aligns = ["l"] + ["r"] * (len(official.headers) - 1)
+        lines += _md_table(official.headers, aligns, [*official.rows, score])
     if names:
         lines += [
             "",

@@ -66,7 +66,8 @@ def bench(
         Optional[str],  # noqa: UP045
         typer.Argument(
             help="Records with gold labels (scored already, or scored here with --model/--judge); "
-            "- for standard input. Leave out with --suite.",
+            "- for standard input. With --suite: that suite's records (e.g. scored already), "
+            "in place of --data.",
             metavar="[FILE|-]",
         ),
     ] = None,
@@ -74,7 +75,8 @@ def bench(
         Optional[str],  # noqa: UP045
         typer.Option(
             help="omni-rewardbench, vl-rewardbench, multimodal-rewardbench, rewardbench, "
-            "rewardbench2 or jsonl (read from --data).",
+            "rewardbench2 or jsonl: read from --data, or from FILE (records of that suite, "
+            "scored or not) to apply its official rule.",
         ),
     ] = None,
     data: Annotated[
@@ -191,7 +193,7 @@ def bench(
     with every report. Scores are cached per record and scorer: an interrupted run continues
     where it stopped.
     """
-    from omnirm.bench.report import plot_result, print_report, to_markdown
+    from omnirm.bench.report import official_summary, plot_result, print_report, to_markdown
     from omnirm.bench.run import bench_items, scored_records
     from omnirm.bench.store import ScoreStore, default_store_path
     from omnirm.jsonl import JsonlWriter, display_name
@@ -199,16 +201,24 @@ def bench(
     from omnirm.runners import JudgeRunner, ModelRunner, Runner, fingerprint_digest
 
     console.quiet_libraries()
-    if (suite is None) == (source is None):
-        raise UsageError("give a records FILE (or -) or --suite NAME --data DIR")
-    if suite is not None and data is None:
-        raise UsageError(f"--suite {suite} needs --data DIR (the folder you downloaded)")
+    if suite is None and source is None:
+        raise UsageError("give a records FILE (or -), or --suite NAME with --data DIR or a FILE")
+    if source is not None and data is not None:
+        raise UsageError("give a records FILE or --data DIR, not both")
+    if suite is not None:
+        from omnirm.bench.suites import get_suite
+
+        suite = get_suite(suite).name  # an unknown name is refused before anything loads
+        if source is None and data is None:
+            raise UsageError(
+                f"--suite {suite} needs --data DIR (the folder you downloaded) or a FILE of its "
+                "records"
+            )
     if model is not None and judge is not None:
         raise UsageError("give --model or --judge, not both")
     if bootstrap < 0:
         raise UsageError("--bootstrap must be at least 0")
-    if suite is not None:
-        assert data is not None
+    if data is not None:
         root = media_root or (data if data.is_dir() else data.parent)
         name = f"{suite} ({data})"
     else:
@@ -221,8 +231,8 @@ def bench(
         runner = JudgeRunner(judge_options(locals()), resolver, name)
     else:
         items = list(_records(suite, data, tasks, source, max_record_bytes))
-        if model is not None or suite is not None or any(map(_unscored, items)):
-            # records without scores (or a suite) and no scorer: the embedded default model
+        if model is not None or data is not None or _unscored(items):
+            # a suite's folder, or records without scores, and no scorer: the embedded default
             runner = ModelRunner(
                 model,
                 resolver,
@@ -268,7 +278,7 @@ def bench(
     title = f"omnirm bench — {name}"
     print_report(result, title=title, protocol=protocol)
     if "official" in result:
-        console.info(f"{result['official']['rule']}: score {100 * result['official']['score']:.2f}")
+        console.info(official_summary(result["official"]))
     if markdown is not None:
         markdown.write_text(
             to_markdown(result, title=title, protocol=protocol, references=reference)
@@ -282,11 +292,13 @@ def bench(
     return policy.exit_code()
 
 
-def _unscored(item: Any) -> bool:
-    """A valid record that carries neither rewards nor a verdict."""
+def _unscored(items: list[Any]) -> bool:
+    """Whether the valid records of ``items`` (``(line, record)`` pairs) all carry neither
+    rewards nor a verdict (a file scored in part is read as scored: the rest are errors)."""
     from omnirm.records import Record
 
-    return isinstance(item, Record) and not ({"rewards", "predicted"} & item.extra.keys())
+    records = [item for _, item in items if isinstance(item, Record)]
+    return bool(records) and not any({"rewards", "predicted"} & r.extra.keys() for r in records)
 
 
 def _records(
@@ -294,19 +306,18 @@ def _records(
 ) -> Any:
     from omnirm.records import iter_records
 
-    if suite is None:
-        assert source is not None
+    if source is not None:
         return iter_records(source, max_bytes=record_bytes(max_bytes))
     from omnirm.bench.suites import read_suite
 
-    assert data is not None
+    assert suite is not None and data is not None
     return read_suite(suite, data, tasks=tasks)
 
 
 def _evaluate(
     items: list[Any], calibrate: Path | None, bootstrap: int, seed: int, suite: str | None
 ) -> dict[str, Any]:
-    from omnirm.bench.metrics import evaluate, rewardbench_v1, rewardbench_v2
+    from omnirm.bench.metrics import evaluate, official_score
     from omnirm.bench.run import bench_items
     from omnirm.errors import RecordError
     from omnirm.jsonl import iter_json_lines
@@ -323,12 +334,9 @@ def _evaluate(
     result = dict(
         evaluate(items, calibration=calibration, bootstrap=bootstrap, seed=seed).to_dict()
     )
-    if suite == "rewardbench":
-        result["official"] = {"rule": "RewardBench 1 (sections weighted by example counts)",
-                              **rewardbench_v1(items)}  # fmt: skip
-    elif suite == "rewardbench2":
-        result["official"] = {"rule": "RewardBench 2 (best-of-N, 1/k credit, Ties rule)",
-                              **rewardbench_v2(items)}  # fmt: skip
+    official = official_score(suite, items)
+    if official is not None:
+        result["official"] = official
     return result
 
 
@@ -348,6 +356,11 @@ def _protocol(
         "overall": "unweighted mean over the tasks run (7- and 9-task overalls differ)",
         "without ties": "tie-labelled records dropped; a tie or missing prediction is wrong",
     }
+    if "official" in result:
+        protocol["official score"] = (
+            f"{result['official']['rule']}, in the table 'Official'; the task rows are omnirm's "
+            "plain accuracies (not weighted by subset, ties counted as above)"
+        )
     if "scalar" in kinds:
         calibration = f"on {calibrate}" if calibrate else "5-fold cross-validation on these records"
         protocol["with ties"] = (

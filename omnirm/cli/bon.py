@@ -128,7 +128,10 @@ def bon(
     ] = None,
     group_by: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="Gather candidates from records sharing this field (e.g. prompt_id)."),
+        typer.Option(
+            help="Gather candidates from records sharing this field (e.g. prompt_id); a record "
+            "may hold one response (the usual sampling layout)."
+        ),
     ] = None,
     criteria: Annotated[
         Optional[str],  # noqa: UP045
@@ -164,7 +167,8 @@ def bon(
     pairs_format: Annotated[
         PairFormat,
         typer.Option(
-            help="omnirm records, TRL DPO rows (prompt/chosen/rejected) or LLaMA-Factory ranking rows.",
+            help="omnirm records, TRL DPO rows (prompt/chosen/rejected; prompt images as TRL's "
+            "'images' list of absolute paths) or LLaMA-Factory ranking rows.",
             rich_help_panel=_PAIRS,
         ),
     ] = PairFormat.OMNIRM,
@@ -274,7 +278,11 @@ def bon(
                 JsonlWriter(pairs, inputs=[source, output], option="--pairs")
             )
             pair_writer = PairWriter(
-                pair_file, pairs_format.value, mode=pair_mode.value, margin=pair_margin
+                pair_file,
+                pairs_format.value,
+                mode=pair_mode.value,
+                margin=pair_margin,
+                media_root=resolver.root,
             )
         scorers: list[tuple[str, Runner]] = []
         for kind, spec in specs:
@@ -300,9 +308,11 @@ def bon(
         )
         run = BestOfN(scorers, settings, out, on_error, provenance)
         max_bytes = record_bytes(max_record_bytes)
-        items: Any = iter_records(source, max_bytes=max_bytes)
-        if group_by is not None:
+        if group_by is not None:  # one candidate a record is the usual layout: group first
+            items: Any = iter_records(source, max_bytes=max_bytes, min_responses=1)
             items = group_candidates(items, group_by, run.policy)
+        else:
+            items = iter_records(source, max_bytes=max_bytes)
         if resume and (group_by is not None or source != STDIN):
             out.check_input(
                 items if group_by is not None else iter_records(source, max_bytes=max_bytes)

@@ -202,7 +202,9 @@ def _reply(value: Any, field: str) -> str:
         return value
     if isinstance(value, dict):
         speaker = value.get("from", value.get("role"))
-        if speaker is not None and _ROLES.get(speaker) != "assistant":
+        if speaker is not None and (
+            not isinstance(speaker, str) or _ROLES.get(speaker) != "assistant"
+        ):
             raise RecordError(f"expected an assistant reply, got speaker {speaker!r}", field=field)
         text = value.get("value", value.get("content"))
         if isinstance(text, str):

@@ -239,27 +239,30 @@ class BenchMedia:
         """The path of the medium in column ``name`` (``image``, ``response1`` …) of a row."""
         by_path = row.get(f"{name}_path")
         if isinstance(by_path, str) and by_path.strip():
-            return self.benchmark_path(by_path.strip())
+            return self.benchmark_path(by_path.strip(), f"{name}_path")
         value = row.get(name)
         if isinstance(value, str) and value.strip():
-            return self.benchmark_path(value.strip())
+            return self.benchmark_path(value.strip(), name)
         if isinstance(value, dict):
             data, inner = value.get("bytes"), value.get("path")
             if isinstance(data, bytes | bytearray) and data:
                 return self.extract(bytes(data), inner if isinstance(inner, str) else None)
             if isinstance(inner, str) and inner.strip():
-                return self.benchmark_path(inner.strip())
+                return self.benchmark_path(inner.strip(), name)
         raise RecordError(
             f"no {kind}: neither {name}_path nor {name} holds a path or embedded data",
             field=name,
         )
 
-    def benchmark_path(self, value: str) -> str:
+    def benchmark_path(self, value: str, field: str | None = None) -> str:
         """A path from the benchmark, relative to ``media_data/``, as a record path.
 
         Absolute paths from the authors' machines are re-rooted at their ``media_data`` part.
+        A value that names no file (``.``, ``..``, ``/``) is a :class:`RecordError`.
         """
         path = PurePosixPath(value.replace("\\", "/"))
+        if path.name in ("", ".."):
+            raise RecordError(f"expected the path of a file, got {value!r}", field=field)
         if path.is_absolute():
             if MEDIA_DIR not in path.parts:
                 return value

@@ -20,7 +20,10 @@ every other key (``margin``, scores, sources …) passes through. Records get
 ``responses=[chosen, rejected]`` and ``preference=0`` unless ``shuffle_seed`` is given.
 
 :func:`write_pairs` exports labelled pairs in TRL's form: plain strings for a single text turn,
-message lists otherwise, with ``id``, ``criteria`` and the record's extra keys alongside.
+message lists otherwise, with ``id``, ``criteria`` and the record's extra keys alongside. Prompt
+images follow TRL's vision layout (``{"type": "image"}`` placeholders and an ``images`` list of
+paths), which ``DPOTrainer`` on a vision-language model and this reader both accept; media of
+other kinds, and media responses, keep their ``path`` inline (TRL's DPO has no place for them).
 """
 
 from __future__ import annotations
@@ -271,7 +274,8 @@ def _conversational(
 
 
 def _fill_image_paths(messages: list[Message], images: Any) -> None:
-    """Give TRL's path-less ``{"type": "image"}`` parts the row's ``images`` paths, in order."""
+    """Give TRL's path-less ``{"type": "image"}`` parts the row's ``images`` paths (or http(s)
+    URLs), in order."""
     pending = [
         part
         for message in messages
@@ -293,8 +297,8 @@ def _fill_image_paths(messages: list[Message], images: Any) -> None:
             f"{len(pending)} image part(s) without a path need as many paths in 'images'",
             field="images",
         )
-    for part, path in zip(pending, images, strict=True):
-        part["path"] = path
+    for part, reference in zip(pending, images, strict=True):
+        part["url" if reference.startswith(("http://", "https://")) else "path"] = reference
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,22 +306,32 @@ def _fill_image_paths(messages: list[Message], images: Any) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def write_pairs(records: Iterable[Record]) -> Iterator[Item]:
+def write_pairs(records: Iterable[Record], *, media_root: Path | None = None) -> Iterator[Item]:
     """Export labelled pairs as TRL-style rows; a record that is no pair (a tie, no label,
-    not two responses) yields a :class:`RecordError` saying why."""
+    not two responses) yields a :class:`RecordError` saying why.
+
+    Images in the prompt are written in TRL's vision layout: ``{"type": "image"}`` placeholders
+    in the messages and their paths (or URLs), in order, in an ``images`` list. ``media_root``:
+    relative image paths are made absolute against it, so the rows load from any folder.
+    """
     for record in records:
         try:
-            yield _pair_row(record)
+            yield _pair_row(record, media_root)
         except RecordError as error:
             error.record_id = record.id
             yield error
 
 
-def _pair_row(record: Record) -> dict[str, Any]:
+def _pair_row(record: Record, media_root: Path | None = None) -> dict[str, Any]:
     chosen, rejected = chosen_and_rejected(record)
     history: list[Message] = list(record.messages or [])
     if record.prompt is not None:
         history.append({"role": "user", "content": record.prompt})
+    images: list[str] = []
+    history = [
+        {"role": m["role"], "content": _image_placeholders(m["content"], images, media_root)}
+        for m in history
+    ]
     row: dict[str, Any] = {"id": record.id}
     simple = (
         len(history) == 1
@@ -332,12 +346,32 @@ def _pair_row(record: Record) -> dict[str, Any]:
             chosen=[{"role": "assistant", "content": chosen}],
             rejected=[{"role": "assistant", "content": rejected}],
         )
+    if images:
+        row["images"] = images
     if record.criteria is not None:
         row["criteria"] = record.criteria
     if record.task is not None:
         row["task"] = record.task
     row.update({k: v for k, v in record.extra.items() if k not in _WRITTEN_KEYS})
     return row
+
+
+def _image_placeholders(content: Content, images: list[str], media_root: Path | None) -> Content:
+    """``content`` with its image parts as TRL's ``{"type": "image"}``, their references added
+    to ``images`` (TRL counts placeholders and fills them from ``images`` in order)."""
+    if isinstance(content, str):
+        return content
+    out: list[Any] = []
+    for part in content:
+        if part["type"] != "image":
+            out.append(part)
+            continue
+        reference = part.get("path") or part.get("url") or ""
+        if media_root is not None and "path" in part and not Path(reference).is_absolute():
+            reference = str(media_root / reference)
+        images.append(reference)
+        out.append({"type": "image"})
+    return out
 
 
 __all__ = ["parse_transcript", "read_pairs", "split_pair", "split_transcripts", "write_pairs"]

@@ -33,6 +33,11 @@ _LINE_BREAK = re.compile(r"<br\s*/?>|<newline>", re.IGNORECASE)
 _ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z]+);")
 
 
+def _is_number(value: Any) -> bool:
+    """A JSON number (not a boolean): the only labels worth looking up."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def clean_text(text: str) -> str:
     """Undo the HTML of the PRD answers: ``<br />`` and ``<newline>`` become newlines, character
     entities (``&amp;``, ``&gt;`` …) their characters; outer whitespace is stripped."""
@@ -87,7 +92,7 @@ def _lfqa_record(row: Any, record_id: str) -> dict[str, Any]:
     if not isinstance(row, dict):
         raise RecordError(f"expected a JSON object, got {type(row).__name__}")
     label = row.get("overall_preference")
-    if isinstance(label, bool) or label not in _LFQA_PREFERENCE:
+    if not _is_number(label) or label not in _LFQA_PREFERENCE:
         raise RecordError(
             f"expected -1 (answer_a better), 1 (answer_b better) or 0 (tie), got {label!r}",
             field="overall_preference",
@@ -286,7 +291,7 @@ def _judgement_record(
 ) -> dict[str, Any]:
     x, y, question_id = judgement.x, judgement.y, judgement.question_id
     score = row.get("score")
-    if isinstance(score, bool) or score not in _VICUNA_PREFERENCE:
+    if not _is_number(score) or score not in _VICUNA_PREFERENCE:
         raise RecordError(
             f"expected 1 ({x} better), 2 ({y} better) or 3 (tie), got {score!r}", field="score"
         )

@@ -149,6 +149,37 @@ def test_rewardbench2_official_score(
     assert "RewardBench 2" in result.stderr
 
 
+def test_rewardbench_records_from_a_file_get_the_official_rule(
+    cli: Callable[..., Any], text_rm: Path, tmp_path: Path
+) -> None:
+    """``--suite rewardbench FILE``: records converted (then scored) elsewhere get the same
+    official score as the suite read from its folder."""
+    from omnirm.bench.suites import read_suite_items
+
+    subsets = ["alpacaeval-easy", "alpacaeval-length", "mt-bench-hard", "math-prm", "hep-go"]
+    bench = make_rb(tmp_path, subsets * 2)
+    folder = cli("bench", "--suite", "rewardbench", "--data", str(bench), "--model", str(text_rm),
+                 "--json", "--bootstrap", "0")  # fmt: skip
+    assert folder.code == 0, folder.stderr
+    records = write_jsonl(tmp_path / "rb.jsonl", list(read_suite_items("rewardbench", bench)))
+    scored = cli("score", str(records), "--model", str(text_rm))
+    assert scored.code == 0, scored.stderr
+    path = tmp_path / "rb-scored.jsonl"
+    path.write_text(scored.stdout)
+    from_file = cli("bench", "--suite", "rewardbench", str(path), "--json", "--bootstrap", "0")
+    assert from_file.code == 0, from_file.stderr
+    (expected,), (actual,) = folder.jsonl(), from_file.jsonl()
+    assert actual["official"]["sections"] == pytest.approx(expected["official"]["sections"])
+    assert actual["official"]["score"] == pytest.approx(expected["official"]["score"])
+    assert set(actual["official"]["sections"]) == {"chat", "chat-hard", "reasoning"}
+    assert "Official: RewardBench 1" in from_file.stderr
+    # unscored records of the suite are scored here, as any records file
+    again = cli("bench", "--suite", "rewardbench", str(records), "--model", str(text_rm),
+                "--json", "--bootstrap", "0")  # fmt: skip
+    assert again.code == 0, again.stderr
+    assert again.jsonl()[0]["official"]["score"] == pytest.approx(expected["official"]["score"])
+
+
 def test_position_biased_judge_on_rewardbench(cli: Callable[..., Any], tmp_path: Path) -> None:
     bench = make_rb(
         tmp_path, ["alpacaeval-easy", "mt-bench-hard", "refusals-dangerous", "math-prm"]

@@ -150,3 +150,90 @@ def test_group_by_and_usage_errors(cli: Callable[..., Any], rm: Path, tmp_path: 
     assert len(grouped[0]["rewards"]) == 4
     assert cli("bon", str(path)).code == 2
     assert cli("bon", str(path), "--model", str(rm), "--top-k", "0").code == 2
+
+
+def test_group_by_gathers_one_candidate_records(
+    cli: Callable[..., Any], rm: Path, tmp_path: Path
+) -> None:
+    samples = [
+        {"id": f"s{i}", "prompt_id": i // 3, "prompt": f"P{i // 3}", "responses": [f"Reply {i}."]}
+        for i in range(6)
+    ]
+    path = write_jsonl(tmp_path / "samples.jsonl", samples)
+    pairs = tmp_path / "dpo.jsonl"
+    result = cli("bon", str(path), "--model", str(rm), "--group-by", "prompt_id",
+                 "--pairs", str(pairs), "--pairs-format", "trl")  # fmt: skip
+    assert result.code == 0, result.stderr
+    grouped = result.jsonl()
+    assert [r["id"] for r in grouped] == ["0", "1"]
+    assert grouped[1]["candidate_ids"] == ["s3", "s4", "s5"]
+    assert grouped[1]["responses"] == ["Reply 3.", "Reply 4.", "Reply 5."]
+    # the same rewards as the records written whole
+    whole = [{"id": str(p), "prompt": f"P{p}", "responses": [f"Reply {3 * p + i}." for i in range(3)]}
+             for p in range(2)]  # fmt: skip
+    direct = cli("bon", str(write_jsonl(tmp_path / "whole.jsonl", whole)), "--model", str(rm))
+    for mine, theirs in zip(grouped, direct.jsonl(), strict=True):
+        assert mine["rewards"] == pytest.approx(theirs["rewards"], abs=1e-6)
+    assert len(pairs.read_text().splitlines()) == 2
+
+
+def test_trl_pairs_of_image_prompts_pass_trls_vision_collator(
+    cli: Callable[..., Any], tiny_qwen2_5_vl: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoProcessor
+    from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
+
+    from tests.tiny_models import sample_image
+
+    (tmp_path / "media").mkdir()
+    for i in range(2):
+        sample_image(i).save(tmp_path / "media" / f"im{i}.png")
+    rows = [
+        {
+            "id": "two-images",
+            "prompt": [
+                {"type": "image", "path": "media/im0.png"},
+                {"type": "text", "text": "Which differs?"},
+                {"type": "image", "path": "media/im1.png"},
+            ],
+            "responses": ["The left.", "The right one.", "Neither."],
+        },
+        {
+            "id": "one-image",
+            "messages": [{"role": "system", "content": "Be brief."}],
+            "prompt": [
+                {"type": "image", "path": "media/im1.png"},
+                {"type": "text", "text": "What?"},
+            ],
+            "responses": ["Blue.", "Red and green."],
+        },
+    ]
+    path = write_jsonl(tmp_path / "cands.jsonl", rows)
+    rm = saved_reward_model(tiny_qwen2_5_vl, tmp_path / "vl-rm")
+    pairs = tmp_path / "dpo.jsonl"
+    result = cli(
+        "bon", str(path), "--model", str(rm), "--pairs", str(pairs), "--pairs-format", "trl"
+    )
+    assert result.code == 0, result.stderr
+    first, second = (json.loads(line) for line in pairs.read_text().splitlines())
+    media = tmp_path.resolve() / "media"
+    assert first["images"] == [str(media / "im0.png"), str(media / "im1.png")]
+    assert first["prompt"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image"},
+                {"type": "text", "text": "Which differs?"},
+                {"type": "image"},
+            ],
+        }
+    ]
+    assert second["images"] == [str(media / "im1.png")]
+    assert second["prompt"][0] == {"role": "system", "content": "Be brief."}
+    # TRL's own preparation for vision DPO: placeholders filled from `images`, chat template,
+    # processor; one image-grid row per image, for chosen and rejected.
+    collator = DataCollatorForVisionPreference(AutoProcessor.from_pretrained(tiny_qwen2_5_vl))
+    batch = collator([first, second])
+    assert batch["image_grid_thw"].shape[0] == 2 * 3
+    assert batch["input_ids"].shape[0] == 4
+    assert batch["completion_mask"].sum() > 0

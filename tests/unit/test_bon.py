@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from omnirm.bon import (
@@ -100,3 +103,24 @@ def test_group_candidates() -> None:
     assert first.responses == ["x", "y", "z", "w"] and first.gold_scores == [1, 2, 3, 0]
     assert first.extra["candidate_ids"] == ["a1#0", "a1#1", "a2#0", "a2#1"]
     assert policy.count == 1  # "c" has no prompt_id
+
+
+def test_group_candidates_of_one_response_records(tmp_path: Path) -> None:
+    from omnirm.records import iter_records
+
+    rows = [
+        {"id": "s0", "prompt_id": "p", "prompt": "P", "responses": ["a"], "gold_scores": [1.0]},
+        {"id": "s1", "prompt_id": "q", "prompt": "Q", "responses": ["b"]},
+        {"id": "s2", "prompt_id": "p", "prompt": "P", "responses": ["c"], "gold_scores": [3.0]},
+        {"id": "s3", "prompt_id": "p", "prompt": "P", "responses": []},
+    ]
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    policy = ErrorPolicy("skip")
+    merged = group_candidates(iter_records(path, min_responses=1), "prompt_id", policy)
+    ((line, record),) = merged
+    assert (line, record.id, record.responses) == (1, "p", ["a", "c"])
+    assert record.extra["candidate_ids"] == ["s0", "s2"] and record.gold_scores == [1.0, 3.0]
+    assert policy.count == 2  # s3 has no response; group "q" has one candidate
+    (_, strict), *_ = iter_records(path)
+    assert "needs at least 2 responses" in str(strict.error)  # type: ignore[union-attr]

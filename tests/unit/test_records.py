@@ -200,3 +200,12 @@ def test_reading_streams_in_constant_memory(tmp_path: Path) -> None:
     tracemalloc.stop()
     assert count == 20000
     assert peak < 2_000_000  # a few records at a time, not the 40 MB file
+
+
+def test_gold_scores_past_a_floats_range_are_a_record_error() -> None:
+    """Found writing tests/property: an int too large for a float raised OverflowError."""
+    with pytest.raises(RecordError, match="finite") as caught:
+        parse_record(
+            {"id": "a", "prompt": "p", "responses": ["x", "y"], "gold_scores": [10**400, 1]}
+        )
+    assert caught.value.field == "gold_scores" and caught.value.record_id == "a"

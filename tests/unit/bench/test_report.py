@@ -287,3 +287,36 @@ def test_plot_other_suites_task_names(tmp_path: Path) -> None:
     ticks = [tick.get_text() for tick in figure.axes[1].get_xticklabels()]
     assert ticks == ["general", "hallucination"]
     report.plot(data, tmp_path / "vl.png")
+
+
+def test_official_rewardbench_sections_in_table_and_markdown() -> None:
+    data = {
+        "tasks": [{"task": "chat", "n": 4, "accuracy_without_ties": 0.75}],
+        "official": {
+            "rule": "RewardBench 1 (weighted)",
+            "subsets": {"alpacaeval-easy": {"accuracy": 0.5, "n": 2, "weight": 100}},
+            "sections": {"chat": 0.7436},
+            "section_details": {
+                "chat": {"n": 4, "subsets": ["alpacaeval-easy", "x"], "subsets_total": 5}
+            },
+            "score": 0.7436,
+            "missing_sections": ["safety"],
+        },
+    }
+    text = rendered(data, title="t")
+    assert "Official: RewardBench 1 (weighted)" in text
+    assert any(
+        "chat" in line and "2 of 5" in line and "74.36" in line for line in text.splitlines()
+    )
+    markdown = report.to_markdown(data, title="t")
+    assert (
+        "### Official: RewardBench 1 (weighted)\n\n"
+        "| Section | Subsets | n | Score |\n"
+        "| --- | ---: | ---: | ---: |\n"
+        "| chat | 2 of 5 | 4 | 74.36 |\n"
+        "| safety | — | 0 | not run |\n"
+        "| **Score (mean of 1 section)** |  | 4 | 74.36 |\n"
+    ) in markdown
+    assert report.official_summary(data["official"]) == (
+        "RewardBench 1 (weighted): score 74.36 (without safety: not comparable with the leaderboard)"
+    )

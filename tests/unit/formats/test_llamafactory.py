@@ -225,3 +225,16 @@ def test_records_that_cannot_be_exported_say_why() -> None:
 def test_missing_file_is_a_usage_error_up_front(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no such file"):
         read_llamafactory(tmp_path / "absent.json")
+
+
+def test_a_speaker_of_any_json_type_is_a_located_error(tmp_path: Path) -> None:
+    """Found writing tests/property: a list as a reply's speaker raised TypeError."""
+    row = {
+        "conversations": [{"from": "human", "value": "q"}],
+        "chosen": {"from": ["gpt"], "value": "a"},
+        "rejected": {"from": "gpt", "value": "b"},
+    }
+    path = tmp_path / "lf.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    (error,) = _errors(path)
+    assert error.field == "chosen" and error.line == 1 and "['gpt']" in error.message

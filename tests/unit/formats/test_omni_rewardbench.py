@@ -215,3 +215,14 @@ def test_ids_that_already_name_the_task_are_kept(tmp_path: Path) -> None:
         "text_to_text-row2",
         "text_to_text-5",
     ]
+
+
+@pytest.mark.parametrize("path", [".", "./", "/", "..", "media_data/.."])
+def test_a_media_path_that_names_no_file_is_a_located_error(path: str, tmp_path: Path) -> None:
+    """Found by tests/property: ``image_path: "."`` raised IndexError."""
+    source = tmp_path / "text_image_to_text.jsonl"
+    row = {"prompt": "q", "response1": "a", "response2": "b", "criteria_preference": "tie"}
+    source.write_text(json.dumps({**row, "image_path": path}) + "\n")
+    (error,) = read_omni_rewardbench(source)
+    assert isinstance(error, RecordError)
+    assert error.field == "image_path" and error.line == 1 and repr(path) in error.message

@@ -172,3 +172,44 @@ def test_system_key_is_the_criterion_unless_criteria_is_given(tmp_path: Path) ->
     (first, second), _ = _read(path)
     assert first["criteria"] == "Be brief." and "system" not in first
     assert second["criteria"] == "Be brief." and second["system"] == "You are kind."
+
+
+def test_export_puts_prompt_images_in_trls_vision_layout(tmp_path: Path) -> None:
+    record = parse_record(
+        {
+            "id": "v",
+            "prompt": [
+                {"type": "image", "path": "a.png"},
+                {"type": "text", "text": "Same?"},
+                {"type": "image", "url": "https://example.org/b.png"},
+                {"type": "image", "path": "/abs/c.png"},
+            ],
+            "responses": ["Yes.", [{"type": "image", "path": "answer.png"}]],
+            "preference": 0,
+        }
+    )
+    (row,) = write_pairs([record])
+    assert isinstance(row, dict)
+    assert row["prompt"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image"},
+                {"type": "text", "text": "Same?"},
+                {"type": "image"},
+                {"type": "image"},
+            ],
+        }
+    ]
+    assert row["images"] == ["a.png", "https://example.org/b.png", "/abs/c.png"]
+    # a media response has no place in TRL's layout: it keeps its path inline
+    assert row["rejected"] == [
+        {"role": "assistant", "content": [{"type": "image", "path": "answer.png"}]}
+    ]
+    (rooted,) = write_pairs([record], media_root=tmp_path)
+    assert isinstance(rooted, dict)
+    assert rooted["images"] == [str(tmp_path / "a.png"), "https://example.org/b.png", "/abs/c.png"]
+    exported = tmp_path / "exported.jsonl"
+    exported.write_text(json.dumps(row) + "\n")
+    (again,), errors = _read(exported)
+    assert not errors and again["prompt"] == record.prompt  # the URL comes back as a url

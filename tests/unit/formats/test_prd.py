@@ -143,3 +143,25 @@ def test_real_vicuna_counts() -> None:
     per_file = Counter(tuple(r["models"]) for r in records)
     assert per_file[("bard", "gpt4")] == 141 and per_file[("claude", "gpt4")] == 80
     assert Counter(r["judgement"] for r in records) == {1: 800, 2: 480, 3: 480}
+
+
+def test_labels_of_any_json_type_are_located_errors(tmp_path: Path) -> None:
+    """Found by tests/property: a list or object label raised TypeError (unhashable)."""
+    row = {"question": "q", "answer_a": "a", "answer_b": "b", "overall_preference": [1]}
+    (tmp_path / "experts_pairwise_human_preferences.jsonl").write_text(json.dumps(row) + "\n")
+    _, (error,) = _split(read_prd_lfqa(tmp_path))
+    assert error.field == "overall_preference" and "got [1]" in error.message
+    root = tmp_path / "vicuna"
+    for name, rows in (
+        ("prompts/vicuna_questions.jsonl", [{"question_id": 1, "text": "Q?"}]),
+        ("generations/answer_x.jsonl", [{"question_id": 1, "text": "X."}]),
+        ("generations/answer_y.jsonl", [{"question_id": 1, "text": "Y."}]),
+        (
+            "ratings-human/answer_x-vs-answer_y-human-reviewer_threeclass.jsonl",
+            [{"question_id": 1, "score": {"x": 1}}],
+        ),
+    ):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, (error,) = _split(read_prd_vicuna80(root))
+    assert error.field == "score" and error.line == 1
