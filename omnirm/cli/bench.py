@@ -231,8 +231,8 @@ def bench(
         runner = JudgeRunner(judge_options(locals()), resolver, name)
     else:
         items = list(_records(suite, data, tasks, source, max_record_bytes))
-        if model is not None or data is not None or _unscored(items):
-            # a suite's folder, or records without scores, and no scorer: the embedded default
+        if model is not None or _unscored(items):
+            # records without any scores and no scorer: the embedded default model
             runner = ModelRunner(
                 model,
                 resolver,

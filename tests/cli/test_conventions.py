@@ -35,7 +35,12 @@ def test_ctrl_c_exits_130_and_keeps_what_was_written(tmp_path: Path) -> None:
     assert proc.stdin is not None
     proc.stdin.write(json.dumps(make_record("first")) + "\n")
     proc.stdin.flush()
-    time.sleep(1.5)  # let it start and write the first record; stdin stays open
+    # let it start (a fresh virtualenv compiles its modules first) and open its output, which
+    # goes to a temporary file beside out.jsonl until the run ends; stdin stays open
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob(".out.jsonl.*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # and read the first record
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

@@ -89,7 +89,8 @@ def test_unscored_or_unlabelled_records_are_located_errors(
     assert result.code == 1
     assert "record 'g1'" in result.stderr and "not scored" in result.stderr
     assert cli("bench", "--suite", "jsonl").code == 2
-    assert cli("bench", "--suite", "jsonl", "--data", str(path)).code == 2  # needs a scorer
+    # scored in part, no scorer: the unscored records are record errors (as for a FILE)
+    assert cli("bench", "--suite", "jsonl", "--data", str(path)).code == 1
     both = cli("bench", str(path), "--model", "x", "--judge", "hf:y")
     assert both.code == 2 and "not both" in both.stderr
 
