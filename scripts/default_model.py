@@ -1,7 +1,8 @@
 """Build, train and evaluate the embedded default reward model (``omnirm/models/default_rm``).
 
     python scripts/default_model.py data  [--work DIR]            # the train / held-out records
-    python scripts/default_model.py train [--work DIR] [--force]  # omnirm train bt, then install
+    python scripts/default_model.py train [--work DIR] [--force] [--no-install]  # train bt + install
+    python scripts/default_model.py install [--work DIR]         # install WORK/rm into the package
     python scripts/default_model.py eval  [--work DIR] [--model DIR] [--json]
 
 The data is the real human-preference data in ``data/`` (PRD's Vicuna80 and LFQA sets), split by
@@ -44,6 +45,12 @@ MAX_WORDS_HELD_OUT = 380  # longest response evaluated on (must fit MAX_LENGTH t
 MAX_LENGTH = 640
 HUMAN_TRAIN_PAIRS = 64  # plain human preferences mixed into training (the rest are criteria)
 SPLIT_SEED = 0
+MONITOR_RECORDS = 20  # held-out criteria records evaluated during training (progress only)
+TRAIN_ARGS = (
+    "--epochs", "3", "--batch-size", "8", "--max-length", str(MAX_LENGTH),
+    "--lora-r", "16", "--lora-layers", "8", "--lr", "2e-3", "--seed", "0",
+    "--criteria-position", "end", "--contrastive-batches",
+)  # fmt: skip
 HELD_OUT = 0.25  # share of prompts held out
 
 #: Extra phrasings of each family's criterion and opposite (the first is the family's own):
@@ -136,10 +143,16 @@ def build_data(work: Path) -> dict[str, Path]:
     human.sort(key=lambda r: hashlib.blake2b(r["id"].encode()).digest())
     mixed = train_criteria + human[:HUMAN_TRAIN_PAIRS]
     mixed.sort(key=lambda r: hashlib.blake2b(r["id"].encode()).digest())
+    heldout_criteria = list(checkable_pairs(heldout))
+    # a spread of families and pairs (both halves of each), in the file's order
+    monitor = heldout_criteria[:: max(1, len(heldout_criteria) // MONITOR_RECORDS)]
+    monitor_ids = {r["id"].removesuffix("-opposite") for r in monitor}
+    monitor = [r for r in heldout_criteria if r["id"].removesuffix("-opposite") in monitor_ids]
     work.mkdir(parents=True, exist_ok=True)
     out = {
         "train": _write(work / "train.jsonl", mixed),
-        "heldout-criteria": _write(work / "heldout-criteria.jsonl", list(checkable_pairs(heldout))),
+        "heldout-criteria": _write(work / "heldout-criteria.jsonl", heldout_criteria),
+        "monitor": _write(work / "monitor.jsonl", monitor),
         "heldout-human": _write(
             work / "heldout-human.jsonl", [r for r in heldout if r["preference"] in (0, 1)]
         ),
@@ -157,9 +170,9 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def train(work: Path, force: bool) -> None:
-    """Train with ``omnirm train bt``, then install the result into the package."""
-    if (PACKAGE_DIR / "omnirm_config.json").exists() and not force:
+def train(work: Path, force: bool, install_after: bool = True) -> None:
+    """Train with ``omnirm train bt``, then (unless told not to) install it into the package."""
+    if install_after and (PACKAGE_DIR / "omnirm_config.json").exists() and not force:
         sys.exit(f"{PACKAGE_DIR} holds a model already; pass --force to replace it")
     run = work / "rm"
     if run.exists():
@@ -171,14 +184,13 @@ def train(work: Path, force: bool) -> None:
     with (work / "train_summary.json").open("w") as summary:
         omnirm(
             "train", "bt", "--model", BASE, "--data", str(files["train"]),
-            "-o", str(run),
-            "--epochs", "1.5", "--batch-size", "8", "--max-length", str(MAX_LENGTH),
-            "--lora-r", "16", "--lora-layers", "8", "--lr", "2e-3", "--seed", "0",
-            "--criteria-position", "end",
+            "-o", str(run), "--eval", str(files["monitor"]), "--eval-every", "60",
+            *TRAIN_ARGS,
             stdout=summary,
         )  # fmt: skip
     print(f"trained in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    install(run)
+    if install_after:
+        install(run)
 
 
 def install(run: Path) -> None:
@@ -246,16 +258,21 @@ def evaluate(work: Path, model: str | None, as_json: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("step", choices=("data", "train", "eval"))
+    parser.add_argument("step", choices=("data", "train", "eval", "install"))
     parser.add_argument("--work", type=Path, default=REPO / "default-model-work")
     parser.add_argument("--force", action="store_true", help="train: replace the shipped model")
     parser.add_argument("--model", help="eval: this model instead of the shipped one")
+    parser.add_argument(
+        "--no-install", action="store_true", help="train: leave the result in WORK/rm"
+    )
     parser.add_argument("--json", action="store_true", help="eval: one JSON line on stdout")
     args = parser.parse_args(argv)
     if args.step == "data":
         build_data(args.work)
     elif args.step == "train":
-        train(args.work, args.force)
+        train(args.work, args.force, install_after=not args.no_install)
+    elif args.step == "install":
+        install(args.work / "rm")
     else:
         evaluate(args.work, args.model, args.json)
     return 0

@@ -90,6 +90,14 @@ def bt(
             "models learn to follow criteria much faster with end.",
         ),
     ] = "system",
+    contrastive_batches: Annotated[
+        bool,
+        typer.Option(
+            help="Put the records of one pair under different criteria (same prompt and "
+            "responses) in the same batch, so each step sees the criterion's effect rather than "
+            "a preference that ignores it.",
+        ),
+    ] = False,
     full: Annotated[
         bool, typer.Option(help="Train all weights instead of a LoRA adapter.")
     ] = False,
@@ -109,6 +117,14 @@ def bt(
         typer.Option(
             help="Save a resumable state every N optimizer steps \\[default: 0, at the end of "
             "each epoch].",
+            metavar="N",
+        ),
+    ] = 0,
+    eval_every: Annotated[
+        int,
+        typer.Option(
+            help="Evaluate on --eval every N optimizer steps \\[default: 0, at the end of each "
+            "epoch].",
             metavar="N",
         ),
     ] = 0,
@@ -206,6 +222,7 @@ def bt(
         resume=resume,
         force=force,
         save_every=save_every,
+        eval_every=eval_every,
         margin=margin,
         center_rewards=center_rewards,
         ties=ties,  # type: ignore[arg-type]
@@ -213,6 +230,7 @@ def bt(
         bf16=bf16,
         criteria=criteria,
         criteria_position=criteria_position,
+        contrastive_batches=contrastive_batches,
         media_root=str(media_root) if media_root is not None else None,
         allow_outside_root=allow_outside_root,
         allow_urls=allow_urls,

@@ -34,6 +34,7 @@ from omnirm.media import MediaLimits, MediaResolver
 from omnirm.models.inputs import TooLongError
 from omnirm.models.reward_model import RewardModel
 from omnirm.records import InvalidRecord, Record, iter_records
+from omnirm.train.batching import GroupedSampler, contrast_key
 from omnirm.train.losses import bradley_terry_loss, centering_loss, davidson_loss
 from omnirm.train.pairs import Pair, implied_pairs
 from omnirm.train.resume import (
@@ -87,6 +88,9 @@ class BTConfig:
     head_dropout: float = 0.0
     criteria: str | None = None
     criteria_position: str = "system"  # "end": the criterion is repeated after the response
+    contrastive_batches: bool = (
+        False  # one pair's records under different criteria batched together
+    )
     media_root: str | None = None
     allow_outside_root: bool = False
     allow_urls: bool = False
@@ -365,12 +369,7 @@ def train_bt(config: BTConfig) -> TrainResult:
             f"evaluating on {len(eval_records)}, {_world(accelerator)}"
         )
 
-    train_loader: Any = DataLoader(
-        train_records,  # type: ignore[arg-type]
-        batch_size=config.batch_size,
-        shuffle=True,
-        collate_fn=collator,
-    )
+    train_loader: Any = training_loader(train_records, collator, config)
     eval_loader: Any = (
         DataLoader(eval_records, batch_size=config.eval_batch_size, collate_fn=eval_collator)  # type: ignore[arg-type]
         if eval_records
@@ -471,6 +470,25 @@ def train_bt(config: BTConfig) -> TrainResult:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return result
+
+
+def training_loader(records: list[Record], collator: Any, config: BTConfig) -> Any:
+    """The training DataLoader: shuffled record by record, or with ``contrastive_batches`` by
+    pair (:class:`omnirm.train.batching.GroupedSampler`)."""
+    from torch.utils.data import DataLoader
+
+    sampler = (
+        GroupedSampler([contrast_key(r) for r in records], config.batch_size, config.seed)
+        if config.contrastive_batches
+        else None
+    )
+    return DataLoader(
+        records,  # type: ignore[arg-type]
+        batch_size=config.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        collate_fn=collator,
+    )
 
 
 def _write_eval_rewards(
