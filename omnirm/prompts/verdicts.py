@@ -32,3 +32,8 @@ def parse_score(answer: str, low: float, high: float) -> float | None:
         return None
     value = found.pop()
     return value if low <= value <= high else None
+
+
+def has_mark(answer: str) -> bool:
+    """Whether the answer holds a complete verdict or score mark (generation can stop there)."""
+    return bool(_VERDICT.search(answer) or _SCORE.search(answer))

@@ -32,7 +32,7 @@ def judges(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     answers = {
         "always_a": "The first response is better. [[A]]",
         "tie": "They are equally good. [[C]]",
-        "undecided": r"Either [[A]] or \boxed{B}",
+        "undecided": "Either A or B, I cannot tell",  # no verdict mark at all
         "seven": "Decent. [[7]]",
     }
     return {name: make_tiny_fixed_answer(root / name, text) for name, text in answers.items()}

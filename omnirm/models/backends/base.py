@@ -36,6 +36,7 @@ class Sampling:
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     seed: int | None = 0
+    stop_at_mark: bool = True  # stop once a verdict or score mark is complete (hf: backends)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +53,23 @@ class Generation:
     completion_tokens: int | None = None
     seconds: float = 0.0
     error: str | None = None
+
+
+@dataclass
+class VerdictProbabilities:
+    """A judge's verdict read from its next-token probabilities at the verdict position.
+
+    ``probabilities`` maps each verdict letter to its probability renormalised over the letters
+    offered; ``mass`` is how much of the whole distribution those letters held (low: the model
+    wanted to write something else there). ``rationale`` is what it wrote before the verdict,
+    when asked to write one."""
+
+    probabilities: dict[str, float]
+    mass: float
+    rationale: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
 
 
 class JudgeBackend(ABC):
@@ -82,6 +100,21 @@ class JudgeBackend(ABC):
         :class:`Generation` with ``error`` set rather than raising; errors that make every
         request fail (bad model path, authentication refused, missing dependency) raise
         :class:`~omnirm.errors.UsageError` or :class:`~omnirm.errors.OmnirmError`."""
+
+    def verdict_probabilities(
+        self,
+        conversations: list[Conversation],
+        letters: tuple[str, ...],
+        *,
+        prefix: str = "[[",
+        rationale: Sampling | None = None,
+    ) -> list[VerdictProbabilities]:
+        """Each conversation's verdict as probabilities of ``letters`` right after ``prefix``
+        in the answer (with ``rationale``, after the reasoning the model writes first)."""
+        raise UsageError(
+            f"--verdict probs needs a backend that exposes next-token probabilities; "
+            f"{self.kind}: does not (use hf:)"
+        )
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release the model or connections (default: nothing to do)."""

@@ -12,13 +12,20 @@ whatever the batch, sampling is seeded per batch. Works on CPU; bf16 on GPUs tha
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from omnirm.errors import UsageError
-from omnirm.models.backends.base import Conversation, Generation, JudgeBackend, Sampling
+from omnirm.models.backends.base import (
+    Conversation,
+    Generation,
+    JudgeBackend,
+    Sampling,
+    VerdictProbabilities,
+)
 
 
 class HFBackend(JudgeBackend):
@@ -116,11 +123,27 @@ class HFBackend(JudgeBackend):
             answers.extend(self._batch(conversations[start : start + self.batch_size], sampling))
         return answers
 
-    def _batch(self, batch: list[Conversation], sampling: Sampling) -> list[Generation]:
+    def _batch(
+        self,
+        batch: list[Conversation],
+        sampling: Sampling,
+        stop: Callable[[str], bool] | None = None,
+        continuations: list[str] | None = None,
+    ) -> list[Generation]:
+        from transformers import StoppingCriteriaList
+
+        from omnirm.prompts.verdicts import has_mark
+
         began = time.perf_counter()
-        inputs = self._encode(batch)
+        inputs = self._encode(batch, continuations)
         pad = self.tokenizer.pad_token_id
         options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "pad_token_id": pad}
+        stop = stop or (has_mark if sampling.stop_at_mark else None)
+        if stop is not None:
+            width = inputs["input_ids"].shape[1]
+            options["stopping_criteria"] = StoppingCriteriaList(
+                [StopWhen(self.tokenizer, width, stop)]
+            )
         if sampling.temperature > 0:
             if sampling.seed is not None:
                 torch.manual_seed(sampling.seed)
@@ -136,6 +159,8 @@ class HFBackend(JudgeBackend):
         for row in range(len(batch)):
             tokens = generated[row].tolist()
             length = next((i + 1 for i, t in enumerate(tokens) if t in eos), len(tokens))
+            if pad is not None and pad not in eos:  # a row stopped early is padded after
+                length = next((i for i, t in enumerate(tokens[:length]) if t == pad), length)
             answers.append(
                 Generation(
                     text=self.tokenizer.decode(tokens[:length], skip_special_tokens=True).strip(),
@@ -146,12 +171,88 @@ class HFBackend(JudgeBackend):
             )
         return answers
 
-    def _encode(self, batch: list[Conversation]) -> dict[str, torch.Tensor]:
+    @torch.no_grad()
+    def verdict_probabilities(
+        self,
+        conversations: list[Conversation],
+        letters: tuple[str, ...],
+        *,
+        prefix: str = "[[",
+        rationale: Sampling | None = None,
+    ) -> list[VerdictProbabilities]:
+        ids = self._letter_ids(prefix, letters)
+        out: list[VerdictProbabilities] = []
+        for start in range(0, len(conversations), self.batch_size):
+            batch = conversations[start : start + self.batch_size]
+            began = time.perf_counter()
+            written: list[Generation | None] = [None] * len(batch)
+            if rationale is not None:  # reasoning first, up to where the verdict mark starts
+                written = list(self._batch(batch, rationale, stop=lambda text: prefix in text))
+            texts = [
+                None if w is None or w.text is None else w.text.split(prefix)[0].rstrip()
+                for w in written
+            ]
+            continuations = [
+                prefix if t is None else f"{t}\n{prefix}" if t else prefix for t in texts
+            ]
+            inputs = self._encode(batch, continuations)
+            logits = self.net(**inputs).logits[:, -1, :].float()  # left-padded: last is real
+            probs = torch.softmax(logits, dim=-1)[:, ids].cpu()
+            seconds = (time.perf_counter() - began) / len(batch)
+            for row, text in enumerate(texts):
+                mass = float(probs[row].sum())
+                shares = (
+                    probs[row] / mass if mass > 0 else torch.full_like(probs[row], 1 / len(ids))
+                )
+                generated = written[row]
+                out.append(
+                    VerdictProbabilities(
+                        probabilities={k: float(v) for k, v in zip(letters, shares, strict=True)},
+                        mass=mass,
+                        rationale=text,
+                        prompt_tokens=int(inputs["attention_mask"][row].sum()),
+                        completion_tokens=generated.completion_tokens or 0 if generated else 0,
+                        seconds=seconds,
+                    )
+                )
+        return out
+
+    def _letter_ids(self, prefix: str, letters: tuple[str, ...]) -> list[int]:
+        """The token each verdict letter starts with right after ``prefix``."""
+        base = self.tokenizer.encode(prefix, add_special_tokens=False)
+        ids = []
+        for letter in letters:
+            tokens = self.tokenizer.encode(prefix + letter, add_special_tokens=False)
+            if tokens[: len(base)] != base or len(tokens) <= len(base):
+                raise UsageError(
+                    f"--verdict probs: this tokenizer merges {prefix!r} with {letter!r}, so "
+                    "the verdict letter has no token of its own after the prefix"
+                )
+            ids.append(tokens[len(base)])
+        if len(set(ids)) != len(ids):
+            raise UsageError(f"--verdict probs: the letters {letters} share a first token")
+        return ids
+
+    def _encode(
+        self, batch: list[Conversation], continuations: list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Token ids (left-padded) ready for generation, or, with ``continuations``, for
+        continuing an assistant answer that starts with that text."""
+        if continuations is not None:
+            batch = [
+                [*conversation, {"role": "assistant", "content": text}]
+                for conversation, text in zip(batch, continuations, strict=True)
+            ]
+        template: dict[str, Any] = (
+            {"add_generation_prompt": True}
+            if continuations is None
+            else {"add_generation_prompt": False, "continue_final_message": True}
+        )
         if self.processor is None:
             texts = [[_as_text_message(m) for m in conversation] for conversation in batch]
             encoded = self.tokenizer.apply_chat_template(
                 texts,
-                add_generation_prompt=True,
+                **template,
                 tokenize=True,
                 return_dict=True,
                 return_tensors="pt",
@@ -162,7 +263,7 @@ class HFBackend(JudgeBackend):
             messages = [[self._processor_message(m) for m in c] for c in batch]
             encoded = self.processor.apply_chat_template(
                 messages,
-                add_generation_prompt=True,
+                **template,
                 tokenize=True,
                 return_dict=True,
                 return_tensors="pt",
@@ -200,6 +301,24 @@ def _as_text_message(message: dict[str, Any]) -> dict[str, str]:
             raise UsageError(f"this judge model reads text only, not {', '.join(media)}")
         content = "".join(p["text"] for p in content)
     return {"role": message["role"], "content": content}
+
+
+class StopWhen:
+    """A stopping criterion for ``generate``: a row is done once ``found`` is true of the text
+    it generated (only the last ``window`` tokens are decoded at each step)."""
+
+    def __init__(
+        self, tokenizer: Any, start: int, found: Callable[[str], bool], window: int = 32
+    ) -> None:
+        self.tokenizer, self.start, self.found, self.window = tokenizer, start, found, window
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        generated = input_ids[:, self.start :]
+        done = [
+            self.found(self.tokenizer.decode(row[-self.window :], skip_special_tokens=True))
+            for row in generated.tolist()
+        ]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def _eos_ids(net: Any, tokenizer: Any) -> set[int]:
