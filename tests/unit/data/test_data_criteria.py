@@ -119,7 +119,7 @@ def test_unusable_teacher_answers_are_reasked_then_rejected(
     answers = iter(["I would say brevity.", json.dumps({"criterion": "Prefer response A."}),
                     json.dumps({"criterion": "Prefer the shorter, more concise answer."})])  # fmt: skip
     backends["teacher"].script = lambda system, user: next(answers, "still no JSON")
-    data = write_jsonl(tmp_path / "in.jsonl", pairs(2)[1:] + [{**pairs(3)[2], "id": "q9"}])
+    data = write_jsonl(tmp_path / "in.jsonl", [*pairs(2)[1:], {**pairs(3)[2], "id": "q9"}])
     out, stats = tmp_path / "out.jsonl", tmp_path / "stats.json"
     result = run(cli, data, out, "--verifier", "scripted:fair", "--retries", "2", "--batch-size", "1",
                  "--stats", str(stats))  # fmt: skip
