@@ -63,10 +63,9 @@ def test_by_response_and_by_pair() -> None:
 
 
 def test_media_count_by_path() -> None:
-    image = lambda path: [
-        {"type": "text", "text": "What is this?"},
-        {"type": "image", "path": path},
-    ]  # noqa: E731
+    def image(path: str) -> list[dict[str, str]]:
+        return [{"type": "text", "text": "What is this?"}, {"type": "image", "path": path}]
+
     finder = Deduplicator("prompt", near=False)
     assert finder.check(parse_record(rec("a", image("cat.png")))) is None  # type: ignore[arg-type]
     assert finder.check(parse_record(rec("b", image("dog.png")))) is None  # type: ignore[arg-type]
