@@ -22,7 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def run_once(model: str, data: Path, out: Path, batch_size: int, max_new_tokens: int) -> tuple[float, int]:
+def run_once(
+    model: str, data: Path, out: Path, batch_size: int, max_new_tokens: int
+) -> tuple[float, int]:
     from omnirm.data.build import BuildStats, ModelOptions, Models, run_build
     from omnirm.data.criteria import CriteriaPipeline, CriteriaSettings
     from omnirm.media import MediaResolver
@@ -76,10 +78,14 @@ def main() -> None:
         for i in range(args.records)
     ]  # fmt: skip
     data = write_jsonl(work / "pairs.jsonl", records)
-    print(f"model {model}, {args.records} records, --max-new-tokens {args.max_new_tokens}", flush=True)
+    print(
+        f"model {model}, {args.records} records, --max-new-tokens {args.max_new_tokens}", flush=True
+    )
     results = {}
     for name, size in (("one at a time", 1), (f"batched ({args.batch_size})", args.batch_size)):
-        seconds, calls = run_once(model, data, work / f"out-{size}.jsonl", size, args.max_new_tokens)
+        seconds, calls = run_once(
+            model, data, work / f"out-{size}.jsonl", size, args.max_new_tokens
+        )
         results[size] = seconds
         print(f"{name:>16}: {seconds:7.1f} s, {args.records / seconds:6.2f} records/s, "
               f"{calls / seconds:6.2f} calls/s ({calls} calls)", flush=True)  # fmt: skip

@@ -88,7 +88,6 @@ def test_pairs_with_fixed_generators_and_an_unusable_teacher(
     (line,) = lines(tmp_path / "out.rejected.jsonl")
     assert sorted(line["responses"]) == ["Berlin.", "Paris is the capital."]
     assert line["rejected"]["reason"] == (
-        'teacher 1: no usable scores after 2 attempts ("scores" must be an object with "A" '
-        'and "B")'
+        'teacher 1: no usable scores after 2 attempts ("scores" must be an object with "A" and "B")'
     )
     assert line["rejected_answer"] == CRITERION
