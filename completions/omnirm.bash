@@ -15,10 +15,22 @@ _omnirm_command() {
             subs='' opts='--allow-outside-root --allow-urls --api-key-env --base-url --batch-size --cache --combine --concurrency --criteria --device --gpu-memory-utilization --group-by --help --judge --max-audio-bytes --max-audio-seconds --max-file-bytes --max-frame-pixels --max-image-pixels --max-length --max-mesh-faces --max-mesh-render-work --max-mesh-seconds --max-new-tokens --max-record-bytes --max-video-frames --max-video-seconds --media-root --mode --model --no-cache --no-resume --no-ties --on-error --orders --output --pair-margin --pair-mode --pairs --pairs-format --prompt-template --quiet --resume --retries --revision --seed --select --temperature --tensor-parallel-size --ties --timeout --top-k --tournament --trust-remote-code --verbose -h -m -o -q -v' vopts='--api-key-env --base-url --batch-size --cache --combine --concurrency --criteria --device --gpu-memory-utilization --group-by --judge --max-audio-bytes --max-audio-seconds --max-file-bytes --max-frame-pixels --max-image-pixels --max-length --max-mesh-faces --max-mesh-render-work --max-mesh-seconds --max-new-tokens --max-record-bytes --max-video-frames --max-video-seconds --media-root --mode --model --on-error --orders --output --pair-margin --pair-mode --pairs --pairs-format --prompt-template --retries --revision --seed --select --temperature --tensor-parallel-size --timeout --top-k --tournament -m -o' nargs=1 vararg=0
             ;;
         'omnirm data')
-            subs='convert split stats validate' opts='--help -h' vopts='' nargs=0 vararg=0
+            subs='convert criteria dedup pairs sample split stats validate' opts='--help -h' vopts='' nargs=0 vararg=0
             ;;
         'omnirm data convert')
             subs='' opts='--absolute-paths --extract-dir --flip-generation --from --help --on-error --output --quiet --reviewer --shuffle-seed --tasks --to --verbose -h -o -q -v' vopts='--extract-dir --from --on-error --output --reviewer --shuffle-seed --tasks --to -o' nargs=1 vararg=0
+            ;;
+        'omnirm data criteria')
+            subs='' opts='--accept --allow-outside-root --allow-urls --api-key-env --base-url --batch-size --cache --concurrency --contrastive --device --help --limit --max-new-tokens --max-record-bytes --media-root --no-cache --no-contrastive --no-resume --on-error --output --quiet --rejects --resume --retries --seed --stats --teacher --temperature --timeout --trust-remote-code --verbose --verifier -h -o -q -v' vopts='--accept --api-key-env --base-url --batch-size --cache --concurrency --device --limit --max-new-tokens --max-record-bytes --media-root --on-error --output --rejects --retries --seed --stats --teacher --temperature --timeout --verifier -o' nargs=1 vararg=0
+            ;;
+        'omnirm data dedup')
+            subs='' opts='--by --clusters --exact-only --help --max-record-bytes --num-perm --on-error --output --quiet --shingle --threshold --verbose -h -o -q -v' vopts='--by --clusters --max-record-bytes --num-perm --on-error --output --shingle --threshold -o' nargs=1 vararg=0
+            ;;
+        'omnirm data pairs')
+            subs='' opts='--allow-outside-root --allow-urls --api-key-env --base-url --batch-size --cache --concurrency --device --gen-max-new-tokens --gen-temperature --help --limit --max-gap --max-new-tokens --max-record-bytes --media-root --min-gap --n-responses --no-cache --no-resume --on-error --output --quiet --rejects --resume --retries --seed --stats --strong --teacher --temperature --timeout --trust-remote-code --verbose --weak -h -n -o -q -v' vopts='--api-key-env --base-url --batch-size --cache --concurrency --device --gen-max-new-tokens --gen-temperature --limit --max-gap --max-new-tokens --max-record-bytes --media-root --min-gap --n-responses --on-error --output --rejects --retries --seed --stats --strong --teacher --temperature --timeout --weak -n -o' nargs=1 vararg=0
+            ;;
+        'omnirm data sample')
+            subs='' opts='--by --help --max-record-bytes --mode --n --on-error --output --quiet --seed --verbose -h -n -o -q -v' vopts='--by --max-record-bytes --mode --n --on-error --output --seed -n -o' nargs=1 vararg=0
             ;;
         'omnirm data split')
             subs='' opts='--force --help --max-record-bytes --names --no-force --on-error --output --output-dir --quiet --ratios --seed --split --verbose -d -h -o -q -v' vopts='--max-record-bytes --names --on-error --output --output-dir --ratios --seed --split -d -o' nargs=1 vararg=0
@@ -47,10 +59,10 @@ _omnirm_command() {
 # _omnirm_value 'PATH OPTION' CUR: complete the value of OPTION; status 1 for free text.
 _omnirm_value() {
     case $1 in
-        'omnirm bench --media-root' | 'omnirm bench --model' | 'omnirm bench -m' | 'omnirm bon --media-root' | 'omnirm bon --model' | 'omnirm bon -m' | 'omnirm data convert --extract-dir' | 'omnirm data split --output-dir' | 'omnirm data split -d' | 'omnirm data validate --media-root' | 'omnirm score --media-root' | 'omnirm score --model' | 'omnirm score -m' | 'omnirm train bt --media-root' | 'omnirm train bt --output' | 'omnirm train bt -o')
+        'omnirm bench --media-root' | 'omnirm bench --model' | 'omnirm bench -m' | 'omnirm bon --media-root' | 'omnirm bon --model' | 'omnirm bon -m' | 'omnirm data convert --extract-dir' | 'omnirm data criteria --media-root' | 'omnirm data pairs --media-root' | 'omnirm data split --output-dir' | 'omnirm data split -d' | 'omnirm data validate --media-root' | 'omnirm score --media-root' | 'omnirm score --model' | 'omnirm score -m' | 'omnirm train bt --media-root' | 'omnirm train bt --output' | 'omnirm train bt -o')
             _omnirm_dirs "$2"
             ;;
-        'omnirm bench --cache' | 'omnirm bench --calibrate' | 'omnirm bench --data' | 'omnirm bench --markdown' | 'omnirm bench --plot' | 'omnirm bench --prompt-template' | 'omnirm bench --scores' | 'omnirm bon --cache' | 'omnirm bon --output' | 'omnirm bon --pairs' | 'omnirm bon --prompt-template' | 'omnirm bon -o' | 'omnirm data convert --output' | 'omnirm data convert -o' | 'omnirm data split --output' | 'omnirm data split -o' | 'omnirm data validate --output' | 'omnirm data validate -o' | 'omnirm score --cache' | 'omnirm score --output' | 'omnirm score --prompt-template' | 'omnirm score -o' | 'omnirm train bt --data' | 'omnirm train bt --eval' | 'omnirm train bt --model' | 'omnirm train bt -m')
+        'omnirm bench --cache' | 'omnirm bench --calibrate' | 'omnirm bench --data' | 'omnirm bench --markdown' | 'omnirm bench --plot' | 'omnirm bench --prompt-template' | 'omnirm bench --scores' | 'omnirm bon --cache' | 'omnirm bon --output' | 'omnirm bon --pairs' | 'omnirm bon --prompt-template' | 'omnirm bon -o' | 'omnirm data convert --output' | 'omnirm data convert -o' | 'omnirm data criteria --cache' | 'omnirm data criteria --output' | 'omnirm data criteria --rejects' | 'omnirm data criteria --stats' | 'omnirm data criteria -o' | 'omnirm data dedup --clusters' | 'omnirm data dedup --output' | 'omnirm data dedup -o' | 'omnirm data pairs --cache' | 'omnirm data pairs --output' | 'omnirm data pairs --rejects' | 'omnirm data pairs --stats' | 'omnirm data pairs -o' | 'omnirm data sample --output' | 'omnirm data sample -o' | 'omnirm data split --output' | 'omnirm data split -o' | 'omnirm data validate --output' | 'omnirm data validate -o' | 'omnirm score --cache' | 'omnirm score --output' | 'omnirm score --prompt-template' | 'omnirm score -o' | 'omnirm train bt --data' | 'omnirm train bt --eval' | 'omnirm train bt --model' | 'omnirm train bt -m')
             _omnirm_files "$2"
             ;;
         'omnirm bench --orders' | 'omnirm bon --orders' | 'omnirm score --orders')
@@ -62,10 +74,16 @@ _omnirm_value() {
         'omnirm bon --tournament')
             _omnirm_words 'auto knockout round-robin' "$2"
             ;;
+        'omnirm data sample --mode')
+            _omnirm_words 'balanced proportional' "$2"
+            ;;
         'omnirm bon --pair-mode')
             _omnirm_words 'best-worst margin' "$2"
             ;;
-        'omnirm bench --on-error' | 'omnirm bon --on-error' | 'omnirm data convert --on-error' | 'omnirm data split --on-error' | 'omnirm data stats --on-error' | 'omnirm data validate --on-error' | 'omnirm score --on-error')
+        'omnirm data sample --by')
+            _omnirm_words 'criterion label modality task' "$2"
+            ;;
+        'omnirm bench --on-error' | 'omnirm bon --on-error' | 'omnirm data convert --on-error' | 'omnirm data criteria --on-error' | 'omnirm data dedup --on-error' | 'omnirm data pairs --on-error' | 'omnirm data sample --on-error' | 'omnirm data split --on-error' | 'omnirm data stats --on-error' | 'omnirm data validate --on-error' | 'omnirm score --on-error')
             _omnirm_words 'fail record skip' "$2"
             ;;
         'omnirm data convert --from')
@@ -76,6 +94,12 @@ _omnirm_value() {
             ;;
         'omnirm data convert --to')
             _omnirm_words 'llamafactory pairs' "$2"
+            ;;
+        'omnirm data criteria --accept')
+            _omnirm_words 'majority unanimous' "$2"
+            ;;
+        'omnirm data dedup --by')
+            _omnirm_words 'pair prompt response' "$2"
             ;;
         'omnirm bench --mode' | 'omnirm bon --mode' | 'omnirm score --mode')
             _omnirm_words 'pairwise pointwise' "$2"
@@ -92,7 +116,7 @@ _omnirm_value() {
 # _omnirm_argument 'PATH INDEX' CUR: complete a positional argument; status 1 if none.
 _omnirm_argument() {
     case $1 in
-        'omnirm bench 0' | 'omnirm bon 0' | 'omnirm data split 0' | 'omnirm data stats 0' | 'omnirm data validate 0' | 'omnirm score 0')
+        'omnirm bench 0' | 'omnirm bon 0' | 'omnirm data criteria 0' | 'omnirm data dedup 0' | 'omnirm data pairs 0' | 'omnirm data sample 0' | 'omnirm data split 0' | 'omnirm data stats 0' | 'omnirm data validate 0' | 'omnirm score 0')
             _omnirm_files "$2"
             ;;
         *)

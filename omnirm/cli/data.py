@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -29,11 +30,25 @@ from omnirm.cli.common import (
     MediaRootOpt,
     OnErrorOpt,
     OutputOpt,
+    TrustRemoteCodeOpt,
     default_media_root,
     media_limits_of,
     record_bytes,
 )
 from omnirm.cli.data_convert import convert
+from omnirm.cli.judge_options import (
+    PANEL,
+    ApiKeyEnvOpt,
+    BaseUrlOpt,
+    CacheOpt,
+    ConcurrencyOpt,
+    MaxNewTokensOpt,
+    NoCacheOpt,
+    RetriesOpt,
+    SeedOpt,
+    TemperatureOpt,
+    TimeoutOpt,
+)
 from omnirm.errors import UsageError
 from omnirm.on_error import OnError
 
@@ -229,3 +244,417 @@ def split(
 
 
 app.command("convert")(convert)
+
+
+# -- building data: criteria, pairs; hygiene: dedup, sample ---------------------------------------
+
+BUILD = "Building"
+
+
+class AcceptRule(str, Enum):
+    UNANIMOUS = "unanimous"
+    MAJORITY = "majority"
+
+
+class DedupBy(str, Enum):
+    PROMPT = "prompt"
+    RESPONSE = "response"
+    PAIR = "pair"
+
+
+class SampleBy(str, Enum):
+    TASK = "task"
+    MODALITY = "modality"
+    LABEL = "label"
+    CRITERION = "criterion"
+
+
+class SampleMode(str, Enum):
+    BALANCED = "balanced"
+    PROPORTIONAL = "proportional"
+
+
+RejectsOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        help="Write rejected items here, each with the reason \\[default: OUT.rejected.jsonl "
+        "beside -o OUT].",
+        dir_okay=False,
+        rich_help_panel=BUILD,
+    ),
+]
+LimitOpt = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(help="Read only the first N records (a dry run).", rich_help_panel=BUILD),
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Continue -o (and --rejects): skip records built there already, append the rest.",
+        rich_help_panel=BUILD,
+    ),
+]
+StatsOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        help="Write the run's figures (calls, tokens, cache hits, acceptance, time) as JSON here.",
+        dir_okay=False,
+        rich_help_panel=BUILD,
+    ),
+]
+BatchSizeOpt = Annotated[
+    int,
+    typer.Option(
+        help="Records whose model calls go together (hf:/vllm: batch them; openai: runs "
+        "--concurrency of them at once).",
+        rich_help_panel=BUILD,
+    ),
+]
+DeviceOpt = Annotated[
+    str, typer.Option(help="hf: device (auto, cpu, cuda, cuda:1, mps).", rich_help_panel=PANEL)
+]
+
+
+def _model_options(values: dict[str, Any]) -> Any:
+    from omnirm.data.build import ModelOptions
+
+    device = values["device"]
+    return ModelOptions(
+        base_url=values["base_url"],
+        api_key_env=values["api_key_env"],
+        concurrency=values["concurrency"],
+        timeout=values["timeout"],
+        batch_size=values["batch_size"],
+        device=None if device == "auto" else device,
+        trust_remote_code=values["trust_remote_code"],
+        temperature=values["temperature"],
+        seed=values["seed"],
+        max_new_tokens=values["max_new_tokens"],
+        retries=values["retries"],
+        cache=values["cache"],
+        use_cache=not values["no_cache"],
+    )
+
+
+@app.command()
+def criteria(
+    source: InputArg = "-",
+    teacher: Annotated[
+        str,
+        typer.Option(
+            help="The model that writes criteria: hf:PATH, openai:MODEL or vllm:PATH.",
+            metavar="SPEC",
+            rich_help_panel=BUILD,
+        ),
+    ] = ...,  # type: ignore[assignment]
+    verifier: Annotated[
+        list[str],
+        typer.Option(
+            help="A model that checks each criterion (repeat for K verifiers).",
+            metavar="SPEC",
+            rich_help_panel=BUILD,
+        ),
+    ] = ...,  # type: ignore[assignment]
+    contrastive: Annotated[
+        bool,
+        typer.Option(
+            help="Also write a criterion under which the other response is better.",
+            rich_help_panel=BUILD,
+        ),
+    ] = False,
+    accept: Annotated[
+        AcceptRule,
+        typer.Option(
+            help="Keep a criterion when all verifiers agree, or more than half.",
+            rich_help_panel=BUILD,
+        ),
+    ] = AcceptRule.MAJORITY,
+    output: OutputOpt = None,
+    rejects: RejectsOpt = None,
+    limit: LimitOpt = None,
+    resume: ResumeOpt = False,
+    stats: StatsOpt = None,
+    batch_size: BatchSizeOpt = 16,
+    on_error: OnErrorOpt = OnError.FAIL,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
+    concurrency: ConcurrencyOpt = 8,
+    timeout: TimeoutOpt = 120.0,
+    device: DeviceOpt = "auto",
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    temperature: TemperatureOpt = 0.0,
+    seed: SeedOpt = 0,
+    max_new_tokens: MaxNewTokensOpt = 512,
+    retries: RetriesOpt = 2,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    media_root: MediaRootOpt = None,
+    allow_outside_root: AllowOutsideRootOpt = False,
+    allow_urls: AllowUrlsOpt = False,
+    max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
+) -> int:
+    """Criteria-labelled pairs (after Omni-RewardData): for each labelled pair the teacher
+    writes a criterion under which the labelled response is better (with
+    [bold]--contrastive[/bold] also one favouring the other); each verifier judges the pair
+    under it in both orders; kept when the verifiers agree ([bold]--accept[/bold]).
+
+    Rejected items go to [bold]--rejects[/bold] with the reason; every line names the teacher,
+    the verifiers, their verdicts and the prompt version. Model answers are cached.
+    """
+    from omnirm.data.build import BuildStats, Models, run_build
+    from omnirm.data.criteria import CriteriaPipeline, CriteriaSettings
+    from omnirm.media import MediaResolver
+    from omnirm.records import iter_records
+
+    models = Models(_model_options(locals()))
+    with contextlib.ExitStack() as stack:
+        stack.callback(models.close)
+        resolver = stack.enter_context(
+            MediaResolver(default_media_root(source, media_root), allow_outside_root=allow_outside_root,
+                          allow_urls=allow_urls, limits=MEDIA_LIMITS)
+        )  # fmt: skip
+        report = BuildStats("criteria")
+        pipeline = CriteriaPipeline(
+            models.caller("teacher", teacher),
+            [models.caller(f"verifier {i + 1}", spec) for i, spec in enumerate(verifier)],
+            resolver,
+            CriteriaSettings(contrastive=contrastive, accept=accept.value, window=batch_size),
+            report,
+            source=source,
+        )
+        items = iter_records(source, max_bytes=record_bytes(max_record_bytes))
+        return run_build(pipeline, items, report, output=output, rejects=rejects, resume=resume,
+                         source=source, on_error=on_error, limit=limit, stats_file=stats)  # fmt: skip
+
+
+@app.command()
+def pairs(
+    source: InputArg = "-",
+    teacher: Annotated[
+        list[str],
+        typer.Option(
+            help="A teacher that scores both responses (give two; each must agree).",
+            metavar="SPEC",
+            rich_help_panel=BUILD,
+        ),
+    ] = ...,  # type: ignore[assignment]
+    strong: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="The stronger generator (with --weak); without them the records' own "
+            "responses are paired.",
+            metavar="SPEC",
+            rich_help_panel=BUILD,
+        ),
+    ] = None,
+    weak: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="The weaker generator.", metavar="SPEC", rich_help_panel=BUILD),
+    ] = None,
+    n_responses: Annotated[
+        int,
+        typer.Option(
+            "--n-responses",
+            "-n",
+            help="Responses per generator and prompt (pair i takes the i-th of each).",
+            rich_help_panel=BUILD,
+        ),
+    ] = 1,
+    gen_temperature: Annotated[
+        float, typer.Option(help="The generators' sampling temperature.", rich_help_panel=BUILD)
+    ] = 0.7,
+    gen_max_new_tokens: Annotated[
+        int,
+        typer.Option(help="The generators' longest response, in tokens.", rich_help_panel=BUILD),
+    ] = 512,
+    min_gap: Annotated[
+        float,
+        typer.Option(
+            help="Keep a pair only when the teachers' mean score gap (0-10 scale) exceeds this.",
+            rich_help_panel=BUILD,
+        ),
+    ] = 1.0,
+    max_gap: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            help="…and is at most this (hard, low-contrast pairs on purpose).",
+            rich_help_panel=BUILD,
+        ),
+    ] = None,
+    output: OutputOpt = None,
+    rejects: RejectsOpt = None,
+    limit: LimitOpt = None,
+    resume: ResumeOpt = False,
+    stats: StatsOpt = None,
+    batch_size: BatchSizeOpt = 16,
+    on_error: OnErrorOpt = OnError.FAIL,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
+    concurrency: ConcurrencyOpt = 8,
+    timeout: TimeoutOpt = 120.0,
+    device: DeviceOpt = "auto",
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    temperature: TemperatureOpt = 0.0,
+    seed: SeedOpt = 0,
+    max_new_tokens: MaxNewTokensOpt = 768,
+    retries: RetriesOpt = 2,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    media_root: MediaRootOpt = None,
+    allow_outside_root: AllowOutsideRootOpt = False,
+    allow_urls: AllowUrlsOpt = False,
+    max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
+) -> int:
+    """Preference pairs scored with rationales (after Omni-RRM): prompts (with media), answered
+    by a [bold]--strong[/bold] and a [bold]--weak[/bold] generator (or the records' own
+    responses), scored 0-10 on fluency, relevance, accuracy, reasoning and safety by each
+    [bold]--teacher[/bold] with a verdict and a rationale.
+
+    A pair is kept when the teachers give the same non-tie verdict, consistent with their
+    scores, and the score gap exceeds [bold]--min-gap[/bold] (at most [bold]--max-gap[/bold]).
+    Output: records with preference, rationale (ready for r1 SFT) and teacher_scores.
+    """
+    from dataclasses import replace
+
+    from omnirm.data.build import BuildStats, Models, run_build
+    from omnirm.data.pairs import PairsPipeline, PairsSettings, iter_prompts
+    from omnirm.media import MediaResolver
+
+    if (strong is None) != (weak is None):
+        raise UsageError(
+            "--strong and --weak go together (or give neither to pair the records' own responses)"
+        )
+    if n_responses < 1:
+        raise UsageError("--n-responses must be at least 1")
+    if max_gap is not None and max_gap <= min_gap:
+        raise UsageError(f"--max-gap {max_gap} must be above --min-gap {min_gap}")
+    models = Models(_model_options(locals()))
+    with contextlib.ExitStack() as stack:
+        stack.callback(models.close)
+        resolver = stack.enter_context(
+            MediaResolver(default_media_root(source, media_root), allow_outside_root=allow_outside_root,
+                          allow_urls=allow_urls, limits=MEDIA_LIMITS)
+        )  # fmt: skip
+        generators = {}
+        for role, spec in (("strong", strong), ("weak", weak)):
+            if spec is not None:
+                caller = models.caller(role, spec, temperature=gen_temperature,
+                                       max_new_tokens=gen_max_new_tokens)  # fmt: skip
+                generators[role] = replace(caller, role=role)
+        report = BuildStats("pairs")
+        pipeline = PairsPipeline(
+            [models.caller(f"teacher {i + 1}", spec) for i, spec in enumerate(teacher)],
+            resolver,
+            PairsSettings(
+                n_responses=n_responses,
+                min_gap=min_gap,
+                max_gap=max_gap,
+                seed=seed,
+                window=batch_size,
+            ),
+            report,
+            strong=generators.get("strong"),
+            weak=generators.get("weak"),
+            source=source,
+        )
+        items = iter_prompts(source, max_bytes=record_bytes(max_record_bytes))
+        return run_build(pipeline, items, report, output=output, rejects=rejects, resume=resume,
+                         source=source, on_error=on_error, limit=limit, stats_file=stats)  # fmt: skip
+
+
+@app.command()
+def dedup(
+    source: InputArg = "-",
+    by: Annotated[
+        DedupBy, typer.Option(help="Compare prompts, responses, or whole pairs (with criteria).")
+    ] = DedupBy.PROMPT,
+    threshold: Annotated[
+        float, typer.Option(help="Near duplicates: the least estimated Jaccard similarity.")
+    ] = 0.8,
+    exact_only: Annotated[
+        bool, typer.Option("--exact-only", help="Drop exact duplicates only (no MinHash).")
+    ] = False,
+    num_perm: Annotated[int, typer.Option(help="MinHash permutations.")] = 128,
+    shingle: Annotated[int, typer.Option(help="Character n-gram size of the shingles.")] = 5,
+    clusters: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="Write each cluster (the kept id and its duplicates) here as JSONL.",
+            dir_okay=False,
+        ),
+    ] = None,
+    output: OutputOpt = None,
+    on_error: OnErrorOpt = OnError.FAIL,
+    max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
+) -> int:
+    """Drop exact and near-duplicate records (MinHash LSH), keeping the first of each cluster.
+
+    Text is compared lower-cased with whitespace collapsed, media by path. The summary on
+    stderr counts what was dropped; [bold]--clusters[/bold] lists every cluster.
+    """
+    from omnirm.data.dedup import Deduplicator
+    from omnirm.jsonl import JsonlWriter
+    from omnirm.on_error import ErrorPolicy
+    from omnirm.records import InvalidRecord, iter_records
+
+    finder = Deduplicator(by.value, threshold=threshold, num_perm=num_perm, shingle=shingle,
+                          near=not exact_only)  # fmt: skip
+    with JsonlWriter(output, inputs=[source]) as writer:
+        policy = ErrorPolicy(on_error, writer)
+        records = iter_records(source, max_bytes=record_bytes(max_record_bytes))
+        for _, item in console.progress(records, "deduplicating"):
+            if isinstance(item, InvalidRecord):
+                policy.handle(item)
+            elif finder.check(item) is None:
+                writer.write(item.to_dict())
+    if clusters is not None:
+        with JsonlWriter(clusters, inputs=[source], option="--clusters") as cluster_writer:
+            for cluster in finder.clusters.values():
+                cluster_writer.write(cluster.to_dict())
+    console.info(finder.summary())
+    return policy.exit_code()
+
+
+@app.command()
+def sample(
+    source: InputArg = "-",
+    n: Annotated[int, typer.Option("--n", "-n", help="Records in the sample.")] = ...,  # type: ignore[assignment]
+    by: Annotated[SampleBy, typer.Option(help="The groups to stratify by.")] = SampleBy.TASK,
+    mode: Annotated[
+        SampleMode,
+        typer.Option(help="balanced: equal shares per group; proportional: the input's mix."),
+    ] = SampleMode.BALANCED,
+    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
+    output: OutputOpt = None,
+    on_error: OnErrorOpt = OnError.FAIL,
+    max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
+) -> int:
+    """A seeded, stratified sample of [bold]--n[/bold] records, balanced by task, modality,
+    label or criterion (or proportional to the input's mix); written in input order.
+    """
+    from omnirm.data.sample import allocate, choose, group_of
+    from omnirm.jsonl import JsonlWriter
+    from omnirm.on_error import ErrorPolicy
+    from omnirm.records import InvalidRecord, iter_records
+
+    if on_error is OnError.RECORD:
+        raise UsageError("--on-error record makes no sense for sample: use skip or fail")
+    policy = ErrorPolicy(on_error)
+    kept: list[Record] = []  # the records themselves: standard input cannot be read twice
+    groups: dict[str, list[int]] = {}
+    records = iter_records(source, max_bytes=record_bytes(max_record_bytes))
+    for _, item in console.progress(records, "reading"):
+        if isinstance(item, InvalidRecord):
+            policy.handle(item)
+            continue
+        groups.setdefault(group_of(item, by.value), []).append(len(kept))
+        kept.append(item)
+    counts = allocate({g: len(p) for g, p in groups.items()}, n, mode.value)
+    chosen = choose(groups, counts, seed)
+    with JsonlWriter(output, inputs=[source]) as writer:
+        for position, record in enumerate(kept):
+            if position in chosen:
+                writer.write(record.to_dict())
+    shares = ", ".join(f"{g}: {counts[g]}/{len(groups[g])}" for g in sorted(groups))
+    console.info(f"{len(chosen)} of {len(kept)} records sampled by {by.value} ({shares})")
+    return policy.exit_code()

@@ -75,6 +75,15 @@ class ConversationBuilder:
         }
         return self._conversation(record, slots, criteria)
 
+    def prompt_content(self, record: Record) -> list[dict[str, Any]]:
+        """The record's prompt as decoded parts (earlier turns as a transcript), as the judge
+        shows it; other prompts (the data pipelines') place it too."""
+        return self._prompt(record)
+
+    def response_content(self, record: Record, index: int) -> list[dict[str, Any]]:
+        """Response ``index`` as decoded parts."""
+        return self._content(record.responses[index], f"responses[{index}]", False)
+
     def _conversation(
         self, record: Record, slots: dict[str, list[dict[str, Any]]], criteria: str | None
     ) -> Conversation:

@@ -1,0 +1,375 @@
+"""What the data-building pipelines share: their outputs (kept and rejected), ``--resume``, and
+the run's statistics.
+
+A pipeline reads input records and writes, for each, some lines to the output (records it
+keeps) and some to the rejects file (what it dropped, with the reason). Every line carries a
+``provenance`` block stamped with ``fingerprint`` (a digest of the models and settings),
+``input`` (a hash of the input record), ``source_id`` (its id), ``part`` and ``of`` (the line's
+place among that input's lines).
+
+``--resume`` reads both files back and refuses lines stamped by other models or settings, or
+written from another version of an input record; an input record is done when all of its
+``of`` lines are there. A record cut off half-way (an interruption between its lines) is built
+again — from the cache — and only its missing lines are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from omnirm import console
+from omnirm.data.teach import Caller, CallStats, Timer
+from omnirm.errors import RecordError, UsageError
+from omnirm.jsonl import JsonlWriter, complete_lines
+from omnirm.models.backends.base import JudgeBackend, Sampling
+from omnirm.on_error import ErrorPolicy, OnError
+from omnirm.records import InvalidRecord, Record
+from omnirm.resume import item_hash
+
+
+@dataclass
+class Built:
+    """One line a pipeline wants written: ``kept`` goes to the output, else to the rejects."""
+
+    record: dict[str, Any]
+    kept: bool
+
+
+def default_rejects(output: Path | None) -> Path | None:
+    """``OUT.rejected.jsonl`` beside ``-o OUT`` (nothing when writing to stdout)."""
+    if output is None or str(output) == "-":
+        return None
+    name = output.name.removesuffix(".jsonl")
+    return output.with_name(f"{name}.rejected.jsonl")
+
+
+class BuildOutput:
+    """The output and rejects files of one run (see the module docs)."""
+
+    def __init__(
+        self,
+        output: Path | None,
+        rejects: Path | None,
+        fingerprint: str,
+        *,
+        resume: bool,
+        source: str,
+    ) -> None:
+        if resume and output is None:
+            raise UsageError("--resume needs -o FILE (the output to continue)")
+        self.fingerprint = fingerprint
+        self.source = source
+        self.done: dict[str, dict[str, set[tuple[bool, int]]]] = {}  # key → hash → lines
+        self.written: set[tuple[bool, str]] = set()
+        self.skipped = 0
+        self._of: dict[tuple[str, str], int] = {}  # (key, hash) → lines the record has
+        if resume:
+            for path, kept in ((output, True), (rejects, False)):
+                if path is not None and path.exists():
+                    self._load(path, kept)
+        self._stack = contextlib.ExitStack()
+        self.kept = self._stack.enter_context(
+            JsonlWriter(output, append=resume and output is not None and output.exists(),
+                        inputs=[source])
+        )  # fmt: skip
+        self.rejected: JsonlWriter | None = None
+        if rejects is not None:
+            self.rejected = self._stack.enter_context(
+                JsonlWriter(rejects, append=resume and rejects.exists(), inputs=[source],
+                            option="--rejects")
+            )  # fmt: skip
+
+    def __enter__(self) -> BuildOutput:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.__exit__(*exc)
+
+    def _load(self, path: Path, kept: bool) -> None:
+        for number, raw in complete_lines(path):
+            if not raw.strip():
+                continue
+            try:
+                line = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                line = None
+            stamp = line.get("provenance") if isinstance(line, dict) else None
+            where = f"{path}:{number}"
+            if not isinstance(stamp, dict) or "fingerprint" not in stamp:
+                raise UsageError(
+                    f"{where}: no provenance.fingerprint: not written by this command; "
+                    "--resume cannot continue it; write to a new file"
+                )
+            if stamp["fingerprint"] != self.fingerprint:
+                raise UsageError(
+                    f"{where}: written with other models, prompts or settings; --resume "
+                    "continues only the same run; write to a new file"
+                )
+            key, digest = str(stamp.get("source_id")), str(stamp.get("input"))
+            part = int(stamp.get("part", 0))
+            self.done.setdefault(key, {}).setdefault(digest, set()).add((kept, part))
+            self.written.add((kept, str(line.get("id"))))
+            self._of[(key, digest)] = int(stamp.get("of", 1))
+
+    def is_done(self, line: int, record: Record) -> bool:
+        """Whether all of the record's lines are written already (refused when the files were
+        written from another version of it)."""
+        versions = self.done.get(record.id)
+        if versions is None:
+            return False
+        digest = item_hash(record)
+        if digest not in versions:
+            raise UsageError(
+                f"{self.source}:{line}: record {record.id!r} differs from the one the output "
+                "was built from: --resume continues the output of the same input; write to a "
+                "new file"
+            )
+        complete = len(versions[digest]) >= self._of.get((record.id, digest), 1)
+        self.skipped += complete
+        return complete
+
+    def write(self, record: Record, lines: list[Built], provenance: dict[str, Any]) -> None:
+        """Stamp and write one input record's lines (those not written already)."""
+        digest = item_hash(record)
+        for part, built in enumerate(lines):
+            stamp = {
+                **provenance,
+                **(built.record.get("provenance") or {}),
+                "source_id": record.id,
+                "fingerprint": self.fingerprint,
+                "input": digest,
+                "part": part,
+                "of": len(lines),
+            }
+            out = {**built.record, "provenance": stamp}
+            if (built.kept, str(out.get("id"))) in self.written:
+                continue
+            if built.kept:
+                self.kept.write(out)
+            elif self.rejected is not None:
+                self.rejected.write(out)
+
+
+@dataclass
+class BuildStats:
+    """A run's figures: inputs, kept and rejected lines (by reason), and each role's calls."""
+
+    pipeline: str
+    inputs: int = 0
+    resumed: int = 0  # input records found done
+    kept: int = 0
+    rejected: int = 0
+    failed: int = 0  # input records that failed (bad records, failed requests)
+    reasons: dict[str, int] = field(default_factory=dict)
+    rates: dict[str, float | None] = field(default_factory=dict)
+    roles: dict[str, Caller] = field(default_factory=dict)
+    timer: Timer = field(default_factory=Timer)
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+    def calls(self) -> CallStats:
+        total = CallStats()
+        for caller in self.roles.values():
+            for key, value in caller.stats.to_dict().items():
+                setattr(total, key, getattr(total, key) + value)
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        total = self.calls()
+        lines = self.kept + self.rejected
+        return {
+            "pipeline": self.pipeline,
+            "inputs": self.inputs,
+            "resumed": self.resumed,
+            "kept": self.kept,
+            "rejected": self.rejected,
+            "failed": self.failed,
+            "acceptance": round(self.kept / lines, 4) if lines else None,
+            "rates": self.rates,
+            "reasons": dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])),
+            "calls": total.to_dict(),
+            "roles": {
+                role: {**caller.provenance(), **caller.stats.to_dict()}
+                for role, caller in self.roles.items()
+            },
+            "seconds": round(self.timer.seconds(), 3),
+        }
+
+    def summary(self) -> str:
+        total = self.calls()
+        lines = self.kept + self.rejected
+        rate = f" ({self.kept / lines:.1%} accepted)" if lines else ""
+        parts = [
+            f"{self.inputs} records read"
+            + (f" ({self.resumed} done before, skipped)" if self.resumed else ""),
+            f"{self.kept} kept, {self.rejected} rejected{rate}",
+        ]
+        parts += [f"{name} {value:.1%}" for name, value in self.rates.items() if value is not None]
+        parts.append(
+            f"{total.calls} calls ({total.cached} from the cache, {total.reasks} re-asks), "
+            f"tokens {total.prompt_tokens} in / {total.completion_tokens} out"
+        )
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        parts.append(f"{self.timer.seconds():.1f} s")
+        return ", ".join(parts)
+
+    def report(self, stats_file: Path | None) -> None:
+        """The summary on stderr, and the figures as JSON in ``stats_file``."""
+        console.info(self.summary())
+        if stats_file is not None:
+            try:
+                stats_file.write_bytes(
+                    orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+                )
+            except OSError as error:
+                raise UsageError(f"--stats {stats_file}: {error.strerror or error}") from None
+
+
+@dataclass
+class ModelOptions:
+    """How the pipelines' models are opened and asked (the command's backend options)."""
+
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 4
+    timeout: float = 120.0
+    batch_size: int = 16
+    device: str | None = None
+    trust_remote_code: bool = False
+    temperature: float = 0.0
+    seed: int = 0
+    max_new_tokens: int = 512
+    retries: int = 2
+    cache: Path | None = None
+    use_cache: bool = True
+
+
+class Models:
+    """The backends a run uses, each spec opened once (a teacher may also verify), and the
+    answer cache they share."""
+
+    def __init__(self, options: ModelOptions) -> None:
+        from omnirm.judging.cache import AnswerCache, default_cache_path
+
+        if options.retries < 0:
+            raise UsageError("--retries must be at least 0")
+        if options.max_new_tokens < 1:
+            raise UsageError("--max-new-tokens must be at least 1")
+        if options.batch_size < 1:
+            raise UsageError("--batch-size must be at least 1")
+        self.options = options
+        self.backends: dict[str, JudgeBackend] = {}
+        self.cache = (
+            AnswerCache(options.cache or default_cache_path()) if options.use_cache else None
+        )
+
+    def backend(self, spec: str) -> JudgeBackend:
+        from omnirm.models.backends.base import open_backend
+
+        if spec not in self.backends:
+            o = self.options
+            with console.status(f"opening {spec}"):
+                self.backends[spec] = open_backend(
+                    spec, base_url=o.base_url, api_key_env=o.api_key_env,
+                    concurrency=o.concurrency, timeout=o.timeout, batch_size=o.batch_size,
+                    device=o.device, seed=o.seed, trust_remote_code=o.trust_remote_code,
+                )  # fmt: skip
+        return self.backends[spec]
+
+    def caller(
+        self,
+        role: str,
+        spec: str,
+        *,
+        temperature: float | None = None,
+        max_new_tokens: int | None = None,
+    ) -> Caller:
+        o = self.options
+        sampling = Sampling(
+            max_new_tokens=max_new_tokens or o.max_new_tokens,
+            temperature=o.temperature if temperature is None else temperature,
+            seed=o.seed,
+        )
+        return Caller(role, spec, self.backend(spec), sampling, self.cache, o.retries)
+
+    def close(self) -> None:
+        for backend in self.backends.values():
+            backend.close()
+        if self.cache is not None:
+            self.cache.close()
+
+
+def windows(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last may be shorter)."""
+    window: list[Any] = []
+    for item in items:
+        window.append(item)
+        if len(window) >= size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def located(error: RecordError, source: str, line: int, record_id: str | None) -> RecordError:
+    return error.located(source=source, line=line, record_id=record_id)
+
+
+class Pipeline(Protocol):
+    def fingerprint(self) -> str: ...
+
+    def run(
+        self,
+        items: Iterable[tuple[int, Record | InvalidRecord]],
+        output: BuildOutput,
+        policy: ErrorPolicy,
+    ) -> None: ...
+
+
+def run_build(
+    pipeline: Pipeline,
+    items: Iterable[tuple[int, Record | InvalidRecord]],
+    stats: BuildStats,
+    *,
+    output: Path | None,
+    rejects: Path | None,
+    resume: bool,
+    source: str,
+    on_error: OnError,
+    limit: int | None = None,
+    stats_file: Path | None = None,
+) -> int:
+    """Run a pipeline over the first ``limit`` records of ``items`` (the pending ones with
+    ``resume``), write its lines, report, and return the exit code."""
+    if on_error is OnError.RECORD:
+        raise UsageError(
+            "--on-error record: rejected items already go to --rejects; use fail or skip "
+            "(a failed record is built again by --resume)"
+        )
+    if limit is not None and limit < 0:
+        raise UsageError(f"--limit must be at least 0, got {limit}")
+    rejects = rejects if rejects is not None else default_rejects(output)
+    if rejects is None:
+        console.warn("rejected items are only counted: pass --rejects FILE (or -o) to keep them")
+    policy = ErrorPolicy(on_error)
+    selected = itertools.islice(items, limit) if limit is not None else items
+    with BuildOutput(output, rejects, pipeline.fingerprint(), resume=resume, source=source) as out:
+        pending = (
+            (line, item)
+            for line, item in selected
+            if isinstance(item, InvalidRecord) or not out.is_done(line, item)
+        )
+        pipeline.run(console.progress(pending, "building"), out, policy)
+        stats.resumed = out.skipped
+    stats.report(stats_file)
+    return policy.exit_code()

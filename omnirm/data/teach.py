@@ -1,0 +1,236 @@
+"""Model calls of the data-building pipelines: teachers, verifiers and generators.
+
+Each role is a :class:`Caller` over a judge backend (``hf:``, ``openai:``, ``vllm:``). Calls go
+in batches: one ``generate`` call per batch of conversations (an ``hf:`` backend pads and runs
+them together, ``vllm:`` schedules them at once, ``openai:`` keeps ``--concurrency`` requests in
+flight). Every answer is first looked up in the judge's answer cache (content hash of the
+backend's fingerprint, the conversation and the sampling settings), so a repeated or resumed
+run asks only what it has not seen.
+
+Structured answers (:meth:`Caller.ask_json`) are parsed and checked by a validator; an answer
+that fails is asked again, up to ``retries`` times, with the problem named in a follow-up turn;
+after that the item has no answer — never a guessed field. Verdict answers
+(:meth:`Caller.ask_verdicts`) are re-asked like the judge's (sampling moved by the attempt).
+:class:`CallStats` counts calls, cache hits, re-asks, tokens and time per role.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
+
+from omnirm.judging.cache import AnswerCache, answer_key
+from omnirm.models.backends.base import Conversation, Generation, JudgeBackend, Sampling
+from omnirm.prompts.data import REASK
+from omnirm.prompts.verdicts import parse_verdict
+
+T = TypeVar("T")
+
+
+class Invalid(ValueError):
+    """A teacher's answer that does not pass its validator (the message names the problem)."""
+
+
+@dataclass
+class CallStats:
+    """What one role's calls cost."""
+
+    requests: int = 0  # answers wanted (one per item, re-asks not counted)
+    calls: int = 0  # generations asked of the backend
+    cached: int = 0  # answers taken from the cache
+    reasks: int = 0  # follow-up questions after an unusable answer
+    unusable: int = 0  # requests still without a usable answer after the re-asks
+    failed: int = 0  # requests the backend could not answer
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0  # generation time the backend reported
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+@dataclass
+class Answer(Generic[T]):
+    """One request's outcome: ``value`` (None when unusable or failed), the last answer's text,
+    attempts, whether every attempt came from the cache, and the last problem."""
+
+    value: T | None
+    text: str | None
+    attempts: int
+    cached: bool
+    problem: str | None = None
+    failed: bool = False
+
+
+@dataclass
+class _Pending:
+    index: int
+    conversation: Conversation
+    attempts: int = 0
+    cached: bool = True
+    text: str | None = None
+    problem: str | None = None
+    failed: bool = False
+    value: Any = None
+    done: bool = False
+
+
+@dataclass
+class Caller:
+    """One role's model: a backend, the cache, sampling and the re-ask budget."""
+
+    role: str
+    spec: str
+    backend: JudgeBackend
+    sampling: Sampling = field(default_factory=Sampling)
+    cache: AnswerCache | None = None
+    retries: int = 2
+    retry_temperature: float = 0.7
+    stats: CallStats = field(default_factory=CallStats)
+
+    def __post_init__(self) -> None:
+        self.fingerprint = self.backend.fingerprint()
+
+    def provenance(self) -> dict[str, Any]:
+        return {"spec": self.spec, "backend": self.backend.kind, "model": self.backend.model}
+
+    def generate(
+        self, conversations: list[Conversation], attempt: int = 0, sample: int = 0
+    ) -> list[tuple[Generation, bool]]:
+        """Answers (and whether each came from the cache) in order: cached ones looked up, the
+        rest asked of the backend in one call. ``sample`` tells apart several answers wanted
+        from one conversation (generators' N responses): it moves the seed and the cache key."""
+        sampling = self._sampling(attempt, sample)
+        settings = {**sampling.to_dict(), "attempt": attempt}
+        if sample:
+            settings["sample"] = sample
+        keys = [answer_key(self.fingerprint, c, settings) for c in conversations]
+        found = [self.cache.get(k) if self.cache is not None else None for k in keys]
+        ask = [i for i, hit in enumerate(found) if hit is None]
+        fresh = self.backend.generate([conversations[i] for i in ask], sampling) if ask else []
+        self.stats.calls += len(ask)
+        self.stats.cached += len(conversations) - len(ask)
+        answers: list[Generation | None] = list(found)
+        for i, generated in zip(ask, fresh, strict=True):
+            answers[i] = generated
+            if self.cache is not None:
+                self.cache.put(keys[i], generated)
+        out = []
+        for i, answer in enumerate(answers):
+            assert answer is not None
+            self.stats.prompt_tokens += answer.prompt_tokens or 0
+            self.stats.completion_tokens += answer.completion_tokens or 0
+            self.stats.seconds += answer.seconds
+            out.append((answer, found[i] is not None))
+        return out
+
+    def _sampling(self, attempt: int, sample: int) -> Sampling:
+        base = self.sampling
+        seed = None if base.seed is None else base.seed + attempt + 1000 * sample
+        if attempt == 0:
+            return replace(base, seed=seed)
+        return replace(base, temperature=max(base.temperature, self.retry_temperature), seed=seed)
+
+    def ask_json(
+        self, conversations: list[Conversation], validate: Callable[[Any], T]
+    ) -> list[Answer[T]]:
+        """Structured answers: each answer's JSON object passed to ``validate`` (which returns
+        the checked value or raises :class:`Invalid`); unusable answers are asked again with
+        the problem named, up to ``retries`` times."""
+        items = [_Pending(i, list(c)) for i, c in enumerate(conversations)]
+        self.stats.requests += len(items)
+        for attempt in range(self.retries + 1):
+            pending = [item for item in items if not item.done]
+            if not pending:
+                break
+            if attempt:
+                self.stats.reasks += len(pending)
+            answers = self.generate([item.conversation for item in pending], attempt)
+            for item, (answer, cached) in zip(pending, answers, strict=True):
+                self._take(item, answer, cached)
+                if item.done:
+                    continue
+                try:
+                    item.value = validate(extract_json(item.text or ""))
+                    item.done = True
+                except Invalid as problem:
+                    item.problem = str(problem)
+                    item.conversation = [
+                        *item.conversation,
+                        {"role": "assistant", "content": item.text or ""},
+                        {"role": "user", "content": REASK.format(problem=problem)},
+                    ]
+        return [self._answer(item) for item in items]
+
+    def ask_verdicts(self, conversations: list[Conversation]) -> list[Answer[str]]:
+        """Pairwise verdicts (A, B or C) from judge conversations; an answer without one
+        verdict is asked again (the same conversation, sampling moved by the attempt)."""
+        items = [_Pending(i, c) for i, c in enumerate(conversations)]
+        self.stats.requests += len(items)
+        for attempt in range(self.retries + 1):
+            pending = [item for item in items if not item.done]
+            if not pending:
+                break
+            if attempt:
+                self.stats.reasks += len(pending)
+            answers = self.generate([item.conversation for item in pending], attempt)
+            for item, (answer, cached) in zip(pending, answers, strict=True):
+                self._take(item, answer, cached)
+                if item.done:
+                    continue
+                item.value = parse_verdict(item.text or "")
+                item.done = item.value is not None
+                item.problem = None if item.done else "no single verdict ([[A]] or [[B]])"
+        return [self._answer(item) for item in items]
+
+    def _take(self, item: _Pending, answer: Generation, cached: bool) -> None:
+        item.attempts += 1
+        item.cached = item.cached and cached
+        item.text = answer.text
+        if answer.text is None:
+            item.failed, item.done = True, True
+            item.problem = f"request failed: {answer.error}"
+
+    def _answer(self, item: _Pending) -> Answer[Any]:
+        if item.failed:
+            self.stats.failed += 1
+        elif item.value is None:
+            self.stats.unusable += 1
+        value = None if item.failed else item.value
+        return Answer(value, item.text, item.attempts, item.cached, item.problem, item.failed)
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+def extract_json(text: str) -> dict[str, Any]:
+    """The one JSON object an answer holds: the whole answer, a fenced block, or the span from
+    its first ``{`` to its last ``}``. Raises :class:`Invalid` otherwise."""
+    candidates = [text.strip(), *(m.strip() for m in _FENCE.findall(text))]
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    raise Invalid("no JSON object found in the reply")
+
+
+class Timer:
+    """Wall-clock seconds since it was made."""
+
+    def __init__(self) -> None:
+        self.began = time.perf_counter()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.began

@@ -1,0 +1,93 @@
+"""``omnirm data criteria`` and ``omnirm data pairs`` end to end on tiny local ``hf:`` models with
+fixed answers (``tests.tiny_models.make_tiny_fixed_answer``): a teacher that always writes the
+same criterion, verifiers with a position bias (caught by the two orders), generators that
+always say the same thing, and a teacher whose JSON lacks the fields (re-asked, then rejected)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import write_jsonl
+from tests.tiny_models import make_tiny_fixed_answer
+
+CRITERION = '{"criterion": "Prefer the shorter answer."}'
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMNIRM_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("data-models")
+    answers = {
+        "teacher": CRITERION,
+        "always_a": "The first. [[A]]",
+        "always_b": "The second. [[B]]",
+        "strong": "Paris is the capital.",
+        "weak": "Berlin.",
+    }
+    return {name: make_tiny_fixed_answer(root / name, text) for name, text in answers.items()}
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_criteria_with_position_biased_verifiers(
+    cli: Callable[..., Any], models: dict[str, Path], tmp_path: Path
+) -> None:
+    records = [
+        {"id": f"q{i}", "prompt": f"What is {i} + {i}?", "responses": [str(2 * i), f"It is {2 * i}."],
+         "preference": i % 2}
+        for i in range(5)
+    ]  # fmt: skip
+    data = write_jsonl(tmp_path / "in.jsonl", records)
+    out, stats = tmp_path / "out.jsonl", tmp_path / "stats.json"
+    result = cli(
+        "data", "criteria", str(data), "--teacher", f"hf:{models['teacher']}",
+        "--verifier", f"hf:{models['always_a']}", "--verifier", f"hf:{models['always_b']}",
+        "--max-new-tokens", "24", "--batch-size", "4", "--contrastive", "-o", str(out),
+        "--stats", str(stats),
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert lines(out) == []
+    rejected = lines(tmp_path / "out.rejected.jsonl")
+    assert len(rejected) == 10  # two criteria per pair, none survives a position-biased panel
+    for line in rejected:
+        assert line["criteria"] == "Prefer the shorter answer."
+        verdicts = [(v["ab"], v["ba"], v["agrees"]) for v in line["provenance"]["verdicts"]]
+        assert verdicts == [(0, 1, False), (1, 0, False)]
+        assert line["rejected"]["reason"] == "verifiers: 0 of 2 agree (majority needed)"
+        assert line["provenance"]["teacher"]["backend"] == "hf"
+    figures = json.loads(stats.read_text())
+    assert figures["roles"]["teacher"]["calls"] == 10
+    assert figures["roles"]["verifier 1"]["calls"] == 20
+    assert figures["calls"]["prompt_tokens"] > 0 and figures["calls"]["completion_tokens"] > 0
+    assert figures["rates"]["verifier 1 agreement"] == 0.0
+
+
+def test_pairs_with_fixed_generators_and_an_unusable_teacher(
+    cli: Callable[..., Any], models: dict[str, Path], tmp_path: Path
+) -> None:
+    data = write_jsonl(tmp_path / "in.jsonl", [{"id": "p0", "prompt": "Capital of France?"}])
+    out = tmp_path / "out.jsonl"
+    result = cli(
+        "data", "pairs", str(data), "--teacher", f"hf:{models['teacher']}",
+        "--strong", f"hf:{models['strong']}", "--weak", f"hf:{models['weak']}",
+        "--gen-temperature", "0", "--gen-max-new-tokens", "16", "--max-new-tokens", "24",
+        "--retries", "1", "-o", str(out),
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    (line,) = lines(tmp_path / "out.rejected.jsonl")
+    assert sorted(line["responses"]) == ["Berlin.", "Paris is the capital."]
+    assert line["rejected"]["reason"] == (
+        'teacher 1: no usable scores after 2 attempts ("scores" must be an object with "A" and "B")'
+    )
+    assert line["rejected_answer"] == CRITERION
