@@ -482,14 +482,14 @@ def _write_eval_rewards(
     from omnirm.jsonl import JsonlWriter
     from omnirm.on_error import ErrorPolicy
     from omnirm.records import iter_records
-    from omnirm.scoring import Scorer, ScoreSettings, provenance
+    from omnirm.scoring import RewardScorer, ScoreSettings, provenance
 
     assert config.eval is not None
     # Whole sequences, as training reads them: `omnirm score` (sharing prefixes) must match.
     settings = ScoreSettings(
         batch_size=config.eval_batch_size, criteria=config.criteria, share_prefix=False
     )
-    scorer = Scorer(model, builder, settings, provenance(str(output), model_config, settings))
+    scorer = RewardScorer(model, builder, settings, provenance(str(output), model_config, settings))
     rewards: list[float] = []
     with JsonlWriter(output / "eval_rewards.jsonl") as writer:
         records = iter_records(config.eval, max_bytes=config.max_record_bytes)
