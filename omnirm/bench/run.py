@@ -167,16 +167,15 @@ def run_bench(
         raise UsageError("--bootstrap must be at least 0")
     where = data if data is not None else source
     name = f"{suite} ({data})" if data is not None else display_name(str(source))
-    load = {"media": media, "source": where, "name": name, "options": options}
     owned = scorer is None
     items: Any = None
     if scorer is None and judge is not None:
-        scorer = load_scorer(judge=judge, **load)
+        scorer = load_scorer(judge=judge, media=media, source=where, name=name)
     elif scorer is None:
         items = list(_records(suite, data, tasks, source, max_record_bytes))
         if model is not None or _unscored(items):
             # records without any scores and no scorer: the embedded default model
-            scorer = load_scorer(model, **load)
+            scorer = load_scorer(model, media=media, source=where, name=name, options=options)
     if items is None:
         items = _records(suite, data, tasks, source, max_record_bytes)
     store = None

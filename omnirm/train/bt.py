@@ -295,7 +295,11 @@ def evaluate(model: torch.nn.Module, loader: Any, accelerator: Any) -> dict[str,
 
 
 def train_bt(config: BTConfig) -> TrainResult:
-    """Train a Bradley-Terry reward model as ``config`` says and save it to ``config.output``."""
+    """Train a Bradley-Terry reward model as ``config`` says and save it to ``config.output``.
+
+    >>> train_bt(BTConfig(model="HuggingFaceTB/SmolLM2-135M-Instruct", data="pairs.jsonl",
+    ...                   output="rm"))  # doctest: +SKIP
+    """
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
     from torch.utils.data import DataLoader
