@@ -510,7 +510,9 @@ def _write_eval_rewards(
 
 def _media_resolver(config: BTConfig, data: str) -> MediaResolver:
     """Media paths of ``data`` resolve against ``--media-root``, else the file's folder."""
-    root = config.media_root if config.media_root is not None else Path(data).resolve().parent
+    from omnirm.options import default_media_root
+
+    root = default_media_root(data, config.media_root)
     return MediaResolver(
         root,
         allow_outside_root=config.allow_outside_root,
