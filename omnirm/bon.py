@@ -45,12 +45,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from omnirm.errors import RecordError
-from omnirm.jsonl import Sink
+from omnirm.errors import RecordError, UsageError
+from omnirm.jsonl import MAX_RECORD_BYTES, Sink
 from omnirm.on_error import ErrorPolicy, OnError
+from omnirm.options import JudgeOptions, MediaOptions, ModelOptions, record_bytes
 from omnirm.records import InvalidRecord, Record, parse_record
 from omnirm.resume import ResumableOutput
-from omnirm.runners import Runner
+from omnirm.scorer import Scorer
 
 Scores = list[float | None]
 
@@ -132,7 +133,7 @@ def group_candidates(
 
 
 def score_candidates(
-    runner: Runner,
+    runner: Scorer,
     records: Sequence[tuple[int, Record]],
     policy: ErrorPolicy,
     settings: BonSettings,
@@ -141,11 +142,10 @@ def score_candidates(
     """Rewards per candidate for every record ``runner`` could score, by record id, added to
     ``into`` as they come (so what was scored before an error raised is kept there)."""
     into = {} if into is None else into
-    options = getattr(runner, "options", None)
-    if options is not None and options.mode == "pairwise":
+    if runner.pairwise:
         into.update(_tournaments(runner, records, policy, settings))
         return into
-    for out in runner.run(records, policy):
+    for out in runner.score(records, policy):
         into[str(out["id"])] = list(out["rewards"])
     return into
 
@@ -162,17 +162,17 @@ def _pair_record(record: Record, first: int, second: int) -> Record:
 
 
 def _matches(
-    runner: Runner, wanted: list[tuple[int, Record, int, int]], policy: ErrorPolicy
+    runner: Scorer, wanted: list[tuple[int, Record, int, int]], policy: ErrorPolicy
 ) -> dict[tuple[str, int, int], Any]:
     """Outcomes (0 = first wins, 1 = second, "tie", None) of the wanted matches, by
     (record id, first, second)."""
     items = [(line, _pair_record(record, a, b)) for line, record, a, b in wanted]
     keys = {f"{record.id}::{a}v{b}": (record.id, a, b) for _, record, a, b in wanted}
-    return {keys[str(out["id"])]: out.get("predicted") for out in runner.run(items, policy)}
+    return {keys[str(out["id"])]: out.get("predicted") for out in runner.score(items, policy)}
 
 
 def _tournaments(
-    runner: Runner,
+    runner: Scorer,
     records: Sequence[tuple[int, Record]],
     policy: ErrorPolicy,
     settings: BonSettings,
@@ -219,7 +219,7 @@ def _tournaments(
 
 
 def _knockout(
-    runner: Runner, records: Sequence[tuple[int, Record]], policy: ErrorPolicy
+    runner: Scorer, records: Sequence[tuple[int, Record]], policy: ErrorPolicy
 ) -> dict[str, Scores]:
     alive = {record.id: list(range(record.num_responses)) for _, record in records}
     wins = {record.id: [0.0] * record.num_responses for _, record in records}
@@ -374,7 +374,7 @@ class BestOfN:
 
     def __init__(
         self,
-        scorers: Sequence[tuple[str, Runner]],
+        scorers: Sequence[tuple[str, Scorer]],
         settings: BonSettings,
         output: ResumableOutput,
         on_error: OnError | str,
@@ -461,7 +461,7 @@ class BestOfN:
 
 
 def bon_fingerprint(
-    scorers: Sequence[tuple[str, Runner]], settings: BonSettings, group_by: str | None
+    scorers: Sequence[tuple[str, Scorer]], settings: BonSettings, group_by: str | None
 ) -> dict[str, Any]:
     """What identifies a best-of-N output: every scorer's fingerprint, the settings, grouping."""
     return {
@@ -472,7 +472,7 @@ def bon_fingerprint(
 
 
 def bon_provenance(
-    scorers: Sequence[tuple[str, Runner]], settings: BonSettings, group_by: str | None
+    scorers: Sequence[tuple[str, Scorer]], settings: BonSettings, group_by: str | None
 ) -> dict[str, Any]:
     """The ``scored_by`` block of best-of-N records: the scorers by label, the settings."""
     return {"scorers": [label for label, _ in scorers], **settings.fingerprint(),
@@ -590,3 +590,136 @@ class Quality:
             f"pick {q['gold_of_pick']:.3f}, of the best candidate {q['gold_of_best']:.3f}, of a "
             f"random pick {q['gold_of_random_pick']:.3f}; best picked {q['best_picked']:.1%}"
         )
+
+
+# -- the pipeline -------------------------------------------------------------------------------
+
+
+@dataclass
+class BonRun:
+    """What :func:`best_of_n` did: how bad records were handled, the selection quality (records
+    with ``gold_scores``), the pairs written, and the records found done (``resume``)."""
+
+    policy: ErrorPolicy  # its exit_code() ends the command
+    quality: Quality
+    pairs: int = 0
+    skipped: int = 0
+
+
+def best_of_n(
+    source: str | Path = "-",
+    *,
+    models: Sequence[str | None] = (),
+    judges: Sequence[str] = (),
+    judge_options: JudgeOptions | None = None,
+    scorers: Sequence[Scorer] = (),
+    options: ModelOptions | None = None,
+    media: MediaOptions | None = None,
+    settings: BonSettings | None = None,
+    group_by: str | None = None,
+    output: Path | None = None,
+    resume: bool = False,
+    pairs: Path | None = None,
+    pairs_format: str = "omnirm",
+    pair_mode: str = "best-worst",
+    pair_margin: float = 0.0,
+    on_error: OnError | str = OnError.FAIL,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+) -> BonRun:
+    """Best-of-N over the records of ``source`` (a JSONL file or ``-``), written to ``output``
+    (None: standard output) as they are scored; see the module docs. The scorers are the open
+    ``scorers``, then the reward ``models`` and the ``judges`` (specs, each with the other
+    settings of ``judge_options``), loaded here after the outputs are locked and closed at the
+    end; with none at all, the embedded default reward model. ``pairs`` also writes preference
+    pairs (``pairs_format``: omnirm, trl or llamafactory). Progress and summaries go to stderr.
+
+    >>> run = best_of_n("candidates.jsonl", output=Path("ranked.jsonl"))  # doctest: +SKIP
+    >>> run.policy.exit_code()  # doctest: +SKIP
+    0
+    """
+    import contextlib
+    from dataclasses import replace
+
+    from omnirm import console
+    from omnirm.jsonl import STDIN, JsonlWriter, display_name
+    from omnirm.records import iter_records
+    from omnirm.scorer import fingerprint_digest, open_scorer
+
+    settings = settings or BonSettings()
+    if settings.top_k is not None and settings.top_k < 1:
+        raise UsageError("--top-k must be at least 1")
+    if settings.top_k is not None and settings.select != "all":
+        raise UsageError("give --select or --top-k, not both")
+    if pair_margin < 0:
+        raise UsageError("--pair-margin must be at least 0")
+    if resume and output is None:
+        raise UsageError("--resume needs -o FILE (the output to continue)")
+    resolver = (media or MediaOptions()).resolver(source)
+    name = display_name(source)
+    specs: list[tuple[str | None, str | None]] = [(m, None) for m in models]
+    specs += [(None, j) for j in judges]
+    if not specs and not scorers:  # the embedded default reward model
+        specs = [(None, None)]
+    template = judge_options or JudgeOptions(spec="-")
+    quality = Quality()
+    with contextlib.ExitStack() as stack:
+        # Outputs are locked (and checked against the input) before any model loads.
+        writer = stack.enter_context(
+            JsonlWriter(output, append=resume, inputs=[source], flush_seconds=0)
+        )
+        pair_writer = None
+        if pairs is not None:
+            pair_file = stack.enter_context(
+                JsonlWriter(pairs, inputs=[source, output], option="--pairs")
+            )
+            pair_writer = PairWriter(
+                pair_file, pairs_format, mode=pair_mode, margin=pair_margin,
+                media_root=resolver.root,
+            )  # fmt: skip
+        opened: list[Scorer] = list(scorers)
+        for model, judge in specs:
+            spec = replace(template, spec=judge) if judge is not None else None
+            scorer = open_scorer(model, spec, resolver=resolver, name=name, options=options)
+            stack.callback(scorer.close)
+            opened.append(scorer)
+        labelled = [(scorer.label, scorer) for scorer in opened]
+        provenance = bon_provenance(labelled, settings, group_by)
+        out = ResumableOutput(
+            writer,
+            fingerprint_digest(bon_fingerprint(labelled, settings, group_by)),
+            path=writer.file.path if resume and writer.file else None,
+            source=name,
+            provenance=provenance,
+        )
+        run = BestOfN(labelled, settings, out, on_error, provenance)
+        max_bytes = record_bytes(max_record_bytes)
+        items: Any
+        if group_by is not None:  # one candidate a record is the usual layout: group first
+            items = iter_records(source, max_bytes=max_bytes, min_responses=1)
+            items = group_candidates(items, group_by, run.policy)
+        else:
+            items = iter_records(source, max_bytes=max_bytes)
+        if resume and (group_by is not None or source != STDIN):
+            out.check_input(
+                items if group_by is not None else iter_records(source, max_bytes=max_bytes)
+            )
+        for record, line in run.run(items):
+            if record.gold_scores is not None:
+                quality.add(record.gold_scores, line["best"])
+            if pair_writer is not None:
+                pair_writer.add(record, line["rewards"])
+        if resume and source == STDIN and group_by is None:
+            out.check_all_matched()
+    for label, scorer in labelled:
+        for text in scorer.summary():
+            console.info(f"{label}: {text}")
+    if out.skipped:
+        console.info(f"resumed: {out.skipped} records were already in {output}")
+    if pair_writer is not None:
+        for problem in pair_writer.problems:
+            console.warn(f"pair {problem}")
+        console.info(f"{pair_writer.count} preference pairs written to {pairs} ({pairs_format})")
+    if quality.records:
+        console.info(quality.summary())
+    count = pair_writer.count if pair_writer is not None else 0
+    return BonRun(run.policy, quality, count, out.skipped)

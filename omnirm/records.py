@@ -480,7 +480,11 @@ def iter_records(
 
 
 def read_records(source: str | Path) -> Iterator[Record]:
-    """Read records, raising the first :class:`RecordError` met (the strict form)."""
+    """Read records, raising the first :class:`RecordError` met (the strict form).
+
+    >>> [record.id for record in read_records("pairs.jsonl")]  # doctest: +SKIP
+    ['p1', 'p2']
+    """
     for _, item in iter_records(source):
         if isinstance(item, InvalidRecord):
             raise item.error

@@ -1,19 +1,15 @@
-"""Scorers as the commands use them: a reward model or a generative judge, ready to stream records.
+"""The two :class:`~omnirm.scorer.Scorer` s: a reward model or a generative judge, ready to
+stream records (open them with :func:`omnirm.scorer.load_scorer`).
 
-:class:`ModelRunner` loads a reward model folder (``--model``) into a
-:class:`~omnirm.scoring.Scorer`; :class:`JudgeRunner` opens a judge backend (``--judge``) into
-a :class:`~omnirm.judging.judge.Judge`. Both offer ``run(items, policy)`` (scored records in input
-order), ``summary()`` (lines for stderr), ``fingerprint()`` (what identifies the scores they
-produce: model files, backend, settings — ``bench`` keys its score cache with it and
-``--resume`` checks it), ``provenance()`` (the ``scored_by`` block) and ``close()``.
+:class:`ModelScorer` loads a reward model folder (``--model``) onto a
+:class:`~omnirm.scoring.RewardScorer`; :class:`JudgeScorer` opens a judge backend (``--judge``)
+under a :class:`~omnirm.judging.judge.Judge`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,37 +17,8 @@ from omnirm import console
 from omnirm.errors import UsageError
 from omnirm.media.paths import MediaResolver
 from omnirm.on_error import ErrorPolicy
-from omnirm.records import InvalidRecord, Record
-
-Items = Iterable[tuple[int, Record | InvalidRecord]]
-
-
-class Runner:
-    """The interface both runners share (see the module docs)."""
-
-    verb = "scoring"
-
-    def run(self, items: Items, policy: ErrorPolicy) -> Iterator[dict[str, Any]]:
-        raise NotImplementedError
-
-    def summary(self) -> list[str]:
-        raise NotImplementedError
-
-    def fingerprint(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def provenance(self) -> dict[str, Any]:
-        """The ``scored_by`` block of the records it scores."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        return None
-
-
-def fingerprint_digest(fingerprint: dict[str, Any]) -> str:
-    """A short stable hash of a fingerprint (for cache file names)."""
-    text = json.dumps(fingerprint, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+from omnirm.options import JudgeOptions, ModelOptions
+from omnirm.scorer import Items
 
 
 def _file_stamps(folder: Path) -> list[tuple[str, int, int]]:
@@ -62,31 +29,31 @@ def _file_stamps(folder: Path) -> list[tuple[str, int, int]]:
     )
 
 
-class ModelRunner(Runner):
+class ModelScorer:
     """A reward model written by ``omnirm train bt``: a folder, a hub id (``ORG/NAME``, at
-    ``revision``), or None for the embedded default model (:mod:`omnirm.models.default`)."""
+    ``options.revision``), or None for the embedded default model (:mod:`omnirm.models.default`)."""
+
+    kind: Literal["model", "judge"] = "model"
+    pairwise = False
+    verb = "scoring"
 
     def __init__(
         self,
         model: str | Path | None,
         resolver: MediaResolver,
         source: str | None = None,
-        *,
-        device: str = "auto",
-        revision: str | None = None,
-        trust_remote_code: bool = False,
-        max_length: int | None = None,
-        **settings: Any,
+        options: ModelOptions | None = None,
     ) -> None:
         from omnirm.models.checkpoint import CONFIG_FILE, load_reward_model
         from omnirm.models.devices import resolve_device
         from omnirm.models.media_features import MediaFeatureCache
         from omnirm.models.sources import resolve_model
-        from omnirm.scoring import Scorer, ScoreSettings, provenance
+        from omnirm.scoring import RewardScorer, ScoreSettings, provenance
 
-        if max_length is not None and max_length < 1:
+        options = options or ModelOptions()
+        if options.max_length is not None and options.max_length < 1:
             raise UsageError("--max-length must be at least 1")
-        torch_device = resolve_device(device)
+        torch_device = resolve_device(options.device)
         if model is None:
             from omnirm.models.default import (
                 DEFAULT_MODEL_NAME,
@@ -97,21 +64,28 @@ class ModelRunner(Runner):
             self.model = default_model_dir()
             name, version = DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION
         else:
-            resolved = resolve_model(str(model), revision=revision, config_file=CONFIG_FILE)
+            resolved = resolve_model(str(model), revision=options.revision, config_file=CONFIG_FILE)
             self.model = Path(resolved.folder)
             name, version = resolved.display, None
         self.name = name
+        self.label = f"model:{name}"
         with console.status(f"loading the reward model {name}"):
             reward_model, builder, config = load_reward_model(
                 self.model,
                 device=torch_device,
                 resolver=resolver,
                 merge_adapter=True,
-                trust_remote_code=trust_remote_code,
+                trust_remote_code=options.trust_remote_code,
             )
-        self.max_length = scoring_max_length(reward_model, config, max_length)
+        self.max_length = scoring_max_length(reward_model, config, options.max_length)
         builder.settings.max_length = self.max_length
-        self.settings = ScoreSettings(**settings)
+        self.settings = ScoreSettings(
+            batch_size=options.batch_size,
+            criteria=options.criteria,
+            tie_margin=options.tie_margin,
+            normalize=options.normalize,
+            share_prefix=options.share_prefix,
+        )
         normalization = None
         if self.settings.normalize:
             if config.reward_mean is None or not config.reward_std:
@@ -120,7 +94,7 @@ class ModelRunner(Runner):
         self.config = config
         self.features = MediaFeatureCache()
         self.features.install(reward_model.backbone)
-        self.scorer = Scorer(
+        self.scorer = RewardScorer(
             reward_model,
             builder,
             self.settings,
@@ -129,7 +103,7 @@ class ModelRunner(Runner):
             source=source,
         )
 
-    def run(self, items: Items, policy: ErrorPolicy) -> Iterator[dict[str, Any]]:
+    def score(self, items: Items, policy: ErrorPolicy) -> Iterator[dict[str, Any]]:
         return self.scorer.score(items, policy)
 
     def provenance(self) -> dict[str, Any]:
@@ -158,6 +132,17 @@ class ModelRunner(Runner):
             "tie_margin": self.settings.tie_margin,
         }
 
+    def describe(self) -> dict[str, str]:
+        inputs = self.config.inputs
+        return {
+            "reward model": f"{self.model} (backbone {self.config.backbone}); max length "
+            f"{inputs.max_length}, prompt truncated from the left; {inputs.video_frames} frames "
+            f"per video, meshes as {inputs.mesh_views} views"
+        }
+
+    def close(self) -> None:
+        return None
+
 
 #: The longest default scoring length: a backbone's context window can be 128k tokens, far more
 #: than a batch of sequences needs or fits in memory (--max-length goes higher).
@@ -184,37 +169,10 @@ def scoring_max_length(model: Any, config: Any, requested: int | None) -> int:
     return max(trained, min(window, DEFAULT_SCORE_LENGTH_CAP))
 
 
-@dataclass
-class JudgeOptions:
-    """Everything ``--judge`` and its options say (see :mod:`omnirm.cli.judge_options`)."""
-
-    spec: str
-    revision: str | None = None  # hub revision of an hf:/vllm: judge given as ORG/NAME
-    mode: str = "pairwise"
-    orders: str = "both"
-    ties: bool = False
-    retries: int = 3
-    prompt_template: Path | None = None
-    criteria: str | None = None
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 4
-    timeout: float = 120.0
-    batch_size: int = 8
-    device: str | None = None
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    temperature: float = 0.0
-    seed: int = 0
-    max_new_tokens: int = 1024
-    cache: Path | None = None
-    use_cache: bool = True
-    trust_remote_code: bool = False  # --trust-remote-code: hf: and vllm: judges only
-
-
-class JudgeRunner(Runner):
+class JudgeScorer:
     """A generative judge on one backend (``hf:``, ``openai:``, ``vllm:``)."""
 
+    kind: Literal["model", "judge"] = "judge"
     verb = "judging"
 
     def __init__(
@@ -223,12 +181,12 @@ class JudgeRunner(Runner):
         from omnirm.judging.cache import AnswerCache, default_cache_path
         from omnirm.judging.conversations import ConversationBuilder
         from omnirm.judging.judge import Judge, JudgeSettings, judge_provenance
-        from omnirm.models.backends.base import Sampling, open_backend
+        from omnirm.models.backends.base import open_backend
         from omnirm.prompts.templates import default_template, load_template
 
         if options.retries < 0:
             raise UsageError("--retries must be at least 0")
-        if options.max_new_tokens < 1:
+        if options.sampling.max_new_tokens < 1:
             raise UsageError("--max-new-tokens must be at least 1")
         mode: Literal["pairwise", "pointwise"] = (
             "pointwise" if options.mode == "pointwise" else "pairwise"
@@ -244,6 +202,8 @@ class JudgeRunner(Runner):
                 f"pass --mode {template.mode}"
             )
         self.options = options
+        self.pairwise = mode == "pairwise"
+        self.label = f"judge:{options.spec}"
         self.template = template
         self.settings = JudgeSettings(
             mode=template.mode,
@@ -251,11 +211,7 @@ class JudgeRunner(Runner):
             ties=options.ties,
             retries=options.retries,
             criteria=options.criteria,
-            sampling=Sampling(
-                max_new_tokens=options.max_new_tokens,
-                temperature=options.temperature,
-                seed=options.seed,
-            ),
+            sampling=options.sampling.sampling(),
         )
         with console.status(f"opening the judge {options.spec}"):
             self.backend = open_backend(
@@ -268,11 +224,11 @@ class JudgeRunner(Runner):
                 device=options.device,
                 tensor_parallel_size=options.tensor_parallel_size,
                 gpu_memory_utilization=options.gpu_memory_utilization,
-                seed=options.seed,
+                seed=options.sampling.seed,
                 revision=options.revision,
                 trust_remote_code=options.trust_remote_code,
             )
-        builder = ConversationBuilder(
+        self.builder = ConversationBuilder(
             template, resolver, self.backend.modalities, ties=options.ties
         )
         self.cache = (
@@ -280,15 +236,15 @@ class JudgeRunner(Runner):
         )
         self.judge = Judge(
             self.backend,
-            builder,
+            self.builder,
             self.settings,
             judge_provenance(options.spec, self.backend, self.settings, template.source),
             cache=self.cache,
             source=source,
         )
 
-    def run(self, items: Items, policy: ErrorPolicy) -> Iterator[dict[str, Any]]:
-        return self.judge.judge(items, policy)
+    def score(self, items: Items, policy: ErrorPolicy) -> Iterator[dict[str, Any]]:
+        return self.judge.score(items, policy)
 
     def provenance(self) -> dict[str, Any]:
         return self.judge.scored_by
@@ -304,6 +260,19 @@ class JudgeRunner(Runner):
             "backend": self.backend.fingerprint(),
             "settings": settings,
             "template": [self.template.system, self.template.user, self.template.mode],
+        }
+
+    def describe(self) -> dict[str, str]:
+        options, settings, media = self.options, self.settings, self.builder.media
+        sampling = options.sampling
+        return {
+            "judge": f"{options.spec}, {settings.mode}, orders {settings.orders} "
+            "(contradicting orders = tie), tie verdict "
+            f"{'offered' if settings.ties else 'not offered'}, retries {settings.retries}, "
+            f"temperature {sampling.temperature}, seed {sampling.seed}",
+            "media": f"{media.prompt_video_frames} frames per prompt video, "
+            f"{media.response_video_frames} per response video, audio "
+            f"{media.audio_sample_rate / 1000:g} kHz, meshes as {media.mesh_views} views",
         }
 
     def close(self) -> None:

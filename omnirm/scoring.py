@@ -20,7 +20,6 @@ padding is masked, positions are explicit, and the head reads the last real toke
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,9 +32,7 @@ from omnirm.models.prefix import PositionIds, select_rows
 from omnirm.models.reward_model import RewardModel
 from omnirm.on_error import ErrorPolicy
 from omnirm.records import InvalidRecord, Record
-
-#: A window of records that takes less than this is followed by one twice as large.
-WINDOW_SECONDS = 1.0
+from omnirm.scorer import windowed
 
 
 @dataclass
@@ -166,7 +163,7 @@ def _annotate(
     return out
 
 
-class Scorer:
+class RewardScorer:
     """Scores record streams with one model; :attr:`report` counts what happened."""
 
     def __init__(
@@ -192,26 +189,15 @@ class Scorer:
         """Scored records in input order; bad ones go to ``policy`` (which may raise or emit).
 
         Records are scored in windows (sorted by length inside, for batching) and come out
-        when their window is done. Unless ``settings.window`` fixes it, the first window holds
-        ``batch_size`` records and the next ones double while a window takes under
-        :data:`WINDOW_SECONDS`, up to the builder's window, so output starts after the first
-        batches and keeps coming every few seconds even from a slow model.
+        when their window is done (:func:`~omnirm.scorer.windowed`). Unless ``settings.window``
+        fixes it, the first window holds ``batch_size`` records and grows up to the builder's.
         """
         fixed = self.settings.window
-        size = fixed or self.settings.batch_size
-        largest = fixed or max(size, self.builder.score_window)
-        window: list[tuple[int, Record | InvalidRecord]] = []
-        for item in items:
-            window.append(item)
-            if len(window) >= size:
-                started = time.monotonic()
-                results = self._window(window)
-                if time.monotonic() - started < WINDOW_SECONDS:
-                    size = min(largest, size * 2)
-                yield from self._emit(window, results, policy)
-                window = []
-        if window:
-            yield from self._emit(window, self._window(window), policy)
+        first = fixed or self.settings.batch_size
+        largest = fixed or max(first, self.builder.score_window)
+        return windowed(
+            items, self._window, lambda w, r: self._emit(w, r, policy), first=first, largest=largest
+        )
 
     def _encode(self, record: Record) -> list[Encoded] | SharedPrefix:
         """The record's prefix and continuations when they can share, else its sequences."""

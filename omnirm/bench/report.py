@@ -1,6 +1,7 @@
 """Reports of a bench run: a rich table for the terminal, GitHub Markdown, and a PNG plot.
 
-Every function takes the JSON-ready form of a result (``BenchResult.to_dict()``)::
+Every function takes a typed result (:class:`~omnirm.bench.run.BenchRun`, turned into its
+JSON-ready form as it is printed) or that form itself (a parsed ``--json`` report)::
 
     {"tasks": [{"task": ..., "n": ..., "accuracy_without_ties": 0.73, ...}, ...],
      "overall": {"accuracy_without_ties": ..., "n_tasks": ..., "n": ...},
@@ -19,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from omnirm import console
 from omnirm.bench.references import (
@@ -37,6 +38,13 @@ if TYPE_CHECKING:
     from rich.console import Group
 
 Result = Mapping[str, Any]
+
+
+class Reportable(Protocol):
+    """A typed result (``BenchRun``, ``BenchResult``): printed through its ``to_dict()``."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 DASH = "—"
 THIS_RUN = "this run"
@@ -101,17 +109,18 @@ def _tasks(result: Result) -> list[Mapping[str, Any]]:
 
 
 def _is_scalar(task: Mapping[str, Any]) -> bool:
-    kind = task.get("kind")
-    if kind is not None:
-        return kind == "scalar"
-    return task.get("tie_threshold") is not None
+    return task.get("kind") == "scalar"
 
 
 def _is_judge(task: Mapping[str, Any]) -> bool:
-    kind = task.get("kind")
-    if kind is not None:
-        return kind == "judge"
-    return task.get("order_consistency") is not None or task.get("unparseable") is not None
+    return task.get("kind") == "judge"
+
+
+def _as_result(result: Result | Reportable) -> Result:
+    """The JSON-ready form of a result: a :class:`~omnirm.bench.run.BenchRun` (or a
+    ``BenchResult``) is turned into it here, as it is printed; a mapping (a parsed ``--json``
+    report) is taken as it is."""
+    return result if isinstance(result, Mapping) else result.to_dict()
 
 
 # --- the main table, shared by rich and Markdown ----------------------------------------------
@@ -297,10 +306,14 @@ def _protocol_lines(protocol: Mapping[str, str] | None) -> list[str]:
 
 
 def render_table(
-    result: Result, *, title: str = "Benchmark results", protocol: Mapping[str, str] | None = None
+    result: Result | Reportable,
+    *,
+    title: str = "Benchmark results",
+    protocol: Mapping[str, str] | None = None,
 ) -> Group:
     """The run as a rich renderable: one row per task, the overall, a per-modality block, and
     the protocol lines under the table. Print it with :func:`print_report` (standard error)."""
+    result = _as_result(result)
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -345,7 +358,10 @@ def render_table(
 
 
 def print_report(
-    result: Result, *, title: str = "Benchmark results", protocol: Mapping[str, str] | None = None
+    result: Result | Reportable,
+    *,
+    title: str = "Benchmark results",
+    protocol: Mapping[str, str] | None = None,
 ) -> None:
     """Print :func:`render_table` to standard error (nothing with ``-q``)."""
     if console.verbosity() >= 0:
@@ -402,7 +418,7 @@ def _published(value: Any) -> str:
 
 
 def to_markdown(
-    result: Result,
+    result: Result | Reportable,
     *,
     title: str = "Benchmark results",
     protocol: Mapping[str, str] | None = None,
@@ -411,6 +427,7 @@ def to_markdown(
     """The run as GitHub Markdown: the task table with the overall, the per-modality table,
     optionally the chosen published rows (:mod:`omnirm.bench.references`, by model name; an
     unknown name raises a ``ValueError`` listing the known ones), and the protocol as bullets."""
+    result = _as_result(result)
     names = [canonical_name(name) for name in references or []]
     main = _Table(result)
     lines = [f"## {title}", ""]
@@ -504,11 +521,15 @@ def _series(result: Result, names: Sequence[str]) -> tuple[list[str], list[_Seri
 
 
 def plot_figure(
-    result: Result, *, references: Sequence[str] | None = None, title: str | None = None
+    result: Result | Reportable,
+    *,
+    references: Sequence[str] | None = None,
+    title: str | None = None,
 ) -> Figure:
     """A per-task grouped bar chart in two panels (without ties, with ties): this run plus the
     chosen published rows, matched by task abbreviation. Uses matplotlib's Agg canvas only
     (no pyplot, no global backend switch)."""
+    result = _as_result(result)
     names = [canonical_name(name) for name in references or []]
     try:
         import numpy as np
@@ -566,7 +587,7 @@ def plot_figure(
 
 
 def plot(
-    result: Result,
+    result: Result | Reportable,
     path: str | Path,
     *,
     references: Sequence[str] | None = None,

@@ -71,6 +71,7 @@ class Suite:
     scoring: str
     reader: Callable[..., Iterator[Item]]
     best_of_n: bool = False
+    official: str | None = None  # its leaderboard rule: a key of bench.metrics.OFFICIAL_RULES
 
 
 # --------------------------------------------------------------------------------------------
@@ -738,6 +739,7 @@ SUITES: dict[str, Suite] = {
             "pair accuracy per subset; section = subsets weighted by EXAMPLE_COUNTS; "
             "score = mean of the 4 sections",
             _read_rb,
+            official="rewardbench",
         ),
         Suite(
             "rewardbench2",
@@ -748,6 +750,7 @@ SUITES: dict[str, Suite] = {
             "Ties has its own weighted score; overall = mean of the 6 subsets",
             _read_rb2,
             best_of_n=True,
+            official="rewardbench2",
         ),
         Suite(
             "jsonl",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -11,8 +11,12 @@ from omnirm import console
 from omnirm.cli.common import (
     MAX_RECORD_BYTES,
     MEDIA_LIMITS,
+    MODEL,
     AllowOutsideRootOpt,
     AllowUrlsOpt,
+    BatchSizeOpt,
+    CriteriaOpt,
+    DeviceOpt,
     MaxAudioBytesOpt,
     MaxAudioSecondsOpt,
     MaxFileBytesOpt,
@@ -30,10 +34,10 @@ from omnirm.cli.common import (
     RewardModelOpt,
     ScoreMaxLengthOpt,
     TrustRemoteCodeOpt,
-    media_resolver,
-    record_bytes,
+    media_options,
 )
 from omnirm.cli.judge_options import (
+    JUDGE,
     ApiKeyEnvOpt,
     BaseUrlOpt,
     CacheOpt,
@@ -55,8 +59,8 @@ from omnirm.cli.judge_options import (
     TimeoutOpt,
     judge_options,
 )
-from omnirm.errors import UsageError
 from omnirm.on_error import OnError
+from omnirm.options import ModelOptions
 
 _REPORT = "Report"
 
@@ -91,10 +95,7 @@ def bench(
     revision: RevisionOpt = None,
     trust_remote_code: TrustRemoteCodeOpt = False,
     max_length: ScoreMaxLengthOpt = None,
-    criteria: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="Criterion for every record, overriding the records' own."),
-    ] = None,
+    criteria: CriteriaOpt = MODEL.criteria,
     calibrate: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -145,25 +146,21 @@ def bench(
     mode: ModeOpt = JudgeMode.PAIRWISE,
     orders: OrdersOpt = JudgeOrders.BOTH,
     ties: TiesOpt = False,
-    retries: RetriesOpt = 3,
+    retries: RetriesOpt = JUDGE.retries,
     prompt_template: PromptTemplateOpt = None,
     base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
-    concurrency: ConcurrencyOpt = 4,
-    timeout: TimeoutOpt = 120.0,
-    tensor_parallel_size: TensorParallelSizeOpt = 1,
-    gpu_memory_utilization: GpuMemoryUtilizationOpt = 0.9,
-    temperature: TemperatureOpt = 0.0,
-    seed: SeedOpt = 0,
-    max_new_tokens: MaxNewTokensOpt = 1024,
+    api_key_env: ApiKeyEnvOpt = JUDGE.api_key_env,
+    concurrency: ConcurrencyOpt = JUDGE.concurrency,
+    timeout: TimeoutOpt = JUDGE.timeout,
+    tensor_parallel_size: TensorParallelSizeOpt = JUDGE.tensor_parallel_size,
+    gpu_memory_utilization: GpuMemoryUtilizationOpt = JUDGE.gpu_memory_utilization,
+    temperature: TemperatureOpt = JUDGE.sampling.temperature,
+    seed: SeedOpt = JUDGE.sampling.seed,
+    max_new_tokens: MaxNewTokensOpt = JUDGE.sampling.max_new_tokens,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
-    batch_size: Annotated[
-        int, typer.Option(help="Sequences per forward pass (hf: judge requests per batch).")
-    ] = 8,
-    device: Annotated[
-        str, typer.Option(help="cpu, cuda, cuda:1 … [default: cuda if available]")
-    ] = "auto",
+    batch_size: BatchSizeOpt = MODEL.batch_size,
+    device: DeviceOpt = MODEL.device,
     on_error: OnErrorOpt = OnError.FAIL,
     media_root: MediaRootOpt = None,
     allow_outside_root: AllowOutsideRootOpt = False,
@@ -194,200 +191,88 @@ def bench(
     where it stopped.
     """
     from omnirm.bench.report import official_summary, plot_result, print_report, to_markdown
-    from omnirm.bench.run import bench_items, scored_records
-    from omnirm.bench.store import ScoreStore, default_store_path
-    from omnirm.jsonl import JsonlWriter, display_name
-    from omnirm.on_error import ErrorPolicy
-    from omnirm.runners import JudgeRunner, ModelRunner, Runner, fingerprint_digest
+    from omnirm.bench.run import run_bench
+    from omnirm.jsonl import JsonlWriter
 
     console.quiet_libraries()
-    if suite is None and source is None:
-        raise UsageError("give a records FILE (or -), or --suite NAME with --data DIR or a FILE")
-    if source is not None and data is not None:
-        raise UsageError("give a records FILE or --data DIR, not both")
-    if suite is not None:
-        from omnirm.bench.suites import get_suite
-
-        suite = get_suite(suite).name  # an unknown name is refused before anything loads
-        if source is None and data is None:
-            raise UsageError(
-                f"--suite {suite} needs --data DIR (the folder you downloaded) or a FILE of its "
-                "records"
-            )
-    if model is not None and judge is not None:
-        raise UsageError("give --model or --judge, not both")
-    if bootstrap < 0:
-        raise UsageError("--bootstrap must be at least 0")
-    if data is not None:
-        root = media_root or (data if data.is_dir() else data.parent)
-        name = f"{suite} ({data})"
-    else:
-        assert source is not None
-        root = media_root or (Path(source).resolve().parent if source != "-" else Path.cwd())
-        name = display_name(source)
-    resolver = media_resolver(locals(), root)
-    runner: Runner | None = None
+    media = media_options(
+        media_root=media_root,
+        allow_outside_root=allow_outside_root,
+        allow_urls=allow_urls,
+        max_file_bytes=max_file_bytes,
+        max_image_pixels=max_image_pixels,
+        max_video_seconds=max_video_seconds,
+        max_video_frames=max_video_frames,
+        max_frame_pixels=max_frame_pixels,
+        max_audio_seconds=max_audio_seconds,
+        max_audio_bytes=max_audio_bytes,
+        max_mesh_faces=max_mesh_faces,
+        max_mesh_render_work=max_mesh_render_work,
+        max_mesh_seconds=max_mesh_seconds,
+    )
+    options = ModelOptions(
+        device=device,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+        max_length=max_length,
+        batch_size=batch_size,
+        criteria=criteria,
+    )
+    judged = None
     if judge is not None:
-        runner = JudgeRunner(judge_options(locals()), resolver, name)
-    else:
-        items = list(_records(suite, data, tasks, source, max_record_bytes))
-        if model is not None or _unscored(items):
-            # records without any scores and no scorer: the embedded default model
-            runner = ModelRunner(
-                model,
-                resolver,
-                name,
-                device=device,
-                batch_size=batch_size,
-                criteria=criteria,
-                revision=revision,
-                trust_remote_code=trust_remote_code,
-                max_length=max_length,
-            )
-    store = None
-    if runner is not None:
-        digest = fingerprint_digest(runner.fingerprint())
-        store = ScoreStore(
-            scores or default_store_path(digest),
-            digest,
-            inputs=[source, data if data is not None and data.is_file() else None],
+        judged = judge_options(
+            judge=judge,
+            revision=revision,
+            mode=mode,
+            orders=orders,
+            ties=ties,
+            retries=retries,
+            prompt_template=prompt_template,
+            criteria=criteria,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            timeout=timeout,
+            batch_size=batch_size,
+            device=device,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            temperature=temperature,
+            seed=seed,
+            max_new_tokens=max_new_tokens,
+            cache=cache,
+            no_cache=no_cache,
+            trust_remote_code=trust_remote_code,
         )
-    if judge is not None:
-        items = _records(suite, data, tasks, source, max_record_bytes)
-    counts: dict[str, int] = {}
-    try:
-        with JsonlWriter(None) as writer:
-            policy = ErrorPolicy(on_error, writer if json_out is False else None)
-            scored = scored_records(items, runner, store, policy, counts)
-            progress = console.progress(scored, runner.verb if runner else "reading")
-            bench_records = bench_items(progress, policy, None if runner else name)
-    finally:
-        if store is not None:
-            store.close()
-        if runner is not None:
-            runner.close()
-    if runner is not None:
-        for line in runner.summary():
-            console.info(line)
-        if counts.get("reused"):
-            console.info(f"{counts['reused']} records reused from {store.path if store else ''}")
-    if not bench_records:
-        raise UsageError(f"{name}: no record to benchmark")
-    result = _evaluate(bench_records, calibrate, bootstrap, bootstrap_seed, suite)
-    protocol = _protocol(suite, tasks, runner, result, calibrate, bootstrap)
-    title = f"omnirm bench — {name}"
-    print_report(result, title=title, protocol=protocol)
-    if "official" in result:
-        console.info(official_summary(result["official"]))
+    with JsonlWriter(None) as errors:  # --on-error record writes bad records to stdout
+        run = run_bench(
+            source,
+            suite=suite,
+            data=data,
+            tasks=tasks,
+            model=model,
+            judge=judged,
+            options=options,
+            media=media,
+            calibrate=calibrate,
+            bootstrap=bootstrap,
+            bootstrap_seed=bootstrap_seed,
+            scores=scores,
+            on_error=on_error,
+            errors=None if json_out else errors,
+            max_record_bytes=max_record_bytes,
+        )
+    print_report(run, title=run.title, protocol=run.protocol)
+    if run.official is not None:
+        console.info(official_summary(run.official))
     if markdown is not None:
         markdown.write_text(
-            to_markdown(result, title=title, protocol=protocol, references=reference)
+            to_markdown(run, title=run.title, protocol=run.protocol, references=reference)
         )
     if plot is not None:
-        plot_result(result, plot, references=reference, title=title)
+        plot_result(run, plot, references=reference, title=run.title)
     if json_out:
         from omnirm.jsonl import dumps
 
-        typer.echo(dumps({**result, "protocol": protocol}))
-    return policy.exit_code()
-
-
-def _unscored(items: list[Any]) -> bool:
-    """Whether the valid records of ``items`` (``(line, record)`` pairs) all carry neither
-    rewards nor a verdict (a file scored in part is read as scored: the rest are errors)."""
-    from omnirm.records import Record
-
-    records = [item for _, item in items if isinstance(item, Record)]
-    return bool(records) and not any({"rewards", "predicted"} & r.extra.keys() for r in records)
-
-
-def _records(
-    suite: str | None, data: Path | None, tasks: str | None, source: str | None, max_bytes: int
-) -> Any:
-    from omnirm.records import iter_records
-
-    if source is not None:
-        return iter_records(source, max_bytes=record_bytes(max_bytes))
-    from omnirm.bench.suites import read_suite
-
-    assert suite is not None and data is not None
-    return read_suite(suite, data, tasks=tasks)
-
-
-def _evaluate(
-    items: list[Any], calibrate: Path | None, bootstrap: int, seed: int, suite: str | None
-) -> dict[str, Any]:
-    from omnirm.bench.metrics import evaluate, official_score
-    from omnirm.bench.run import bench_items
-    from omnirm.errors import RecordError
-    from omnirm.jsonl import iter_json_lines
-    from omnirm.on_error import ErrorPolicy
-
-    calibration = None
-    if calibrate is not None:
-        rows = []
-        for _, value in iter_json_lines(calibrate):
-            if isinstance(value, RecordError):
-                raise value
-            rows.append(value)
-        calibration = bench_items(rows, ErrorPolicy("fail"), str(calibrate))
-    result = dict(
-        evaluate(items, calibration=calibration, bootstrap=bootstrap, seed=seed).to_dict()
-    )
-    official = official_score(suite, items)
-    if official is not None:
-        result["official"] = official
-    return result
-
-
-def _protocol(
-    suite: str | None,
-    tasks: str | None,
-    runner: Any,
-    result: dict[str, Any],
-    calibrate: Path | None,
-    bootstrap: int,
-) -> dict[str, str]:
-    """What a reader needs to compare these numbers with others (printed with every report)."""
-    kinds = {task.get("kind") for task in result.get("tasks", [])}
-    protocol = {
-        "suite": suite or "records file",
-        "tasks": tasks or f"all present ({len(result.get('tasks', []))})",
-        "overall": "unweighted mean over the tasks run (7- and 9-task overalls differ)",
-        "without ties": "tie-labelled records dropped; a tie or missing prediction is wrong",
-    }
-    if "official" in result:
-        protocol["official score"] = (
-            f"{result['official']['rule']}, in the table 'Official'; the task rows are omnirm's "
-            "plain accuracies (not weighted by subset, ties counted as above)"
-        )
-    if "scalar" in kinds:
-        calibration = f"on {calibrate}" if calibrate else "5-fold cross-validation on these records"
-        protocol["with ties"] = (
-            "three-way; 'tie' when |margin| <= eps: eps chosen per task on these records "
-            f"(oracle, as the paper) and, honestly, {calibration}"
-        )
-        protocol["margin"] = "reward(response 0) - reward(response 1); 0 counts wrong"
-    if "judge" in kinds:
-        protocol["with ties"] = "three-way; the judge's own [[C]] verdict"
-    options = getattr(runner, "options", None)
-    if options is not None:
-        protocol["judge"] = (
-            f"{options.spec}, {options.mode}, orders {options.orders} "
-            "(contradicting orders = tie), tie verdict "
-            f"{'offered' if options.ties else 'not offered'}, retries {options.retries}, "
-            f"temperature {options.temperature}, seed {options.seed}"
-        )
-        protocol["media"] = (
-            "10 frames per prompt video, 5 per response video, audio 16 kHz, meshes as 4 views"
-        )
-    config = getattr(runner, "config", None)
-    if config is not None:
-        inputs = config.inputs
-        protocol["reward model"] = (
-            f"{getattr(runner, 'model', '')} (backbone {config.backbone}); max length "
-            f"{inputs.max_length}, prompt truncated from the left; {inputs.video_frames} frames "
-            f"per video, meshes as {inputs.mesh_views} views"
-        )
-    protocol["intervals"] = f"bootstrap 95% percentile, {bootstrap} resamples"
-    return protocol
+        typer.echo(dumps(run.to_dict()))
+    return run.policy.exit_code()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import replace
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -14,8 +12,12 @@ from omnirm import console
 from omnirm.cli.common import (
     MAX_RECORD_BYTES,
     MEDIA_LIMITS,
+    MODEL,
     AllowOutsideRootOpt,
     AllowUrlsOpt,
+    BatchSizeOpt,
+    CriteriaOpt,
+    DeviceOpt,
     InputArg,
     MaxAudioBytesOpt,
     MaxAudioSecondsOpt,
@@ -34,11 +36,10 @@ from omnirm.cli.common import (
     RevisionOpt,
     ScoreMaxLengthOpt,
     TrustRemoteCodeOpt,
-    default_media_root,
-    media_resolver,
-    record_bytes,
+    media_options,
 )
 from omnirm.cli.judge_options import (
+    JUDGE,
     PANEL,
     ApiKeyEnvOpt,
     BaseUrlOpt,
@@ -60,8 +61,8 @@ from omnirm.cli.judge_options import (
     TimeoutOpt,
     judge_options,
 )
-from omnirm.errors import UsageError
 from omnirm.on_error import OnError
+from omnirm.options import ModelOptions
 
 
 class Select(str, Enum):
@@ -133,10 +134,7 @@ def bon(
             "may hold one response (the usual sampling layout)."
         ),
     ] = None,
-    criteria: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="Criterion for every record, overriding the records' own."),
-    ] = None,
+    criteria: CriteriaOpt = MODEL.criteria,
     combine: Annotated[
         Combine, typer.Option(help="Ensembles: mean of per-record z-scores, or of ranks (Borda).")
     ] = Combine.ZSCORE,
@@ -176,25 +174,21 @@ def bon(
     mode: ModeOpt = JudgeMode.PAIRWISE,
     orders: OrdersOpt = JudgeOrders.BOTH,
     ties: TiesOpt = False,
-    retries: RetriesOpt = 3,
+    retries: RetriesOpt = JUDGE.retries,
     prompt_template: PromptTemplateOpt = None,
     base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
-    concurrency: ConcurrencyOpt = 4,
-    timeout: TimeoutOpt = 120.0,
-    tensor_parallel_size: TensorParallelSizeOpt = 1,
-    gpu_memory_utilization: GpuMemoryUtilizationOpt = 0.9,
-    temperature: TemperatureOpt = 0.0,
-    seed: SeedOpt = 0,
-    max_new_tokens: MaxNewTokensOpt = 1024,
+    api_key_env: ApiKeyEnvOpt = JUDGE.api_key_env,
+    concurrency: ConcurrencyOpt = JUDGE.concurrency,
+    timeout: TimeoutOpt = JUDGE.timeout,
+    tensor_parallel_size: TensorParallelSizeOpt = JUDGE.tensor_parallel_size,
+    gpu_memory_utilization: GpuMemoryUtilizationOpt = JUDGE.gpu_memory_utilization,
+    temperature: TemperatureOpt = JUDGE.sampling.temperature,
+    seed: SeedOpt = JUDGE.sampling.seed,
+    max_new_tokens: MaxNewTokensOpt = JUDGE.sampling.max_new_tokens,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
-    batch_size: Annotated[
-        int, typer.Option(help="Sequences per forward pass (hf: judge requests per batch).")
-    ] = 8,
-    device: Annotated[
-        str, typer.Option(help="cpu, cuda, cuda:1 … [default: cuda if available]")
-    ] = "auto",
+    batch_size: BatchSizeOpt = MODEL.batch_size,
+    device: DeviceOpt = MODEL.device,
     resume: Annotated[
         bool,
         typer.Option(
@@ -230,111 +224,78 @@ def bon(
     a selection-quality report on stderr. Records are written as they are scored;
     [bold]--resume[/bold] continues an interrupted run.
     """
-    from omnirm.bon import (
-        BestOfN,
-        BonSettings,
-        PairWriter,
-        Quality,
-        bon_fingerprint,
-        bon_provenance,
-        group_candidates,
-    )
-    from omnirm.jsonl import STDIN, JsonlWriter, display_name
-    from omnirm.records import iter_records
-    from omnirm.resume import ResumableOutput
-    from omnirm.runners import JudgeRunner, ModelRunner, Runner, fingerprint_digest
+    from omnirm.bon import BonSettings, best_of_n
 
     console.quiet_libraries()
-    if top_k is not None and top_k < 1:
-        raise UsageError("--top-k must be at least 1")
-    if top_k is not None and select is not Select.ALL:
-        raise UsageError("give --select or --top-k, not both")
-    if pair_margin < 0:
-        raise UsageError("--pair-margin must be at least 0")
-    if resume and output is None:
-        raise UsageError("--resume needs -o FILE (the output to continue)")
     settings = BonSettings(
         select=select.value,
         top_k=top_k,
         combine=combine.value,
         tournament=tournament.value,
     )
-    resolver = media_resolver(locals(), default_media_root(source, media_root))
-    name = display_name(source)
-    specs: list[tuple[str, str | None]] = [("model", m) for m in model or []]
-    specs += [("judge", j) for j in judge or []]
-    if not specs:  # the embedded default reward model
-        specs = [("model", None)]
-    template = judge_options({**locals(), "judge": (judge or ["-"])[0]})
-    quality = Quality()
-    with contextlib.ExitStack() as stack:
-        # Outputs are locked (and checked against the input) before any model loads.
-        writer = stack.enter_context(
-            JsonlWriter(output, append=resume, inputs=[source], flush_seconds=0)
-        )
-        pair_writer = None
-        if pairs is not None:
-            pair_file = stack.enter_context(
-                JsonlWriter(pairs, inputs=[source, output], option="--pairs")
-            )
-            pair_writer = PairWriter(
-                pair_file,
-                pairs_format.value,
-                mode=pair_mode.value,
-                margin=pair_margin,
-                media_root=resolver.root,
-            )
-        scorers: list[tuple[str, Runner]] = []
-        for kind, spec in specs:
-            if kind == "model":
-                model_runner = ModelRunner(
-                    spec, resolver, name, device=device, batch_size=batch_size,
-                    criteria=criteria, revision=revision,
-                    trust_remote_code=trust_remote_code, max_length=max_length,
-                )  # fmt: skip
-                scorers.append((f"model:{model_runner.name}", model_runner))
-            else:
-                assert spec is not None
-                runner = JudgeRunner(replace(template, spec=spec), resolver, name)
-                scorers.append((f"judge:{spec}", runner))
-            stack.callback(scorers[-1][1].close)
-        provenance = bon_provenance(scorers, settings, group_by)
-        out = ResumableOutput(
-            writer,
-            fingerprint_digest(bon_fingerprint(scorers, settings, group_by)),
-            path=writer.file.path if resume and writer.file else None,
-            source=name,
-            provenance=provenance,
-        )
-        run = BestOfN(scorers, settings, out, on_error, provenance)
-        max_bytes = record_bytes(max_record_bytes)
-        if group_by is not None:  # one candidate a record is the usual layout: group first
-            items: Any = iter_records(source, max_bytes=max_bytes, min_responses=1)
-            items = group_candidates(items, group_by, run.policy)
-        else:
-            items = iter_records(source, max_bytes=max_bytes)
-        if resume and (group_by is not None or source != STDIN):
-            out.check_input(
-                items if group_by is not None else iter_records(source, max_bytes=max_bytes)
-            )
-        for record, line in run.run(items):
-            if record.gold_scores is not None:
-                quality.add(record.gold_scores, line["best"])
-            if pair_writer is not None:
-                pair_writer.add(record, line["rewards"])
-        if resume and source == STDIN and group_by is None:
-            out.check_all_matched()
-    for label, scorer in scorers:
-        for text in scorer.summary():
-            console.info(f"{label}: {text}")
-    if out.skipped:
-        console.info(f"resumed: {out.skipped} records were already in {output}")
-    if pair_writer is not None:
-        for problem in pair_writer.problems:
-            console.warn(f"pair {problem}")
-        console.info(
-            f"{pair_writer.count} preference pairs written to {pairs} ({pairs_format.value})"
-        )
-    if quality.records:
-        console.info(quality.summary())
+    media = media_options(
+        media_root=media_root,
+        allow_outside_root=allow_outside_root,
+        allow_urls=allow_urls,
+        max_file_bytes=max_file_bytes,
+        max_image_pixels=max_image_pixels,
+        max_video_seconds=max_video_seconds,
+        max_video_frames=max_video_frames,
+        max_frame_pixels=max_frame_pixels,
+        max_audio_seconds=max_audio_seconds,
+        max_audio_bytes=max_audio_bytes,
+        max_mesh_faces=max_mesh_faces,
+        max_mesh_render_work=max_mesh_render_work,
+        max_mesh_seconds=max_mesh_seconds,
+    )
+    options = ModelOptions(
+        device=device,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+        max_length=max_length,
+        batch_size=batch_size,
+        criteria=criteria,
+    )
+    judged = judge_options(  # every --judge SPEC runs with these settings
+        judge=(judge or ["-"])[0],
+        revision=revision,
+        mode=mode,
+        orders=orders,
+        ties=ties,
+        retries=retries,
+        prompt_template=prompt_template,
+        criteria=criteria,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        timeout=timeout,
+        batch_size=batch_size,
+        device=device,
+        tensor_parallel_size=tensor_parallel_size,
+        gpu_memory_utilization=gpu_memory_utilization,
+        temperature=temperature,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        cache=cache,
+        no_cache=no_cache,
+        trust_remote_code=trust_remote_code,
+    )
+    run = best_of_n(
+        source,
+        models=model or [],
+        judges=judge or [],
+        judge_options=judged,
+        options=options,
+        media=media,
+        settings=settings,
+        group_by=group_by,
+        output=output,
+        resume=resume,
+        pairs=pairs,
+        pairs_format=pairs_format.value,
+        pair_mode=pair_mode.value,
+        pair_margin=pair_margin,
+        on_error=on_error,
+        max_record_bytes=max_record_bytes,
+    )
     return run.policy.exit_code()

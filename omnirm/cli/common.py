@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -12,9 +12,9 @@ from omnirm.errors import UsageError
 from omnirm.jsonl import MAX_RECORD_BYTES as MAX_RECORD_BYTES  # the --max-record-bytes default
 from omnirm.media.limits import MediaLimits
 from omnirm.on_error import OnError
-
-if TYPE_CHECKING:
-    from omnirm.media.paths import MediaResolver
+from omnirm.options import MODEL_DEFAULTS, MediaOptions
+from omnirm.options import default_media_root as default_media_root
+from omnirm.options import record_bytes as record_bytes
 
 InputArg = Annotated[
     str,
@@ -76,6 +76,16 @@ ScoreMaxLengthOpt = Annotated[
         metavar="TOKENS",
     ),
 ]
+CriteriaOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(help="Criterion for every record, overriding the records' own."),
+]
+BatchSizeOpt = Annotated[
+    int, typer.Option(help="Sequences per forward pass (hf: judge requests per batch).")
+]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 … [default: cuda if available]")]
+#: The defaults of the reward-model options (declare them as ``= MODEL.batch_size`` …).
+MODEL = MODEL_DEFAULTS
 MediaRootOpt = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option(
@@ -93,15 +103,6 @@ AllowOutsideRootOpt = Annotated[
         help="Allow media paths that resolve outside the media root (absolute paths, '..').",
     ),
 ]
-
-
-def default_media_root(source: str, media_root: Path | None) -> Path:
-    """The media root a command uses: the option, else the input's folder, else the cwd."""
-    if media_root is not None:
-        return media_root
-    if source != "-":
-        return Path(source).resolve().parent
-    return Path.cwd()
 
 
 AllowUrlsOpt = Annotated[
@@ -177,13 +178,6 @@ MaxRecordBytesOpt = Annotated[
 ]
 
 
-def record_bytes(value: int) -> int:
-    """``--max-record-bytes``, checked: a :class:`UsageError` (exit 2) unless positive."""
-    if value < 1:
-        raise UsageError(f"--max-record-bytes must be positive, got {value}")
-    return value
-
-
 def media_limits(
     *,
     max_file_bytes: int = MEDIA_LIMITS.max_file_bytes,
@@ -219,20 +213,43 @@ def media_limits(
 
 
 def media_limits_of(values: dict[str, Any]) -> MediaLimits:
-    """The :class:`MediaLimits` of a command's ``--max-*`` parameter values (its ``locals()``)."""
+    """The :class:`MediaLimits` of a command's ``--max-*`` parameter values (``train bt``)."""
     return media_limits(**{f.name: values[f.name] for f in fields(MediaLimits)})
 
 
-def media_resolver(values: dict[str, Any], root: Path) -> MediaResolver:
-    """The resolver a command's media options ask for, from its parameter values (its
-    ``locals()``): ``--allow-outside-root``, ``--allow-urls`` and the ``--max-*`` limits,
-    paths relative to ``root``."""
-    from omnirm.media import MediaResolver
-
-    limits = media_limits_of(values)
-    return MediaResolver(
-        root,
-        allow_outside_root=values["allow_outside_root"],
-        allow_urls=values["allow_urls"],
+def media_options(
+    *,
+    media_root: Path | None,
+    allow_outside_root: bool,
+    allow_urls: bool,
+    max_file_bytes: int,
+    max_image_pixels: int,
+    max_video_seconds: float,
+    max_video_frames: int,
+    max_frame_pixels: int,
+    max_audio_seconds: float,
+    max_audio_bytes: int,
+    max_mesh_faces: int,
+    max_mesh_render_work: int,
+    max_mesh_seconds: float,
+) -> MediaOptions:
+    """The :class:`~omnirm.options.MediaOptions` of the media options above (pass each by
+    name); a limit that is not positive is a :class:`UsageError` (exit 2)."""
+    limits = media_limits(
+        max_file_bytes=max_file_bytes,
+        max_image_pixels=max_image_pixels,
+        max_video_seconds=max_video_seconds,
+        max_video_frames=max_video_frames,
+        max_frame_pixels=max_frame_pixels,
+        max_audio_seconds=max_audio_seconds,
+        max_audio_bytes=max_audio_bytes,
+        max_mesh_faces=max_mesh_faces,
+        max_mesh_render_work=max_mesh_render_work,
+        max_mesh_seconds=max_mesh_seconds,
+    )
+    return MediaOptions(
+        root=media_root,
+        allow_outside_root=allow_outside_root,
+        allow_urls=allow_urls,
         limits=limits,
     )

@@ -32,7 +32,7 @@ from omnirm.cli.common import (
     OutputOpt,
     TrustRemoteCodeOpt,
     default_media_root,
-    media_limits_of,
+    media_options,
     record_bytes,
 )
 from omnirm.cli.data_convert import convert
@@ -99,21 +99,28 @@ def validate(
     from omnirm.jsonl import JsonlWriter
     from omnirm.on_error import ErrorPolicy
 
-    limits = media_limits_of(locals())
+    media = media_options(
+        media_root=media_root,
+        allow_outside_root=allow_outside_root,
+        allow_urls=allow_urls,
+        max_file_bytes=max_file_bytes,
+        max_image_pixels=max_image_pixels,
+        max_video_seconds=max_video_seconds,
+        max_video_frames=max_video_frames,
+        max_frame_pixels=max_frame_pixels,
+        max_audio_seconds=max_audio_seconds,
+        max_audio_bytes=max_audio_bytes,
+        max_mesh_faces=max_mesh_faces,
+        max_mesh_render_work=max_mesh_render_work,
+        max_mesh_seconds=max_mesh_seconds,
+    )
     max_bytes = record_bytes(max_record_bytes)
     with contextlib.ExitStack() as stack:
         media_check: MediaCheck | None = None
         if check_media:
-            from omnirm.media import MediaResolver, check_record_media
+            from omnirm.media import check_record_media
 
-            resolver = stack.enter_context(
-                MediaResolver(
-                    default_media_root(source, media_root),
-                    allow_outside_root=allow_outside_root,
-                    allow_urls=allow_urls,
-                    limits=limits,
-                )
-            )
+            resolver = stack.enter_context(media.resolver(source))
 
             def media_check(record: Record) -> int:
                 return check_record_media(record, resolver)

@@ -1,15 +1,22 @@
-"""The generative-judge options, shared by every command that can run a judge (score, bench).
+"""The generative-judge options, shared by every command that can run a judge (score, bench,
+bon).
 
 Each command lists them in its signature (typer needs the parameters), spelled the same way
-everywhere through these aliases; :func:`judge_settings` gathers their values."""
+everywhere through these aliases, with the defaults of :data:`JUDGE`
+(:class:`~omnirm.options.JudgeOptions`); :func:`judge_options` gathers their values."""
 
 from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
+
+from omnirm.options import JUDGE_DEFAULTS, JudgeOptions, SamplingOptions
+
+#: The defaults of the options below (declare them as ``= JUDGE.retries`` …).
+JUDGE = JUDGE_DEFAULTS
 
 PANEL = "Generative judge"
 
@@ -121,34 +128,53 @@ NoCacheOpt = Annotated[
 ]
 
 
-def judge_options(values: dict[str, Any]) -> Any:
-    """A :class:`~omnirm.runners.JudgeOptions` from a command's parameter values (its
-    ``locals()``): the judge options above plus ``criteria``, ``batch_size``, ``device`` and
-    ``trust_remote_code``."""
-    from omnirm.runners import JudgeOptions
-
-    device = values.get("device")
+def judge_options(
+    *,
+    judge: str,
+    revision: str | None,
+    mode: JudgeMode,
+    orders: JudgeOrders,
+    ties: bool,
+    retries: int,
+    prompt_template: Path | None,
+    criteria: str | None,
+    base_url: str | None,
+    api_key_env: str,
+    concurrency: int,
+    timeout: float,
+    batch_size: int,
+    device: str | None,
+    tensor_parallel_size: int,
+    gpu_memory_utilization: float,
+    temperature: float,
+    seed: int,
+    max_new_tokens: int,
+    cache: Path | None,
+    no_cache: bool,
+    trust_remote_code: bool,
+) -> JudgeOptions:
+    """The :class:`~omnirm.options.JudgeOptions` of a command's judge options (pass each by
+    name), with its ``--criteria``, ``--batch-size``, ``--device`` (``auto``: the backend's
+    choice), ``--revision`` and ``--trust-remote-code``."""
     return JudgeOptions(
-        spec=values["judge"],
-        revision=values.get("revision"),
-        mode=values["mode"].value,
-        orders=values["orders"].value,
-        ties=values["ties"],
-        retries=values["retries"],
-        prompt_template=values["prompt_template"],
-        criteria=values.get("criteria"),
-        base_url=values["base_url"],
-        api_key_env=values["api_key_env"],
-        concurrency=values["concurrency"],
-        timeout=values["timeout"],
-        batch_size=values.get("batch_size", 8),
+        spec=judge,
+        revision=revision,
+        mode=mode.value,
+        orders=orders.value,
+        ties=ties,
+        retries=retries,
+        prompt_template=prompt_template,
+        criteria=criteria,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        timeout=timeout,
+        batch_size=batch_size,
         device=None if device in (None, "auto") else device,
-        tensor_parallel_size=values["tensor_parallel_size"],
-        gpu_memory_utilization=values["gpu_memory_utilization"],
-        temperature=values["temperature"],
-        seed=values["seed"],
-        max_new_tokens=values["max_new_tokens"],
-        cache=values["cache"],
-        use_cache=not values["no_cache"],
-        trust_remote_code=values.get("trust_remote_code", False),
+        tensor_parallel_size=tensor_parallel_size,
+        gpu_memory_utilization=gpu_memory_utilization,
+        sampling=SamplingOptions(temperature=temperature, seed=seed, max_new_tokens=max_new_tokens),
+        cache=cache,
+        use_cache=not no_cache,
+        trust_remote_code=trust_remote_code,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,8 +10,12 @@ from omnirm import console
 from omnirm.cli.common import (
     MAX_RECORD_BYTES,
     MEDIA_LIMITS,
+    MODEL,
     AllowOutsideRootOpt,
     AllowUrlsOpt,
+    BatchSizeOpt,
+    CriteriaOpt,
+    DeviceOpt,
     InputArg,
     MaxAudioBytesOpt,
     MaxAudioSecondsOpt,
@@ -31,11 +35,10 @@ from omnirm.cli.common import (
     RewardModelOpt,
     ScoreMaxLengthOpt,
     TrustRemoteCodeOpt,
-    default_media_root,
-    media_resolver,
-    record_bytes,
+    media_options,
 )
 from omnirm.cli.judge_options import (
+    JUDGE,
     ApiKeyEnvOpt,
     BaseUrlOpt,
     CacheOpt,
@@ -57,8 +60,8 @@ from omnirm.cli.judge_options import (
     TimeoutOpt,
     judge_options,
 )
-from omnirm.errors import UsageError
 from omnirm.on_error import OnError
+from omnirm.options import ModelOptions
 
 
 def score(
@@ -71,36 +74,29 @@ def score(
     mode: ModeOpt = JudgeMode.PAIRWISE,
     orders: OrdersOpt = JudgeOrders.BOTH,
     ties: TiesOpt = False,
-    retries: RetriesOpt = 3,
+    retries: RetriesOpt = JUDGE.retries,
     prompt_template: PromptTemplateOpt = None,
     base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
-    concurrency: ConcurrencyOpt = 4,
-    timeout: TimeoutOpt = 120.0,
-    tensor_parallel_size: TensorParallelSizeOpt = 1,
-    gpu_memory_utilization: GpuMemoryUtilizationOpt = 0.9,
-    temperature: TemperatureOpt = 0.0,
-    seed: SeedOpt = 0,
-    max_new_tokens: MaxNewTokensOpt = 1024,
+    api_key_env: ApiKeyEnvOpt = JUDGE.api_key_env,
+    concurrency: ConcurrencyOpt = JUDGE.concurrency,
+    timeout: TimeoutOpt = JUDGE.timeout,
+    tensor_parallel_size: TensorParallelSizeOpt = JUDGE.tensor_parallel_size,
+    gpu_memory_utilization: GpuMemoryUtilizationOpt = JUDGE.gpu_memory_utilization,
+    temperature: TemperatureOpt = JUDGE.sampling.temperature,
+    seed: SeedOpt = JUDGE.sampling.seed,
+    max_new_tokens: MaxNewTokensOpt = JUDGE.sampling.max_new_tokens,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
-    criteria: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="Criterion for every record, overriding the records' own."),
-    ] = None,
+    criteria: CriteriaOpt = MODEL.criteria,
     output: OutputOpt = None,
-    batch_size: Annotated[
-        int, typer.Option(help="Sequences per forward pass (hf: judge requests per batch).")
-    ] = 8,
+    batch_size: BatchSizeOpt = MODEL.batch_size,
     tie_margin: Annotated[
         float, typer.Option(help="Predict 'tie' when |margin| is at most this.")
-    ] = 0.0,
+    ] = MODEL.tie_margin,
     normalize: Annotated[
         bool, typer.Option(help="Standardise rewards with the mean/std stored in the model.")
-    ] = False,
-    device: Annotated[
-        str, typer.Option(help="cpu, cuda, cuda:1 … [default: cuda if available]")
-    ] = "auto",
+    ] = MODEL.normalize,
+    device: DeviceOpt = MODEL.device,
     resume: Annotated[
         bool,
         typer.Option(
@@ -116,7 +112,7 @@ def score(
             "response after it on the cached keys and values; --no-share-prefix runs each "
             "(prompt, response) sequence whole."
         ),
-    ] = True,
+    ] = MODEL.share_prefix,
     on_error: OnErrorOpt = OnError.FAIL,
     media_root: MediaRootOpt = None,
     allow_outside_root: AllowOutsideRootOpt = False,
@@ -151,64 +147,70 @@ def score(
 
     Media paths resolve against [bold]--media-root[/bold] (default: the input's folder).
     """
-    from omnirm.jsonl import STDIN, JsonlWriter, display_name
-    from omnirm.on_error import ErrorPolicy
-    from omnirm.records import iter_records
-    from omnirm.resume import ResumableOutput
-    from omnirm.runners import JudgeRunner, ModelRunner, Runner, fingerprint_digest
+    from omnirm.api import score_file
 
     console.quiet_libraries()
-    if model is not None and judge is not None:
-        raise UsageError(
-            "give either --model (a reward model) or --judge SPEC (a generative judge), not both"
+    media = media_options(
+        media_root=media_root,
+        allow_outside_root=allow_outside_root,
+        allow_urls=allow_urls,
+        max_file_bytes=max_file_bytes,
+        max_image_pixels=max_image_pixels,
+        max_video_seconds=max_video_seconds,
+        max_video_frames=max_video_frames,
+        max_frame_pixels=max_frame_pixels,
+        max_audio_seconds=max_audio_seconds,
+        max_audio_bytes=max_audio_bytes,
+        max_mesh_faces=max_mesh_faces,
+        max_mesh_render_work=max_mesh_render_work,
+        max_mesh_seconds=max_mesh_seconds,
+    )
+    options = ModelOptions(
+        device=device,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+        max_length=max_length,
+        batch_size=batch_size,
+        criteria=criteria,
+        tie_margin=tie_margin,
+        normalize=normalize,
+        share_prefix=share_prefix,
+    )
+    judged = None
+    if judge is not None:
+        judged = judge_options(
+            judge=judge,
+            revision=revision,
+            mode=mode,
+            orders=orders,
+            ties=ties,
+            retries=retries,
+            prompt_template=prompt_template,
+            criteria=criteria,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            timeout=timeout,
+            batch_size=batch_size,
+            device=device,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            temperature=temperature,
+            seed=seed,
+            max_new_tokens=max_new_tokens,
+            cache=cache,
+            no_cache=no_cache,
+            trust_remote_code=trust_remote_code,
         )
-    if resume and output is None:
-        raise UsageError("--resume needs -o FILE (the output to continue)")
-    if batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    resolver = media_resolver(locals(), default_media_root(source, media_root))
-    name = display_name(source)
-    # The output is locked (and checked against the input) before the model loads.
-    with JsonlWriter(output, append=resume, inputs=[source], flush_seconds=0) as writer:
-        runner: Runner
-        if judge is not None:
-            runner = JudgeRunner(judge_options(locals()), resolver, name)
-        else:
-            runner = ModelRunner(
-                model,
-                resolver,
-                name,
-                device=device,
-                revision=revision,
-                trust_remote_code=trust_remote_code,
-                max_length=max_length,
-                batch_size=batch_size,
-                criteria=criteria,
-                tie_margin=tie_margin,
-                normalize=normalize,
-                share_prefix=share_prefix,
-            )
-        max_bytes = record_bytes(max_record_bytes)
-        try:
-            out = ResumableOutput(
-                writer,
-                fingerprint_digest(runner.fingerprint()),
-                path=writer.file.path if resume and writer.file else None,
-                source=name,
-                provenance=runner.provenance(),
-            )
-            if resume and source != STDIN:
-                out.check_input(iter_records(source, max_bytes=max_bytes))
-            policy = ErrorPolicy(on_error, out.errors)
-            items = out.pending(iter_records(source, max_bytes=max_bytes))
-            for record in console.progress(runner.run(items, policy), runner.verb):
-                out.write(record)
-            if resume and source == STDIN:
-                out.check_all_matched()
-        finally:
-            runner.close()
-    if out.skipped:
-        console.info(f"resumed: {out.skipped} records were already scored")
-    for line in runner.summary():
-        console.info(line)
-    return policy.exit_code()
+    run = score_file(
+        source,
+        model=model,
+        judge=judged,
+        options=options,
+        media=media,
+        output=output,
+        resume=resume,
+        on_error=on_error,
+        max_record_bytes=max_record_bytes,
+    )
+    return run.policy.exit_code()

@@ -36,9 +36,11 @@ from omnirm.judging.cache import AnswerCache, answer_key
 from omnirm.judging.conversations import ConversationBuilder
 from omnirm.models.backends.base import Conversation, Generation, JudgeBackend, Sampling
 from omnirm.on_error import ErrorPolicy
+from omnirm.options import DEFAULT_RETRIES
 from omnirm.prompts.templates import SCORE_RANGE
 from omnirm.prompts.verdicts import parse_score, parse_verdict
 from omnirm.records import TIE, InvalidRecord, Record
+from omnirm.scorer import Item, windowed
 
 Outcome = int | str | None  # 0, 1, "tie" or None (no verdict)
 
@@ -48,7 +50,7 @@ class JudgeSettings:
     mode: Literal["pairwise", "pointwise"] = "pairwise"
     orders: Literal["both", "ab"] = "both"
     ties: bool = False  # offer [[C]]
-    retries: int = 2
+    retries: int = DEFAULT_RETRIES
     retry_temperature: float = 0.7
     criteria: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
@@ -149,24 +151,20 @@ class Judge:
         self.fingerprint = backend.fingerprint()
         self.report = JudgeReport()
 
-    def judge(
+    def score(
         self, items: Iterable[tuple[int, Record | InvalidRecord]], policy: ErrorPolicy
     ) -> Iterator[dict[str, Any]]:
-        """Judged records in input order; bad ones go to ``policy``."""
-        window: list[tuple[int, Record | InvalidRecord]] = []
-        for item in items:
-            window.append(item)
-            if len(window) >= self.settings.window:
-                yield from self._window(window, policy)
-                window = []
-        if window:
-            yield from self._window(window, policy)
+        """Judged records in input order, ``settings.window`` records at a time (their requests
+        go to the backend together); bad ones go to ``policy``."""
+        size = self.settings.window
+        return windowed(
+            items, self._window, lambda w, r: self._emit(w, r, policy), first=size, largest=size
+        )
 
     # -- one window -----------------------------------------------------------------------------
 
-    def _window(
-        self, window: list[tuple[int, Record | InvalidRecord]], policy: ErrorPolicy
-    ) -> Iterator[dict[str, Any]]:
+    def _window(self, window: list[Item]) -> tuple[list[_Request], dict[int, InvalidRecord]]:
+        """The window's requests, answered, and the records that failed building them."""
         requests: list[_Request] = []
         failures: dict[int, InvalidRecord] = {}
         for slot, (line, item) in enumerate(window):
@@ -179,6 +177,15 @@ class Judge:
                 error.located(source=self.source, line=line, record_id=item.id)
                 failures[slot] = InvalidRecord(line, error, item.to_dict())
         self._answer(requests)
+        return requests, failures
+
+    def _emit(
+        self,
+        window: list[Item],
+        answered: tuple[list[_Request], dict[int, InvalidRecord]],
+        policy: ErrorPolicy,
+    ) -> Iterator[dict[str, Any]]:
+        requests, failures = answered
         by_slot: dict[int, list[_Request]] = {}
         for request in requests:
             by_slot.setdefault(request.slot, []).append(request)

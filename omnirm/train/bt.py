@@ -299,7 +299,11 @@ def evaluate(model: torch.nn.Module, loader: Any, accelerator: Any) -> dict[str,
 
 
 def train_bt(config: BTConfig) -> TrainResult:
-    """Train a Bradley-Terry reward model as ``config`` says and save it to ``config.output``."""
+    """Train a Bradley-Terry reward model as ``config`` says and save it to ``config.output``.
+
+    >>> train_bt(BTConfig(model="HuggingFaceTB/SmolLM2-135M-Instruct", data="pairs.jsonl",
+    ...                   output="rm"))  # doctest: +SKIP
+    """
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
     from torch.utils.data import DataLoader
@@ -500,14 +504,14 @@ def _write_eval_rewards(
     from omnirm.jsonl import JsonlWriter
     from omnirm.on_error import ErrorPolicy
     from omnirm.records import iter_records
-    from omnirm.scoring import Scorer, ScoreSettings, provenance
+    from omnirm.scoring import RewardScorer, ScoreSettings, provenance
 
     assert config.eval is not None
     # Whole sequences, as training reads them: `omnirm score` (sharing prefixes) must match.
     settings = ScoreSettings(
         batch_size=config.eval_batch_size, criteria=config.criteria, share_prefix=False
     )
-    scorer = Scorer(model, builder, settings, provenance(str(output), model_config, settings))
+    scorer = RewardScorer(model, builder, settings, provenance(str(output), model_config, settings))
     rewards: list[float] = []
     with JsonlWriter(output / "eval_rewards.jsonl") as writer:
         records = iter_records(config.eval, max_bytes=config.max_record_bytes)
@@ -524,7 +528,9 @@ def _write_eval_rewards(
 
 def _media_resolver(config: BTConfig, data: str) -> MediaResolver:
     """Media paths of ``data`` resolve against ``--media-root``, else the file's folder."""
-    root = config.media_root if config.media_root is not None else Path(data).resolve().parent
+    from omnirm.options import default_media_root
+
+    root = default_media_root(data, config.media_root)
     return MediaResolver(
         root,
         allow_outside_root=config.allow_outside_root,

@@ -119,12 +119,12 @@ def test_resume_refuses_the_output_of_another_input(
 
 
 def test_score_writes_the_first_records_before_reading_far(models: dict[str, Path]) -> None:
-    from omnirm.media import MediaResolver
     from omnirm.on_error import ErrorPolicy
+    from omnirm.options import ModelOptions
     from omnirm.records import parse_record
-    from omnirm.runners import ModelRunner
+    from omnirm.scorer import load_scorer
 
-    runner = ModelRunner(models["first"], MediaResolver(Path.cwd()), device="cpu", batch_size=2)
+    runner = load_scorer(models["first"], options=ModelOptions(device="cpu", batch_size=2))
     read_so_far = 0
 
     def items() -> Iterator[tuple[int, Any]]:
@@ -133,7 +133,7 @@ def test_score_writes_the_first_records_before_reading_far(models: dict[str, Pat
             read_so_far = line
             yield line, parse_record(record)
 
-    scored = runner.run(items(), ErrorPolicy("fail"))
+    scored = runner.score(items(), ErrorPolicy("fail"))
     assert next(scored)["id"] == "g0"
     assert read_so_far == 2  # one batch of records, not a 256-record window
     assert [r["id"] for r in scored] == [f"g{i}" for i in range(1, 300)]

@@ -15,7 +15,8 @@ from omnirm.media import MediaResolver
 from omnirm.models.checkpoint import build_reward_model
 from omnirm.on_error import ErrorPolicy
 from omnirm.records import parse_record
-from omnirm.scoring import Scorer, ScoreSettings
+from omnirm.scoring import RewardScorer as Scorer
+from omnirm.scoring import ScoreSettings
 from omnirm.train.bt import BTConfig
 from tests.integration.test_bt_multimodal import _audio, _image, _meshes, _video
 

@@ -1,0 +1,152 @@
+"""The public Python functions (``import omnirm``): score records, read and write them.
+
+The command line runs the same functions: ``omnirm score`` is :func:`score_file`; ``bench`` is
+:func:`omnirm.bench.run_bench`; ``bon`` is :func:`omnirm.bon.best_of_n`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omnirm import console
+from omnirm.errors import RecordError, UsageError
+from omnirm.jsonl import MAX_RECORD_BYTES
+from omnirm.on_error import ErrorPolicy, OnError
+from omnirm.options import JudgeOptions, MediaOptions, ModelOptions, record_bytes
+from omnirm.records import InvalidRecord, Record, parse_record
+from omnirm.scorer import Item, Scorer, load_scorer
+
+
+def _items(records: Iterable[Record | dict[str, Any]]) -> Iterator[Item]:
+    for line, record in enumerate(records, start=1):
+        if isinstance(record, Record):
+            yield line, record
+            continue
+        try:
+            yield line, parse_record(record)
+        except RecordError as error:  # handled by the error policy, as a file's bad line
+            yield line, InvalidRecord(line, error.located(line=line), record)
+
+
+def score(
+    records: Iterable[Record | dict[str, Any]],
+    scorer: Scorer | None = None,
+    *,
+    model: str | Path | None = None,
+    judge: str | JudgeOptions | None = None,
+    options: ModelOptions | None = None,
+    media: MediaOptions | None = None,
+    on_error: OnError | str = OnError.FAIL,
+) -> list[dict[str, Any]]:
+    """The records (dicts or :class:`~omnirm.records.Record` s) scored, in order, as dicts with
+    ``rewards`` (and for pairs ``predicted``, ``margin``) and ``scored_by`` — by ``scorer``, else
+    by the ``model`` or ``judge`` loaded here (the embedded default model with neither). Media
+    resolve against ``media.root`` (default: the working directory). A bad record raises its
+    :class:`~omnirm.errors.RecordError` unless ``on_error`` is ``skip``.
+
+    >>> scored = score([{"id": "a", "prompt": "2+2?", "responses": ["4", "5"]}])  # doctest: +SKIP
+    >>> scored[0]["predicted"]  # doctest: +SKIP
+    0
+    """
+    owned = scorer is None
+    if scorer is None:
+        scorer = load_scorer(model, judge, media=media, options=options)
+    try:
+        return list(scorer.score(_items(records), ErrorPolicy(on_error)))
+    finally:
+        if owned:
+            scorer.close()
+
+
+@dataclass
+class ScoreRun:
+    """What :func:`score_file` did: how bad records were handled, records found done."""
+
+    policy: ErrorPolicy  # its exit_code() ends the command
+    skipped: int = 0
+
+
+def score_file(
+    source: str | Path = "-",
+    *,
+    model: str | Path | None = None,
+    judge: str | JudgeOptions | None = None,
+    options: ModelOptions | None = None,
+    media: MediaOptions | None = None,
+    output: Path | None = None,
+    resume: bool = False,
+    on_error: OnError | str = OnError.FAIL,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+) -> ScoreRun:
+    """``omnirm score``: the records of ``source`` (a JSONL file or ``-``) scored into ``output``
+    (None: standard output) as they come. ``resume`` skips the records ``output`` holds (scored
+    by the same scorer, settings and input) and appends the rest. The output is locked before
+    the scorer loads; summaries go to stderr.
+
+    >>> score_file("pairs.jsonl", output=Path("scored.jsonl"))  # doctest: +SKIP
+    """
+    from omnirm.jsonl import STDIN, JsonlWriter, display_name
+    from omnirm.records import iter_records
+    from omnirm.resume import ResumableOutput
+    from omnirm.scorer import fingerprint_digest
+
+    if model is not None and judge is not None:
+        raise UsageError(
+            "give either --model (a reward model) or --judge SPEC (a generative judge), not both"
+        )
+    if resume and output is None:
+        raise UsageError("--resume needs -o FILE (the output to continue)")
+    if options is not None and options.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    name = display_name(source)
+    # The output is locked (and checked against the input) before the model loads.
+    with JsonlWriter(output, append=resume, inputs=[source], flush_seconds=0) as writer:
+        scorer = load_scorer(model, judge, media=media, source=source, options=options)
+        max_bytes = record_bytes(max_record_bytes)
+        try:
+            out = ResumableOutput(
+                writer,
+                fingerprint_digest(scorer.fingerprint()),
+                path=writer.file.path if resume and writer.file else None,
+                source=name,
+                provenance=scorer.provenance(),
+            )
+            if resume and source != STDIN:
+                out.check_input(iter_records(source, max_bytes=max_bytes))
+            policy = ErrorPolicy(on_error, out.errors)
+            items = out.pending(iter_records(source, max_bytes=max_bytes))
+            for record in console.progress(scorer.score(items, policy), scorer.verb):
+                out.write(record)
+            if resume and source == STDIN:
+                out.check_all_matched()
+        finally:
+            scorer.close()
+    if out.skipped:
+        console.info(f"resumed: {out.skipped} records were already scored")
+    for line in scorer.summary():
+        console.info(line)
+    return ScoreRun(policy, out.skipped)
+
+
+def write_records(records: Iterable[Record | dict[str, Any]], path: str | Path) -> int:
+    """Write records (dicts or :class:`~omnirm.records.Record` s) as JSONL to ``path`` (``-``:
+    standard output), atomically; returns how many. Read them back with
+    :func:`~omnirm.records.read_records`.
+
+    >>> write_records([{"id": "a", "prompt": "hi", "responses": ["x", "y"]}], "a.jsonl")  # doctest: +SKIP
+    1
+    """
+    from omnirm.jsonl import JsonlWriter
+
+    count = 0
+    with JsonlWriter(None if str(path) == "-" else Path(path)) as writer:
+        for record in records:
+            writer.write(record.to_dict() if isinstance(record, Record) else record)
+            count += 1
+    return count
+
+
+__all__ = ["ScoreRun", "score", "score_file", "write_records"]
