@@ -19,9 +19,7 @@ if TYPE_CHECKING:
     from omnirm.models.backends.base import Sampling
 
 
-def default_media_root(
-    source: str | Path | None, media_root: str | Path | None = None
-) -> Path:
+def default_media_root(source: str | Path | None, media_root: str | Path | None = None) -> Path:
     """The media root of an input: ``media_root`` when given, else the input's folder (a
     folder given as the input is its own root), else the working directory (stdin, none)."""
     if media_root is not None:
