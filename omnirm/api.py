@@ -88,7 +88,7 @@ def score_file(
 
     >>> score_file("pairs.jsonl", output=Path("scored.jsonl"))  # doctest: +SKIP
     """
-    from omnirm.jsonl import STDIN, JsonlWriter, display_name
+    from omnirm.jsonl import STDIN, JsonlWriter, count_lines, display_name
     from omnirm.records import iter_records
     from omnirm.resume import ResumableOutput
     from omnirm.scorer import fingerprint_digest
@@ -118,7 +118,9 @@ def score_file(
                 out.check_input(iter_records(source, max_bytes=max_bytes))
             policy = ErrorPolicy(on_error, out.errors)
             items = out.pending(iter_records(source, max_bytes=max_bytes))
-            for record in console.progress(scorer.score(items, policy), scorer.verb):
+            lines = count_lines(source)
+            total = None if lines is None else max(0, lines - len(out))
+            for record in console.progress(scorer.score(items, policy), scorer.verb, total):
                 out.write(record)
             if resume and source == STDIN:
                 out.check_all_matched()

@@ -69,7 +69,8 @@ def error(message: str) -> None:
 def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
     """Iterate ``items`` with a rich progress bar on stderr (none with ``-q`` or off a terminal).
 
-    ``total`` may be unknown (streams from stdin); the bar then shows a count and a rate.
+    ``total`` may be unknown (streams from stdin); the bar then shows a count and the time
+    elapsed, else also the time remaining.
     """
     if _verbosity < 0 or not sys.stderr.isatty():
         yield from items
@@ -81,12 +82,15 @@ def progress(items: Iterable[T], description: str, total: int | None = None) -> 
         SpinnerColumn,
         TextColumn,
         TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
     columns = [SpinnerColumn(), TextColumn("{task.description}")]
     if total is not None:
         columns.append(BarColumn())
     columns += [MofNCompleteColumn(), TimeElapsedColumn()]
+    if total is not None:
+        columns.append(TimeRemainingColumn())
     with Progress(*columns, console=stderr_console(), redirect_stdout=False, transient=True) as bar:
         task = bar.add_task(description, total=total)
         for item in items:

@@ -51,6 +51,19 @@ def open_input(source: str | Path) -> Iterator[IO[bytes]]:
         yield handle
 
 
+def count_lines(source: str | Path) -> int | None:
+    """The non-blank lines of a regular file (a progress bar's total), or None for standard
+    input, pipes and missing files."""
+    path = Path(source)
+    if str(source) == STDIN or not path.is_file():
+        return None
+    count = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            count += 1 if line.strip() else 0
+    return count
+
+
 class InvalidJson(RecordError):
     """A line that is not JSON; :attr:`raw` keeps its text (``--on-error record`` writes it)."""
 

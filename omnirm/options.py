@@ -87,6 +87,7 @@ class JudgeOptions:
     revision: str | None = None  # hub revision of an hf:/vllm: judge given as ORG/NAME
     mode: str = "pairwise"
     orders: str = "both"
+    verdict: str = "text"  # text | probs | rationale-probs (pairwise only)
     ties: bool = False
     retries: int = DEFAULT_RETRIES
     prompt_template: Path | None = None

@@ -201,6 +201,13 @@ class JudgeScorer:
                 f"--prompt-template {options.prompt_template} is a {template.mode} template; "
                 f"pass --mode {template.mode}"
             )
+        verdict: Literal["text", "probs", "rationale-probs"] = (
+            "probs" if options.verdict == "probs"
+            else "rationale-probs" if options.verdict == "rationale-probs"
+            else "text"
+        )  # fmt: skip
+        if verdict != "text" and mode != "pairwise":
+            raise UsageError(f"--verdict {verdict} reads a pairwise verdict; drop --mode pointwise")
         self.options = options
         self.pairwise = mode == "pairwise"
         self.label = f"judge:{options.spec}"
@@ -208,6 +215,7 @@ class JudgeScorer:
         self.settings = JudgeSettings(
             mode=template.mode,
             orders="ab" if options.orders == "ab" else "both",
+            verdict=verdict,
             ties=options.ties,
             retries=options.retries,
             criteria=options.criteria,
@@ -227,6 +235,12 @@ class JudgeScorer:
                 seed=options.sampling.seed,
                 revision=options.revision,
                 trust_remote_code=options.trust_remote_code,
+            )
+        if verdict != "text" and not self.backend.reads_probabilities:
+            self.backend.close()
+            raise UsageError(
+                f"--verdict {verdict} needs a judge whose next-token probabilities can be read; "
+                f"{self.backend.kind}: judges do not expose them (use an hf: judge)"
             )
         self.builder = ConversationBuilder(
             template, resolver, self.backend.modalities, ties=options.ties
@@ -267,7 +281,12 @@ class JudgeScorer:
         sampling = options.sampling
         return {
             "judge": f"{options.spec}, {settings.mode}, orders {settings.orders} "
-            "(contradicting orders = tie), tie verdict "
+            + (
+                "(contradicting orders = tie)"
+                if settings.verdict == "text"
+                else f"(verdict {settings.verdict}: letter probabilities averaged)"
+            )
+            + ", tie verdict "
             f"{'offered' if settings.ties else 'not offered'}, retries {settings.retries}, "
             f"temperature {sampling.temperature}, seed {sampling.seed}",
             "media": f"{media.prompt_video_frames} frames per prompt video, "

@@ -46,6 +46,7 @@ from omnirm.cli.judge_options import (
     JudgeMode,
     JudgeOpt,
     JudgeOrders,
+    JudgeVerdict,
     MaxNewTokensOpt,
     ModeOpt,
     NoCacheOpt,
@@ -57,6 +58,7 @@ from omnirm.cli.judge_options import (
     TensorParallelSizeOpt,
     TiesOpt,
     TimeoutOpt,
+    VerdictOpt,
     judge_options,
 )
 from omnirm.on_error import OnError
@@ -145,6 +147,7 @@ def bench(
     judge: JudgeOpt = None,
     mode: ModeOpt = JudgeMode.PAIRWISE,
     orders: OrdersOpt = JudgeOrders.BOTH,
+    verdict: VerdictOpt = JudgeVerdict.TEXT,
     ties: TiesOpt = False,
     retries: RetriesOpt = JUDGE.retries,
     prompt_template: PromptTemplateOpt = None,
@@ -225,6 +228,7 @@ def bench(
             revision=revision,
             mode=mode,
             orders=orders,
+            verdict=verdict,
             ties=ties,
             retries=retries,
             prompt_template=prompt_template,

@@ -48,6 +48,7 @@ from omnirm.cli.judge_options import (
     GpuMemoryUtilizationOpt,
     JudgeMode,
     JudgeOrders,
+    JudgeVerdict,
     MaxNewTokensOpt,
     ModeOpt,
     NoCacheOpt,
@@ -59,6 +60,7 @@ from omnirm.cli.judge_options import (
     TensorParallelSizeOpt,
     TiesOpt,
     TimeoutOpt,
+    VerdictOpt,
     judge_options,
 )
 from omnirm.on_error import OnError
@@ -173,6 +175,7 @@ def bon(
     output: OutputOpt = None,
     mode: ModeOpt = JudgeMode.PAIRWISE,
     orders: OrdersOpt = JudgeOrders.BOTH,
+    verdict: VerdictOpt = JudgeVerdict.TEXT,
     ties: TiesOpt = False,
     retries: RetriesOpt = JUDGE.retries,
     prompt_template: PromptTemplateOpt = None,
@@ -261,6 +264,7 @@ def bon(
         revision=revision,
         mode=mode,
         orders=orders,
+        verdict=verdict,
         ties=ties,
         retries=retries,
         prompt_template=prompt_template,

@@ -31,6 +31,12 @@ class JudgeOrders(str, Enum):
     AB = "ab"
 
 
+class JudgeVerdict(str, Enum):
+    TEXT = "text"
+    PROBS = "probs"
+    RATIONALE_PROBS = "rationale-probs"
+
+
 JudgeOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
@@ -53,6 +59,15 @@ OrdersOpt = Annotated[
     JudgeOrders,
     typer.Option(
         help="both: judge each pair as (A, B) and (B, A) and combine; ab: once.",
+        rich_help_panel=PANEL,
+    ),
+]
+VerdictOpt = Annotated[
+    JudgeVerdict,
+    typer.Option(
+        help="text: parse the verdict the judge writes; probs: read its probability of each "
+        "verdict letter at the verdict position (every pair gets a verdict and a graded margin; "
+        "hf: judges, pairwise); rationale-probs: the same after the reasoning it writes first.",
         rich_help_panel=PANEL,
     ),
 ]
@@ -134,6 +149,7 @@ def judge_options(
     revision: str | None,
     mode: JudgeMode,
     orders: JudgeOrders,
+    verdict: JudgeVerdict,
     ties: bool,
     retries: int,
     prompt_template: Path | None,
@@ -161,6 +177,7 @@ def judge_options(
         revision=revision,
         mode=mode.value,
         orders=orders.value,
+        verdict=verdict.value,
         ties=ties,
         retries=retries,
         prompt_template=prompt_template,

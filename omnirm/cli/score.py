@@ -47,6 +47,7 @@ from omnirm.cli.judge_options import (
     JudgeMode,
     JudgeOpt,
     JudgeOrders,
+    JudgeVerdict,
     MaxNewTokensOpt,
     ModeOpt,
     NoCacheOpt,
@@ -58,6 +59,7 @@ from omnirm.cli.judge_options import (
     TensorParallelSizeOpt,
     TiesOpt,
     TimeoutOpt,
+    VerdictOpt,
     judge_options,
 )
 from omnirm.on_error import OnError
@@ -73,6 +75,7 @@ def score(
     judge: JudgeOpt = None,
     mode: ModeOpt = JudgeMode.PAIRWISE,
     orders: OrdersOpt = JudgeOrders.BOTH,
+    verdict: VerdictOpt = JudgeVerdict.TEXT,
     ties: TiesOpt = False,
     retries: RetriesOpt = JUDGE.retries,
     prompt_template: PromptTemplateOpt = None,
@@ -183,6 +186,7 @@ def score(
             revision=revision,
             mode=mode,
             orders=orders,
+            verdict=verdict,
             ties=ties,
             retries=retries,
             prompt_template=prompt_template,

@@ -13,6 +13,14 @@ is then null); with none, ``predicted`` is null. ``--orders ab`` asks once.
 **Pointwise** (``--mode pointwise``, any number of responses): one request per response; the
 parsed scores become ``rewards`` (null where none could be read), and for pairs ``predicted``.
 
+**Verdicts by likelihood** (``--verdict probs``, pairwise): instead of parsing the answer, the
+judge's probability of each verdict letter is read right after ``[[`` — at the start of its
+answer, or (``rationale-probs``) after the reasoning it writes first. Both orders' letter
+probabilities are averaged (:mod:`omnirm.judging.likelihood`): every record gets a verdict,
+``rewards`` [p(0), p(1)] and ``margin`` p(0) − p(1), which tie thresholds and best-of-N use.
+Each order's ``judgements`` entry has its ``probabilities`` and ``mass`` (the share of the
+next-token distribution the letters held: low means the judge wanted to write something else).
+
 **Unparseable answers** (no verdict, or several) are asked again up to ``retries`` times, with
 sampling at ``retry_temperature`` and the seed moved by the attempt number (so reruns are
 reproducible); after that the order counts as having no verdict — never a guess. A request that
@@ -27,6 +35,7 @@ it has not seen. Output: ``predicted``, ``rationale`` (the first order's answer)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -34,7 +43,14 @@ from typing import Any, Literal
 from omnirm.errors import RecordError
 from omnirm.judging.cache import AnswerCache, answer_key
 from omnirm.judging.conversations import ConversationBuilder
-from omnirm.models.backends.base import Conversation, Generation, JudgeBackend, Sampling
+from omnirm.judging.likelihood import combine_probabilities
+from omnirm.models.backends.base import (
+    Conversation,
+    Generation,
+    JudgeBackend,
+    Sampling,
+    VerdictProbabilities,
+)
 from omnirm.on_error import ErrorPolicy
 from omnirm.options import DEFAULT_RETRIES
 from omnirm.prompts.templates import SCORE_RANGE
@@ -49,6 +65,7 @@ Outcome = int | str | None  # 0, 1, "tie" or None (no verdict)
 class JudgeSettings:
     mode: Literal["pairwise", "pointwise"] = "pairwise"
     orders: Literal["both", "ab"] = "both"
+    verdict: Literal["text", "probs", "rationale-probs"] = "text"
     ties: bool = False  # offer [[C]]
     retries: int = DEFAULT_RETRIES
     retry_temperature: float = 0.7
@@ -65,6 +82,7 @@ class JudgeReport:
     asked: int = 0  # generations actually requested from the backend (retries included)
     cached: int = 0
     no_verdict: int = 0
+    low_mass: int = 0  # --verdict probs: answers whose letters held under half the probability
     consistent: int = 0
     inconsistent: int = 0
     prompt_tokens: int = 0
@@ -79,6 +97,8 @@ class JudgeReport:
         ]
         if self.no_verdict:
             parts.append(f"{self.no_verdict} without a verdict after retries")
+        if self.low_mass:
+            parts.append(f"{self.low_mass} answers with verdict letters under half the mass")
         both = self.consistent + self.inconsistent
         if both:
             parts.append(f"order consistency {self.consistent / both:.1%} ({both} pairs)")
@@ -125,6 +145,7 @@ class _Request:
     cached: bool = False
     answer: Generation | None = None
     parsed: Any = None
+    probabilities: VerdictProbabilities | None = None  # --verdict probs
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
@@ -154,11 +175,14 @@ class Judge:
     def score(
         self, items: Iterable[tuple[int, Record | InvalidRecord]], policy: ErrorPolicy
     ) -> Iterator[dict[str, Any]]:
-        """Judged records in input order, ``settings.window`` records at a time (their requests
-        go to the backend together); bad ones go to ``policy``."""
+        """Judged records in input order, in windows of up to ``settings.window`` records (their
+        requests go to the backend together); bad ones go to ``policy``."""
         size = self.settings.window
+        # a local model starts with one record, so the first verdicts come out at once, and
+        # widens its windows while they are quick; a server's requests wait concurrently
+        first = size if self.backend.kind == "openai" else 1
         return windowed(
-            items, self._window, lambda w, r: self._emit(w, r, policy), first=size, largest=size
+            items, self._window, lambda w, r: self._emit(w, r, policy), first=first, largest=size
         )
 
     # -- one window -----------------------------------------------------------------------------
@@ -176,7 +200,10 @@ class Judge:
             except RecordError as error:
                 error.located(source=self.source, line=line, record_id=item.id)
                 failures[slot] = InvalidRecord(line, error, item.to_dict())
-        self._answer(requests)
+        if self.settings.verdict == "text":
+            self._answer(requests)
+        else:
+            self._read_probabilities(requests)
         return requests, failures
 
     def _emit(
@@ -268,6 +295,44 @@ class Judge:
                     still.append(request)
             pending = still
 
+    def _read_probabilities(self, requests: list[_Request]) -> None:
+        """Every request's verdict-letter probabilities: from the cache, else the backend."""
+        letters = ("A", "B", "C") if self.settings.ties else ("A", "B")
+        rationale = self.settings.sampling if self.settings.verdict == "rationale-probs" else None
+        setting = {
+            "verdict": self.settings.verdict,
+            "letters": letters,
+            "sampling": None if rationale is None else rationale.to_dict(),
+        }
+        keys = [answer_key(self.fingerprint, r.conversation, setting) for r in requests]
+        cached = [self.cache.get(k) if self.cache is not None else None for k in keys]
+        ask = [i for i, hit in enumerate(cached) if hit is None]
+        fresh = (
+            self.backend.verdict_probabilities(
+                [requests[i].conversation for i in ask], letters, rationale=rationale
+            )
+            if ask
+            else []
+        )
+        self.report.asked += len(ask)
+        read: list[VerdictProbabilities | None] = [
+            None if hit is None else _probabilities_from(hit) for hit in cached
+        ]
+        for i, reading in zip(ask, fresh, strict=True):
+            read[i] = reading
+            if self.cache is not None:
+                self.cache.put(keys[i], _probabilities_as_answer(reading))
+        for request, result, hit in zip(requests, read, cached, strict=True):
+            assert result is not None
+            request.attempts = 1
+            request.cached = hit is not None
+            request.probabilities = result
+            request.answer = Generation(result.rationale or "", seconds=result.seconds)
+            request.parsed = max(result.probabilities, key=lambda k: result.probabilities[k])
+            request.prompt_tokens = result.prompt_tokens
+            request.completion_tokens = result.completion_tokens
+            request.seconds = result.seconds
+
     def _sampling(self, attempt: int) -> Sampling:
         base = self.settings.sampling
         if attempt == 0:
@@ -301,6 +366,8 @@ class Judge:
             out["rewards"] = scores
             if len(scores) == 2:
                 out["predicted"] = _from_scores(scores[0], scores[1])
+        elif self.settings.verdict != "text":
+            self._annotate_probabilities(out, requests)
         else:
             outcomes = [verdict_outcome(r.parsed, r.label) for r in requests]
             if len(outcomes) == 2:
@@ -326,6 +393,25 @@ class Judge:
         out["scored_by"] = self.scored_by
         return out
 
+    def _annotate_probabilities(self, out: dict[str, Any], requests: list[_Request]) -> None:
+        views = [r.probabilities for r in requests]
+        assert views[0] is not None
+        combined = combine_probabilities(views[0], views[1] if len(views) == 2 else None)
+        out["predicted"] = combined.predicted
+        out["rewards"] = [round(combined.better, 6), round(combined.worse, 6)]
+        out["margin"] = round(combined.margin, 6)
+        if self.settings.ties:
+            out["tie_probability"] = round(combined.tie, 6)
+        self.report.low_mass += sum(1 for v in views if v is not None and v.mass < 0.5)
+        if len(requests) == 2:
+            ab, ba = (verdict_outcome(r.parsed, r.label) for r in requests)
+            out["consistent"] = ab == ba
+            self.report.consistent += 1 if ab == ba else 0
+            self.report.inconsistent += 0 if ab == ba else 1
+        else:
+            out["consistent"] = None
+        out["rationale"] = views[0].rationale
+
     def _judgement(self, request: _Request) -> dict[str, Any]:
         answer = request.answer
         entry: dict[str, Any]
@@ -337,6 +423,11 @@ class Judge:
                 "verdict": request.parsed,
                 "predicted": verdict_outcome(request.parsed, request.label),
             }
+            if request.probabilities is not None:
+                entry["probabilities"] = {
+                    k: round(v, 6) for k, v in request.probabilities.probabilities.items()
+                }
+                entry["mass"] = round(request.probabilities.mass, 6)
         entry.update(
             answer=answer.text if answer is not None else None,
             attempts=request.attempts,
@@ -346,6 +437,30 @@ class Judge:
             seconds=round(request.seconds, 4),
         )
         return entry
+
+
+def _probabilities_as_answer(result: VerdictProbabilities) -> Generation:
+    """A probability reading as a cache entry (its text is the reading as JSON)."""
+    reading = {
+        "probabilities": result.probabilities,
+        "mass": result.mass,
+        "rationale": result.rationale,
+    }
+    return Generation(
+        json.dumps(reading), result.prompt_tokens, result.completion_tokens, result.seconds
+    )
+
+
+def _probabilities_from(answer: Generation) -> VerdictProbabilities:
+    reading = json.loads(answer.text or "{}")
+    return VerdictProbabilities(
+        probabilities=reading["probabilities"],
+        mass=reading["mass"],
+        rationale=reading["rationale"],
+        prompt_tokens=answer.prompt_tokens or 0,
+        completion_tokens=answer.completion_tokens or 0,
+        seconds=answer.seconds,
+    )
 
 
 def _from_scores(first: float | None, second: float | None) -> Outcome:
@@ -366,6 +481,7 @@ def judge_provenance(
         "model": backend.model,
         "mode": settings.mode,
         "orders": settings.orders if settings.mode == "pairwise" else None,
+        "verdict": settings.verdict,
         "ties": settings.ties,
         "template": template_source,
         "criteria_override": settings.criteria,

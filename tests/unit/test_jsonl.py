@@ -206,3 +206,14 @@ def test_an_unparseable_line_keeps_its_text(cli: Callable[..., Any], tmp_path: P
     (bad,) = result.jsonl()
     assert bad["raw"] == '{"id": "b", "prompt": oops}'
     assert bad["error"]["line"] == 2 and "invalid JSON" in bad["error"]["message"]
+
+
+def test_count_lines_counts_records_of_regular_files_only(tmp_path: Path) -> None:
+    from omnirm.jsonl import count_lines
+
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"id": 1}\n\n  \n{"id": 2}\n{"id": 3}')  # blank lines and no final newline
+    assert count_lines(path) == 3
+    assert count_lines("-") is None
+    assert count_lines(tmp_path / "missing.jsonl") is None
+    assert count_lines(tmp_path) is None

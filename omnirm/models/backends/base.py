@@ -101,6 +101,11 @@ class JudgeBackend(ABC):
         request fail (bad model path, authentication refused, missing dependency) raise
         :class:`~omnirm.errors.UsageError` or :class:`~omnirm.errors.OmnirmError`."""
 
+    @property
+    def reads_probabilities(self) -> bool:
+        """Whether :meth:`verdict_probabilities` works on this backend."""
+        return type(self).verdict_probabilities is not JudgeBackend.verdict_probabilities
+
     def verdict_probabilities(
         self,
         conversations: list[Conversation],
