@@ -322,24 +322,39 @@ DeviceOpt = Annotated[
 ]
 
 
-def _model_options(values: dict[str, Any]) -> Any:
+def _model_options(
+    *,
+    device: str,
+    base_url: str | None,
+    api_key_env: str,
+    concurrency: int,
+    timeout: float,
+    batch_size: int,
+    trust_remote_code: bool,
+    temperature: float,
+    seed: int,
+    max_new_tokens: int,
+    retries: int,
+    cache: Path | None,
+    no_cache: bool,
+) -> Any:
+    """The :class:`~omnirm.data.build.ModelOptions` of a build command's model options."""
     from omnirm.data.build import ModelOptions
 
-    device = values["device"]
     return ModelOptions(
-        base_url=values["base_url"],
-        api_key_env=values["api_key_env"],
-        concurrency=values["concurrency"],
-        timeout=values["timeout"],
-        batch_size=values["batch_size"],
+        base_url=base_url,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        timeout=timeout,
+        batch_size=batch_size,
         device=None if device == "auto" else device,
-        trust_remote_code=values["trust_remote_code"],
-        temperature=values["temperature"],
-        seed=values["seed"],
-        max_new_tokens=values["max_new_tokens"],
-        retries=values["retries"],
-        cache=values["cache"],
-        use_cache=not values["no_cache"],
+        trust_remote_code=trust_remote_code,
+        temperature=temperature,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        retries=retries,
+        cache=cache,
+        use_cache=not no_cache,
     )
 
 
@@ -413,7 +428,23 @@ def criteria(
     from omnirm.media import MediaResolver
     from omnirm.records import iter_records
 
-    models = Models(_model_options(locals()))
+    models = Models(
+        _model_options(
+            device=device,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            timeout=timeout,
+            batch_size=batch_size,
+            trust_remote_code=trust_remote_code,
+            temperature=temperature,
+            seed=seed,
+            max_new_tokens=max_new_tokens,
+            retries=retries,
+            cache=cache,
+            no_cache=no_cache,
+        )
+    )
     with contextlib.ExitStack() as stack:
         stack.callback(models.close)
         resolver = stack.enter_context(
@@ -535,7 +566,23 @@ def pairs(
         raise UsageError("--n-responses must be at least 1")
     if max_gap is not None and max_gap <= min_gap:
         raise UsageError(f"--max-gap {max_gap} must be above --min-gap {min_gap}")
-    models = Models(_model_options(locals()))
+    models = Models(
+        _model_options(
+            device=device,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            timeout=timeout,
+            batch_size=batch_size,
+            trust_remote_code=trust_remote_code,
+            temperature=temperature,
+            seed=seed,
+            max_new_tokens=max_new_tokens,
+            retries=retries,
+            cache=cache,
+            no_cache=no_cache,
+        )
+    )
     with contextlib.ExitStack() as stack:
         stack.callback(models.close)
         resolver = stack.enter_context(
