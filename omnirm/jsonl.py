@@ -386,35 +386,6 @@ def complete_lines(path: Path) -> Iterator[tuple[int, bytes]]:
             yield number, line
 
 
-def write_jsonl(objects: Any, target: str | Path | None = None) -> int:
-    """Write an iterable of objects as JSONL; returns how many were written."""
-    with JsonlWriter(target) as writer:
-        for obj in objects:
-            writer.write(obj)
-        return writer.count
-
-
-def read_json_or_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """Yield ``(index, object)`` from a JSON array file or a JSONL file, whichever ``path`` is.
-
-    Used by converters whose sources come either way (LLaMA-Factory datasets are often one JSON
-    array). Index is the 1-based line number for JSONL and the 1-based position for an array.
-    """
-    with path.open("rb") as handle:
-        head = handle.read(4096).lstrip()
-    if head.startswith(b"["):
-        try:
-            data = orjson.loads(path.read_bytes())
-        except orjson.JSONDecodeError as exc:
-            raise RecordError(f"invalid JSON: {exc}", source=str(path)) from None
-        yield from enumerate(data, start=1)
-        return
-    for number, value in iter_json_lines(path):
-        if isinstance(value, RecordError):
-            raise value
-        yield number, value
-
-
 __all__ = [
     "MAX_RECORD_BYTES",
     "STDIN",
@@ -427,7 +398,5 @@ __all__ = [
     "dumps",
     "iter_json_lines",
     "open_input",
-    "read_json_or_jsonl",
     "same_file",
-    "write_jsonl",
 ]

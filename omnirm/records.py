@@ -147,9 +147,6 @@ class Record:
                 return as_parts(message["content"])
         return []
 
-    def response_parts(self, index: int) -> list[ContentPart]:
-        return as_parts(self.responses[index])
-
     def prompt_modalities(self) -> set[str]:
         """Modalities present in the prompt (or in any turn of ``messages``)."""
         contents: list[Content] = [self.prompt] if self.prompt is not None else []

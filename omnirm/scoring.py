@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -51,7 +51,6 @@ class ScoreReport:
     failed: int = 0
     truncated_sequences: int = 0
     shared_prefix_records: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
         parts = [f"{self.scored} records scored"]

@@ -57,10 +57,6 @@ class PositionIds:
         )
         self._next: dict[int, int] = {}  # next text position after a prefix, by id(prefix)
 
-    @property
-    def three_d(self) -> bool:
-        return self._rope_index is not None
-
     def for_continuation(self, prefix: Encoded, full: Encoded | None, width: int) -> torch.Tensor:
         """Positions of a continuation of ``prefix``, padded to ``width``: shape (width,), or
         (3, width) for mrope backbones. ``full`` is the whole sequence where the continuation

@@ -3,7 +3,6 @@ models and judges, reports written, scores cached per record and scorer, runs re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from tests.conftest import write_jsonl
 from tests.tiny_models import make_tiny_fixed_answer
-from tests.unit.bench.test_suites import make_rb, make_rb2, make_vl_hub
+from tests.unit.bench.test_suites import VL_ROWS, make_rb, make_rb2, make_vl_hub
 
 
 @pytest.fixture(autouse=True)
@@ -211,4 +210,8 @@ def test_vision_language_reward_model_on_vl_rewardbench(
     (report,) = result.jsonl()
     assert report["tasks"] and all(t["modality"] == "image" for t in report["tasks"])
     assert report["modalities"]["image"]["n"] == sum(t["n"] for t in report["tasks"])
-    assert json.dumps(report)  # JSON-ready
+    assert sum(t["n"] for t in report["tasks"]) == len(VL_ROWS) - 1  # all but the bad row
+    for task in report["tasks"]:
+        low, high = task["ci_without_ties"]
+        assert 0.0 <= low <= task["accuracy_without_ties"] <= high <= 1.0
+        assert task["kind"] == "scalar" and task["n_ties"] == 0

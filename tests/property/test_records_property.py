@@ -27,7 +27,6 @@ def _check(obj: Any) -> None:
     record.prompt_modalities()
     record.response_modalities()
     for index in range(record.num_responses):
-        record.response_parts(index)
         content_text(record.responses[index])
 
 
