@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -210,11 +210,6 @@ def media_limits(
         if not value > 0:  # also refuses nan
             raise UsageError(f"--{field.name.replace('_', '-')} must be positive, got {value}")
     return limits
-
-
-def media_limits_of(values: dict[str, Any]) -> MediaLimits:
-    """The :class:`MediaLimits` of a command's ``--max-*`` parameter values (``train bt``)."""
-    return media_limits(**{f.name: values[f.name] for f in fields(MediaLimits)})
 
 
 def media_options(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -27,32 +27,62 @@ from omnirm.cli.common import (
     MediaRootOpt,
     RevisionOpt,
     TrustRemoteCodeOpt,
-    media_limits_of,
+    media_limits,
     record_bytes,
 )
 from omnirm.errors import UsageError
+
+if TYPE_CHECKING:
+    from omnirm.train.bt import BTConfig
 
 app = typer.Typer(help="Train reward models.", no_args_is_help=True, rich_markup_mode="rich")
 
 
 @app.command()
 def bt(
+    ctx: typer.Context,
     model: Annotated[
-        str,
+        Optional[str],  # noqa: UP045
         typer.Option(
             "--model",
             "-m",
             help="Base model: a local folder or .gguf file, a hub id ORG/NAME (fetched into the "
-            "Hugging Face cache), or pkg:MODULE/FILE inside an installed package.",
+            r"Hugging Face cache), or pkg:MODULE/FILE inside an installed package \[required, "
+            "here or in --config].",
             metavar="PATH|ORG/NAME",
+            show_default=False,
         ),
-    ],
+    ] = None,
     data: Annotated[
-        Path, typer.Option(help="Training records (JSONL with gold labels).", dir_okay=False)
-    ],
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help=r"Training records (JSONL with gold labels) \[required, here or in --config].",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Folder for the reward model.", file_okay=False)
-    ],
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--output",
+            "-o",
+            help=r"Folder for the reward model \[required, here or in --config].",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--config",
+            "-c",
+            help="Settings from a TOML, YAML or JSON file (e.g. a run's training_config.json): "
+            "any field of the training config, dashes or underscores; flags given here "
+            "override it.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     revision: RevisionOpt = None,
     trust_remote_code: TrustRemoteCodeOpt = False,
     eval_data: Annotated[
@@ -193,55 +223,107 @@ def bt(
 
     Works under [bold]accelerate launch[/bold] (DDP, FSDP, DeepSpeed). Prints a JSON summary on
     stdout; progress and evaluation on stderr.
+
+    [bold]--config FILE[/bold] (TOML, YAML or JSON) sets any field of the training config,
+    including those without a flag (warmup_ratio, weight_decay, max_grad_norm, lora_alpha,
+    head_dropout, eval_batch_size, media_limits …); flags given on the command line override
+    it. The resolved config is saved as OUTPUT/training_config.json, itself a valid --config.
     """
-    limits = media_limits_of(locals())
+    from dataclasses import asdict
 
     from accelerate import PartialState
 
     from omnirm.jsonl import JsonlWriter
-    from omnirm.train.bt import BTConfig, train_bt
+    from omnirm.train.bt import BTConfig
+    from omnirm.train.config_file import resolve_config
+    from omnirm.train.resume import RUN_FACTS
 
     console.quiet_libraries()
 
-    config = BTConfig(
-        model=model,
-        revision=revision,
-        data=str(data),
-        output=str(output),
-        eval=str(eval_data) if eval_data else None,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        max_length=max_length,
-        lora_r=lora_r,
-        lora_dropout=lora_dropout,
-        lora_layers=lora_layers,
-        full=full,
-        seed=seed,
-        resume=resume,
-        force=force,
-        save_every=save_every,
-        eval_every=eval_every,
-        margin=margin,
-        center_rewards=center_rewards,
-        ties=ties,  # type: ignore[arg-type]
-        gradient_checkpointing=gradient_checkpointing,
-        bf16=bf16,
-        criteria=criteria,
-        criteria_position=criteria_position,
-        contrastive_batches=contrastive_batches,
-        media_root=str(media_root) if media_root is not None else None,
-        allow_outside_root=allow_outside_root,
-        allow_urls=allow_urls,
-        media_limits=limits,
-        max_record_bytes=record_bytes(max_record_bytes),
-        video_frames=video_frames,
-        mesh_views=mesh_views,
-        mesh_size=mesh_size,
-        freeze_media=freeze_media,
-        trust_remote_code=trust_remote_code,
-    )
+    given = {  # typer vendors click, so the source is told by name
+        name
+        for name in ctx.params
+        if getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+    }
+    limits = {
+        "max_file_bytes": max_file_bytes,
+        "max_image_pixels": max_image_pixels,
+        "max_video_seconds": max_video_seconds,
+        "max_video_frames": max_video_frames,
+        "max_frame_pixels": max_frame_pixels,
+        "max_audio_seconds": max_audio_seconds,
+        "max_audio_bytes": max_audio_bytes,
+        "max_mesh_faces": max_mesh_faces,
+        "max_mesh_render_work": max_mesh_render_work,
+        "max_mesh_seconds": max_mesh_seconds,
+    }
+    flags = {  # config field: (command-line parameter, value)
+        "model": ("model", model),
+        "revision": ("revision", revision),
+        "data": ("data", str(data) if data is not None else None),
+        "output": ("output", str(output) if output is not None else None),
+        "eval": ("eval_data", str(eval_data) if eval_data else None),
+        "epochs": ("epochs", epochs),
+        "lr": ("lr", lr),
+        "batch_size": ("batch_size", batch_size),
+        "grad_accum": ("grad_accum", grad_accum),
+        "max_length": ("max_length", max_length),
+        "lora_r": ("lora_r", lora_r),
+        "lora_dropout": ("lora_dropout", lora_dropout),
+        "lora_layers": ("lora_layers", lora_layers),
+        "full": ("full", full),
+        "seed": ("seed", seed),
+        "resume": ("resume", resume),
+        "force": ("force", force),
+        "save_every": ("save_every", save_every),
+        "eval_every": ("eval_every", eval_every),
+        "margin": ("margin", margin),
+        "center_rewards": ("center_rewards", center_rewards),
+        "ties": ("ties", ties),
+        "gradient_checkpointing": ("gradient_checkpointing", gradient_checkpointing),
+        "bf16": ("bf16", bf16),
+        "criteria": ("criteria", criteria),
+        "criteria_position": ("criteria_position", criteria_position),
+        "contrastive_batches": ("contrastive_batches", contrastive_batches),
+        "media_root": ("media_root", str(media_root) if media_root is not None else None),
+        "allow_outside_root": ("allow_outside_root", allow_outside_root),
+        "allow_urls": ("allow_urls", allow_urls),
+        "max_record_bytes": ("max_record_bytes", max_record_bytes),
+        "video_frames": ("video_frames", video_frames),
+        "mesh_views": ("mesh_views", mesh_views),
+        "mesh_size": ("mesh_size", mesh_size),
+        "freeze_media": ("freeze_media", freeze_media),
+        "trust_remote_code": ("trust_remote_code", trust_remote_code),
+    }
+    overrides: dict[str, object] = {
+        name: value for name, (parameter, value) in flags.items() if parameter in given
+    }
+    chosen_limits = {name: value for name, value in limits.items() if name in given}
+    if chosen_limits:
+        overrides["media_limits"] = chosen_limits
+    settings = resolve_config(BTConfig, config, overrides, facts=RUN_FACTS)
+    if settings.trust_remote_code and "trust_remote_code" not in given:
+        raise UsageError(
+            f"--config {config}: trust_remote_code runs code from the model folder; it is "
+            "honoured only as --trust-remote-code on the command line"
+        )
+    settings.media_limits = media_limits(**asdict(settings.media_limits))  # all positive
+    settings.max_record_bytes = record_bytes(settings.max_record_bytes)
+    result = _train_bt(settings, merge=merge)
+    if PartialState().is_main_process:  # one summary, not one per process
+        with JsonlWriter() as writer:
+            writer.write({"output": settings.output, **asdict(result)})
+    return 0
+
+
+def _train_bt(config: BTConfig, *, merge: bool) -> Any:
+    """Validate, train, and with ``merge`` export the merged checkpoint."""
+    from accelerate import PartialState
+
+    from omnirm.train.bt import train_bt
+
+    model, revision, trust_remote_code = config.model, config.revision, config.trust_remote_code
+    output = Path(config.output)
     config.validate()  # usage errors before --merge looks at the model
     if merge:
         from omnirm.models.checkpoint import detect_kind
@@ -266,9 +348,4 @@ def bt(
 
         merged = export_merged(output, output / "merged", trust_remote_code=trust_remote_code)
         console.info(f"merged checkpoint: {merged}")
-    from dataclasses import asdict
-
-    if PartialState().is_main_process:  # one summary, not one per process
-        with JsonlWriter() as writer:
-            writer.write({"output": str(output), **asdict(result)})
-    return 0
+    return result

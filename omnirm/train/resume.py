@@ -143,6 +143,11 @@ def file_sha256(path: str) -> str | None:
     return digest.hexdigest()
 
 
+#: What ``training_config.json`` records about a run besides its configuration (a ``--config``
+#: file may hold them, as a run's own saved config does; they are facts, not settings).
+RUN_FACTS = ("processes", "data_sha256")
+
+
 def run_record(
     config: Any, *, bf16: bool, processes: int, data_sha256: str | None
 ) -> dict[str, Any]:

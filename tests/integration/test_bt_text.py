@@ -294,3 +294,43 @@ def test_launch_check_tells_one_process_from_a_single_run() -> None:
     check_launch(1, {})  # plain python
     check_launch(1, {**simple, "WORLD_SIZE": "1"})  # torchrun --nproc_per_node 1
     check_launch(2, simple)
+
+
+def test_config_file_with_flags_on_top_and_a_saved_config_reused(  # type: ignore[no-untyped-def]
+    cli, trained: Path, qwen2: Path, data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    train, _ = data
+    config = tmp_path / "bt.yaml"
+    config.write_text(
+        f"model: {qwen2}\ndata: {train}\noutput: {tmp_path / 'from-file'}\nepochs: 2\n"
+        "max-length: 256\nwarmup_ratio: 0.2\nlora_alpha: 8\nmedia_limits:\n  max_image_pixels: 4096\n"
+    )
+    result = cli("-q", "train", "bt", "--config", str(config), "--epochs", "0.25",
+                 "--max-image-pixels", "2048")  # fmt: skip
+    assert result.code == 0, result.stderr
+    saved = json.loads((tmp_path / "from-file" / "training_config.json").read_text())
+    assert saved["epochs"] == 0.25  # the flag wins
+    assert saved["warmup_ratio"] == 0.2 and saved["lora_alpha"] == 8  # fields without a flag
+    assert saved["max_length"] == 256 and saved["batch_size"] == 8
+    assert saved["media_limits"]["max_image_pixels"] == 2048
+    assert json.loads(result.stdout)["output"] == str(tmp_path / "from-file")
+    # a run's resolved config is a config: the same run again, into another folder
+    again = cli("-q", "train", "bt", "--config", str(trained / "training_config.json"), "-o",
+                str(tmp_path / "again"), "--epochs", "0.25")  # fmt: skip
+    assert again.code == 0, again.stderr
+    first = json.loads((trained / "training_config.json").read_text())
+    second = json.loads((tmp_path / "again" / "training_config.json").read_text())
+    assert {k: v for k, v in second.items() if k not in ("output", "epochs")} == {
+        k: v for k, v in first.items() if k not in ("output", "epochs")
+    }
+    # without the required settings, and with a setting it does not know
+    missing = cli("train", "bt", "--data", str(train))
+    assert missing.code == 2 and "missing --model, --output" in missing.stderr
+    config.write_text("model: x\nlora_rank: 4\n")
+    unknown = cli("train", "bt", "--config", str(config))
+    assert (
+        unknown.code == 2 and "unknown setting 'lora_rank' (did you mean lora_r?)" in unknown.stderr
+    )
+    config.write_text(f"model: {qwen2}\ndata: {train}\noutput: o\ntrust_remote_code: true\n")
+    remote = cli("train", "bt", "--config", str(config))
+    assert remote.code == 2 and "honoured only as --trust-remote-code" in remote.stderr
