@@ -47,6 +47,7 @@ from omnirm.formats.omni_rewardbench import (
     parquet_rows,
     read_omni_rewardbench,
 )
+from omnirm.options import default_media_root
 from omnirm.records import InvalidRecord, Record, iter_records, parse_record
 
 TaskNames = str | Sequence[str] | None
@@ -116,11 +117,6 @@ class _Selection:
         if self.wanted is None:
             return True
         return _slug(task) in self.wanted or (subset is not None and _slug(subset) in self.wanted)
-
-
-def _media_root(data_dir: Path) -> Path:
-    """The folder media paths are relative to: the data folder, or the folder of a file."""
-    return data_dir if data_dir.is_dir() else data_dir.parent
 
 
 def _exists(data_dir: Path) -> None:
@@ -289,7 +285,7 @@ def _read_vl(
                     f"nor data/data.jsonl; expected {_VL_LAYOUT}"
                 )
             files = [found]
-    root = _media_root(data_dir)
+    root = default_media_root(data_dir)  # where the scorer resolves them too
     media = BenchMedia(root, False, extract_dir or root / EXTRACT_DIR)
     ids = UniqueIds()
 
@@ -428,7 +424,8 @@ def _read_mmrb(
                 f"data/all_data.json{hint}; expected {_MMRB_LAYOUT}"
             )
         source = found
-    media = BenchMedia(_media_root(data_dir), False, _media_root(data_dir) / EXTRACT_DIR)
+    root = default_media_root(data_dir)  # where the scorer resolves them too
+    media = BenchMedia(root, False, root / EXTRACT_DIR)
     ids = UniqueIds()
 
     def build(row: dict[str, Any], number: int) -> dict[str, Any] | None:

@@ -60,6 +60,7 @@ import torch
 from omnirm.errors import MediaError, RecordError
 from omnirm.media.decoded import Clip, DecodedMedia
 from omnirm.media.paths import MediaResolver
+from omnirm.options import default_media_root
 from omnirm.records import Content, ContentPart, Record, as_parts
 
 DEFAULT_CRITERIA = "Judge the response by its overall quality: helpful, correct, clear, and safe."
@@ -408,7 +409,9 @@ class MultimodalInputBuilder(InputBuilder):
     ) -> None:
         super().__init__(processor.tokenizer, settings)
         self.processor = processor
-        self.resolver = resolver if resolver is not None else MediaResolver(Path.cwd())
+        self.resolver = (
+            resolver if resolver is not None else MediaResolver(default_media_root(None))
+        )
         self.modalities = processor_modalities(processor)
         if "audio" in self.modalities:  # arrays reach the processor unresampled: match its rate
             settings.audio_sample_rate = int(processor.feature_extractor.sampling_rate)
