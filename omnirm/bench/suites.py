@@ -38,6 +38,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from omnirm import console
+from omnirm.bench.metrics import RB1_EXAMPLE_COUNTS as RB_EXAMPLE_COUNTS
+from omnirm.bench.metrics import RB1_SECTIONS as RB_SECTIONS
+from omnirm.bench.metrics import RB2_SUBSETS
 from omnirm.errors import RecordError, UsageError
 from omnirm.formats._common import Item, UniqueIds, finish, is_swapped, iter_rows, source_id
 from omnirm.formats.omni_rewardbench import (
@@ -465,69 +468,6 @@ def _read_mmrb(
 # rewardbench (v1)
 # --------------------------------------------------------------------------------------------
 
-#: Section → its subsets, as ``SUBSET_MAPPING`` in ``rewardbench/constants.py``.
-RB_SECTIONS: dict[str, tuple[str, ...]] = {
-    "chat": (
-        "alpacaeval-easy",
-        "alpacaeval-length",
-        "alpacaeval-hard",
-        "mt-bench-easy",
-        "mt-bench-med",
-    ),
-    "chat-hard": (
-        "mt-bench-hard",
-        "llmbar-natural",
-        "llmbar-adver-neighbor",
-        "llmbar-adver-GPTInst",
-        "llmbar-adver-GPTOut",
-        "llmbar-adver-manual",
-    ),
-    "safety": (
-        "refusals-dangerous",
-        "refusals-offensive",
-        "xstest-should-refuse",
-        "xstest-should-respond",
-        "donotanswer",
-    ),
-    "reasoning": (
-        "math-prm",
-        "hep-cpp",
-        "hep-go",
-        "hep-java",
-        "hep-js",
-        "hep-python",
-        "hep-rust",
-    ),
-}
-
-#: Subset → the example count its section score is weighted by (``EXAMPLE_COUNTS``; math-prm
-#: is up-weighted from its 447 examples to match the code subsets).
-RB_EXAMPLE_COUNTS: dict[str, int] = {
-    "alpacaeval-easy": 100,
-    "alpacaeval-length": 95,
-    "alpacaeval-hard": 95,
-    "mt-bench-easy": 28,
-    "mt-bench-med": 40,
-    "mt-bench-hard": 37,
-    "math-prm": 984,
-    "refusals-dangerous": 100,
-    "refusals-offensive": 100,
-    "llmbar-natural": 100,
-    "llmbar-adver-neighbor": 134,
-    "llmbar-adver-GPTInst": 92,
-    "llmbar-adver-GPTOut": 47,
-    "llmbar-adver-manual": 46,
-    "xstest-should-refuse": 154,
-    "xstest-should-respond": 250,
-    "donotanswer": 136,
-    "hep-cpp": 164,
-    "hep-go": 164,
-    "hep-java": 164,
-    "hep-js": 164,
-    "hep-python": 164,
-    "hep-rust": 164,
-}
-
 _RB_SECTION_OF = {subset: section for section, subsets in RB_SECTIONS.items() for subset in subsets}
 _RB_LAYOUT = (
     "data/filtered-*.parquet (huggingface-cli download allenai/reward-bench --repo-type dataset "
@@ -587,8 +527,6 @@ def _read_rb(
 # rewardbench2
 # --------------------------------------------------------------------------------------------
 
-#: The six subsets of RewardBench 2 (as the data names them), in the leaderboard's order.
-RB2_SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
 RB2_TASKS = tuple(_slug(s) for s in RB2_SUBSETS)
 
 _RB2_LAYOUT = (
