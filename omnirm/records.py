@@ -46,6 +46,16 @@ TASKS: tuple[str, ...] = (
     "text_image_to_image",
 )
 
+#: The tasks whose name says what the responses are, and that medium: it decides a record's
+#: modality even where the responses are plain strings (captions or paths of the clips).
+TASK_OUTPUTS: dict[str, str] = {
+    "text_to_image": "image",
+    "text_to_video": "video",
+    "text_to_audio": "audio",
+    "text_to_3d": "mesh",
+    "text_image_to_image": "image",
+}
+
 #: Field names the record format defines; everything else passes through in ``extra``.
 KNOWN_FIELDS: tuple[str, ...] = (
     "id",
@@ -155,6 +165,16 @@ class Record:
 
     def response_modalities(self) -> set[str]:
         return {p["type"] for r in self.responses for p in as_parts(r)}
+
+    @property
+    def modality(self) -> str:
+        """The media the record involves, as every report names them: ``text`` (none), else
+        the media kinds of prompt, messages and responses joined, e.g. ``image``,
+        ``audio+video``, ``3d`` (meshes). A task in :data:`TASK_OUTPUTS` names the responses'."""
+        output = TASK_OUTPUTS.get(self.task or "")
+        responses = {output} if output is not None else self.response_modalities()
+        media = (self.prompt_modalities() | responses) - {"text"}
+        return "+".join(sorted("3d" if kind == "mesh" else kind for kind in media)) or "text"
 
     def media_parts(self) -> Iterator[tuple[str, ContentPart]]:
         """Yield ``(field_path, part)`` for every media part, e.g. ``("responses[1][0]", part)``."""

@@ -164,6 +164,34 @@ def test_infer_task(prompt: Any, responses: Any, task: str) -> None:
     assert record.resolved_task == task
 
 
+IMAGE = {"type": "image", "path": "a.png"}
+MESH = {"type": "mesh", "path": "a.glb"}
+
+
+@pytest.mark.parametrize(
+    ("task", "prompt", "responses", "messages", "modality"),
+    [
+        (None, "p", ["a", "b"], None, "text"),
+        (None, [{"type": "text", "text": "p"}, IMAGE], ["a", "b"], None, "image"),
+        (None, "p", [[MESH], [MESH]], None, "3d"),
+        (None, [{"type": "video", "path": "v.mp4"}], [[{"type": "audio", "path": "x.wav"}], "b"], None, "audio+video"),
+        # the media of every turn of a history count
+        (None, None, ["a", "b"], [{"role": "user", "content": [IMAGE]}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "and?"}], "image"),
+        # a task naming its output medium wins over plain-string responses
+        ("text_to_audio", "p", ["a.wav", "b.wav"], None, "audio"),
+        ("text_to_3d", "p", [[IMAGE], [IMAGE]], None, "3d"),
+        ("text_image_to_image", "p", ["a", "b"], None, "image"),
+        ("text_image_to_text", "p", ["a", "b"], None, "text"),
+    ],
+)  # fmt: skip
+def test_modality(
+    task: str | None, prompt: Any, responses: Any, messages: Any, modality: str
+) -> None:
+    given = {"task": task, "prompt": prompt, "responses": responses, "messages": messages}
+    record = parse_record(make_record(**given))
+    assert record.modality == modality
+
+
 def test_messages_instead_of_prompt() -> None:
     record = parse_record(
         make_record(
