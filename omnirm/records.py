@@ -147,15 +147,22 @@ class Record:
             self.preference is not None or self.ranking is not None or self.gold_scores is not None
         )
 
+    def split_prompt(self) -> tuple[list[tuple[int, Message]], Content | None, str]:
+        """Which turn is the prompt, the one rule every model input and judge follows:
+        ``prompt`` when given, else the last turn of ``messages`` when it is a user turn (a
+        history that ends otherwise has no prompt turn: None). Returns the turns before it
+        (each with its index in ``messages``), the prompt and the prompt's field path."""
+        history = list(enumerate(self.messages or []))
+        if self.prompt is None and history and history[-1][1]["role"] == "user":
+            position, last = history.pop()
+            return history, last["content"], f"messages[{position}].content"
+        return history, self.prompt, "prompt"
+
     def prompt_parts(self) -> list[ContentPart]:
-        """The prompt as content parts: the last user turn of ``messages`` when there is no
-        ``prompt``; a plain string becomes one text part."""
-        if self.prompt is not None:
-            return as_parts(self.prompt)
-        for message in reversed(self.messages or []):
-            if message["role"] == "user":
-                return as_parts(message["content"])
-        return []
+        """The prompt (see :meth:`split_prompt`) as content parts, ``[]`` when there is none; a
+        plain string becomes one text part."""
+        _, prompt, _ = self.split_prompt()
+        return as_parts(prompt) if prompt is not None else []
 
     def prompt_modalities(self) -> set[str]:
         """Modalities present in the prompt (or in any turn of ``messages``)."""

@@ -208,6 +208,28 @@ def test_messages_instead_of_prompt() -> None:
     assert "prompt" not in record.to_dict()
 
 
+def test_split_prompt_takes_a_final_user_turn_only() -> None:
+    turns = [
+        {"role": "system", "content": "be kind"},
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hi"},
+    ]
+    ends_with_user = parse_record(
+        make_record(prompt=None, messages=[*turns, {"role": "user", "content": "and now?"}])
+    )
+    assert ends_with_user.split_prompt() == (
+        list(enumerate(turns)),
+        "and now?",
+        "messages[3].content",
+    )
+    # a history that ends with the assistant has no prompt turn: every turn is history
+    ends_with_assistant = parse_record(make_record(prompt=None, messages=turns))
+    assert ends_with_assistant.split_prompt() == (list(enumerate(turns)), None, "prompt")
+    assert ends_with_assistant.prompt_parts() == []
+    with_prompt = parse_record(make_record(prompt="q", messages=turns[:2]))
+    assert with_prompt.split_prompt() == (list(enumerate(turns[:2])), "q", "prompt")
+
+
 def test_media_parts_lists_field_paths() -> None:
     record = parse_record(FULL)
     assert [where for where, _ in record.media_parts()] == ["prompt[1]"]
