@@ -46,6 +46,16 @@ TASKS: tuple[str, ...] = (
     "text_image_to_image",
 )
 
+#: The tasks whose name says what the responses are, and that medium: it decides a record's
+#: modality even where the responses are plain strings (captions or paths of the clips).
+TASK_OUTPUTS: dict[str, str] = {
+    "text_to_image": "image",
+    "text_to_video": "video",
+    "text_to_audio": "audio",
+    "text_to_3d": "mesh",
+    "text_image_to_image": "image",
+}
+
 #: Field names the record format defines; everything else passes through in ``extra``.
 KNOWN_FIELDS: tuple[str, ...] = (
     "id",
@@ -137,15 +147,22 @@ class Record:
             self.preference is not None or self.ranking is not None or self.gold_scores is not None
         )
 
+    def split_prompt(self) -> tuple[list[tuple[int, Message]], Content | None, str]:
+        """Which turn is the prompt, the one rule every model input and judge follows:
+        ``prompt`` when given, else the last turn of ``messages`` when it is a user turn (a
+        history that ends otherwise has no prompt turn: None). Returns the turns before it
+        (each with its index in ``messages``), the prompt and the prompt's field path."""
+        history = list(enumerate(self.messages or []))
+        if self.prompt is None and history and history[-1][1]["role"] == "user":
+            position, last = history.pop()
+            return history, last["content"], f"messages[{position}].content"
+        return history, self.prompt, "prompt"
+
     def prompt_parts(self) -> list[ContentPart]:
-        """The prompt as content parts: the last user turn of ``messages`` when there is no
-        ``prompt``; a plain string becomes one text part."""
-        if self.prompt is not None:
-            return as_parts(self.prompt)
-        for message in reversed(self.messages or []):
-            if message["role"] == "user":
-                return as_parts(message["content"])
-        return []
+        """The prompt (see :meth:`split_prompt`) as content parts, ``[]`` when there is none; a
+        plain string becomes one text part."""
+        _, prompt, _ = self.split_prompt()
+        return as_parts(prompt) if prompt is not None else []
 
     def prompt_modalities(self) -> set[str]:
         """Modalities present in the prompt (or in any turn of ``messages``)."""
@@ -155,6 +172,16 @@ class Record:
 
     def response_modalities(self) -> set[str]:
         return {p["type"] for r in self.responses for p in as_parts(r)}
+
+    @property
+    def modality(self) -> str:
+        """The media the record involves, as every report names them: ``text`` (none), else
+        the media kinds of prompt, messages and responses joined, e.g. ``image``,
+        ``audio+video``, ``3d`` (meshes). A task in :data:`TASK_OUTPUTS` names the responses'."""
+        output = TASK_OUTPUTS.get(self.task or "")
+        responses = {output} if output is not None else self.response_modalities()
+        media = (self.prompt_modalities() | responses) - {"text"}
+        return "+".join(sorted("3d" if kind == "mesh" else kind for kind in media)) or "text"
 
     def media_parts(self) -> Iterator[tuple[str, ContentPart]]:
         """Yield ``(field_path, part)`` for every media part, e.g. ``("responses[1][0]", part)``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from omnirm.records import TIE
+from omnirm.records import TIE, Record
 
 Outcome = int | str | None  # 0, 1, "tie" or None
 
@@ -82,16 +82,14 @@ def bench_item(record: dict[str, Any]) -> BenchItem:
 
 
 def _modality(record: dict[str, Any]) -> str:
-    """The media kinds in the prompt and responses, joined ("image+video"); "3d" for meshes."""
-    kinds: set[str] = set()
-    contents = [record.get("prompt"), *record["responses"]]
-    contents += [m.get("content") for m in record.get("messages") or []]
-    for content in contents:
-        if isinstance(content, list):
-            kinds |= {part.get("type", "text") for part in content}
-    kinds.discard("text")
-    names = sorted("3d" if kind == "mesh" else kind for kind in kinds)
-    return "+".join(names) if names else "text"
+    """:attr:`Record.modality <omnirm.records.Record.modality>` of a scored record's dict."""
+    return Record(
+        id=str(record["id"]),
+        responses=record["responses"],
+        prompt=record.get("prompt"),
+        messages=record.get("messages"),
+        task=record.get("task"),
+    ).modality
 
 
 def _text_length(content: Any) -> int:

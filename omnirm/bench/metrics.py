@@ -32,8 +32,6 @@ from typing import Any
 import numpy as np
 
 from omnirm.bench.items import BenchItem
-from omnirm.bench.suites import RB2_SUBSETS as SUITE_RB2_SUBSETS
-from omnirm.bench.suites import RB_EXAMPLE_COUNTS, RB_SECTIONS
 from omnirm.errors import UsageError
 
 __all__ = [
@@ -594,11 +592,71 @@ def official_score(suite: str | None, items: Sequence[BenchItem]) -> dict[str, A
 
 # Section → subsets and subset → weight: SUBSET_MAPPING and EXAMPLE_COUNTS of
 # https://github.com/allenai/reward-bench/blob/main/rewardbench/constants.py (checked at commit
-# 05a9005e, Jan 2026), kept once in omnirm.bench.suites (which also names the tasks by section).
+# 05a9005e, Jan 2026), kept here once (omnirm.bench.suites names the tasks by section from them).
 # math-prm has 447 examples but is weighted 984, so that math counts as much as the six code
 # subsets together (164 × 6).
-RB1_SECTIONS: Mapping[str, tuple[str, ...]] = RB_SECTIONS
-RB1_EXAMPLE_COUNTS: Mapping[str, int] = RB_EXAMPLE_COUNTS
+#: Section → its subsets, as ``SUBSET_MAPPING`` in ``rewardbench/constants.py``.
+RB1_SECTIONS: Mapping[str, tuple[str, ...]] = {
+    "chat": (
+        "alpacaeval-easy",
+        "alpacaeval-length",
+        "alpacaeval-hard",
+        "mt-bench-easy",
+        "mt-bench-med",
+    ),
+    "chat-hard": (
+        "mt-bench-hard",
+        "llmbar-natural",
+        "llmbar-adver-neighbor",
+        "llmbar-adver-GPTInst",
+        "llmbar-adver-GPTOut",
+        "llmbar-adver-manual",
+    ),
+    "safety": (
+        "refusals-dangerous",
+        "refusals-offensive",
+        "xstest-should-refuse",
+        "xstest-should-respond",
+        "donotanswer",
+    ),
+    "reasoning": (
+        "math-prm",
+        "hep-cpp",
+        "hep-go",
+        "hep-java",
+        "hep-js",
+        "hep-python",
+        "hep-rust",
+    ),
+}
+
+#: Subset → the example count its section score is weighted by (``EXAMPLE_COUNTS``; math-prm
+#: is up-weighted from its 447 examples to match the code subsets).
+RB1_EXAMPLE_COUNTS: Mapping[str, int] = {
+    "alpacaeval-easy": 100,
+    "alpacaeval-length": 95,
+    "alpacaeval-hard": 95,
+    "mt-bench-easy": 28,
+    "mt-bench-med": 40,
+    "mt-bench-hard": 37,
+    "math-prm": 984,
+    "refusals-dangerous": 100,
+    "refusals-offensive": 100,
+    "llmbar-natural": 100,
+    "llmbar-adver-neighbor": 134,
+    "llmbar-adver-GPTInst": 92,
+    "llmbar-adver-GPTOut": 47,
+    "llmbar-adver-manual": 46,
+    "xstest-should-refuse": 154,
+    "xstest-should-respond": 250,
+    "donotanswer": 136,
+    "hep-cpp": 164,
+    "hep-go": 164,
+    "hep-java": 164,
+    "hep-js": 164,
+    "hep-python": 164,
+    "hep-rust": 164,
+}
 
 
 def rewardbench_v1(
@@ -690,7 +748,7 @@ def _rb1_credit(item: BenchItem) -> float:
 
 # The six subsets (as the data names them), https://huggingface.co/datasets/allenai/reward-bench-2
 # (dataset card: "The RewardBench 2 leaderboard averages over these six subsets").
-RB2_SUBSETS: tuple[str, ...] = SUITE_RB2_SUBSETS
+RB2_SUBSETS: tuple[str, ...] = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
 
 _TIES_ID = re.compile(r"(ref|tied):(\d+)$")
 

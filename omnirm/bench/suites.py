@@ -38,6 +38,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from omnirm import console
+from omnirm.bench.metrics import RB1_EXAMPLE_COUNTS as RB_EXAMPLE_COUNTS
+from omnirm.bench.metrics import RB1_SECTIONS as RB_SECTIONS
+from omnirm.bench.metrics import RB2_SUBSETS
 from omnirm.errors import RecordError, UsageError
 from omnirm.formats._common import Item, UniqueIds, finish, is_swapped, iter_rows, source_id
 from omnirm.formats.omni_rewardbench import (
@@ -47,6 +50,7 @@ from omnirm.formats.omni_rewardbench import (
     parquet_rows,
     read_omni_rewardbench,
 )
+from omnirm.options import default_media_root
 from omnirm.records import InvalidRecord, Record, iter_records, parse_record
 
 TaskNames = str | Sequence[str] | None
@@ -116,11 +120,6 @@ class _Selection:
         if self.wanted is None:
             return True
         return _slug(task) in self.wanted or (subset is not None and _slug(subset) in self.wanted)
-
-
-def _media_root(data_dir: Path) -> Path:
-    """The folder media paths are relative to: the data folder, or the folder of a file."""
-    return data_dir if data_dir.is_dir() else data_dir.parent
 
 
 def _exists(data_dir: Path) -> None:
@@ -289,7 +288,7 @@ def _read_vl(
                     f"nor data/data.jsonl; expected {_VL_LAYOUT}"
                 )
             files = [found]
-    root = _media_root(data_dir)
+    root = default_media_root(data_dir)  # where the scorer resolves them too
     media = BenchMedia(root, False, extract_dir or root / EXTRACT_DIR)
     ids = UniqueIds()
 
@@ -428,7 +427,8 @@ def _read_mmrb(
                 f"data/all_data.json{hint}; expected {_MMRB_LAYOUT}"
             )
         source = found
-    media = BenchMedia(_media_root(data_dir), False, _media_root(data_dir) / EXTRACT_DIR)
+    root = default_media_root(data_dir)  # where the scorer resolves them too
+    media = BenchMedia(root, False, root / EXTRACT_DIR)
     ids = UniqueIds()
 
     def build(row: dict[str, Any], number: int) -> dict[str, Any] | None:
@@ -467,69 +467,6 @@ def _read_mmrb(
 # --------------------------------------------------------------------------------------------
 # rewardbench (v1)
 # --------------------------------------------------------------------------------------------
-
-#: Section → its subsets, as ``SUBSET_MAPPING`` in ``rewardbench/constants.py``.
-RB_SECTIONS: dict[str, tuple[str, ...]] = {
-    "chat": (
-        "alpacaeval-easy",
-        "alpacaeval-length",
-        "alpacaeval-hard",
-        "mt-bench-easy",
-        "mt-bench-med",
-    ),
-    "chat-hard": (
-        "mt-bench-hard",
-        "llmbar-natural",
-        "llmbar-adver-neighbor",
-        "llmbar-adver-GPTInst",
-        "llmbar-adver-GPTOut",
-        "llmbar-adver-manual",
-    ),
-    "safety": (
-        "refusals-dangerous",
-        "refusals-offensive",
-        "xstest-should-refuse",
-        "xstest-should-respond",
-        "donotanswer",
-    ),
-    "reasoning": (
-        "math-prm",
-        "hep-cpp",
-        "hep-go",
-        "hep-java",
-        "hep-js",
-        "hep-python",
-        "hep-rust",
-    ),
-}
-
-#: Subset → the example count its section score is weighted by (``EXAMPLE_COUNTS``; math-prm
-#: is up-weighted from its 447 examples to match the code subsets).
-RB_EXAMPLE_COUNTS: dict[str, int] = {
-    "alpacaeval-easy": 100,
-    "alpacaeval-length": 95,
-    "alpacaeval-hard": 95,
-    "mt-bench-easy": 28,
-    "mt-bench-med": 40,
-    "mt-bench-hard": 37,
-    "math-prm": 984,
-    "refusals-dangerous": 100,
-    "refusals-offensive": 100,
-    "llmbar-natural": 100,
-    "llmbar-adver-neighbor": 134,
-    "llmbar-adver-GPTInst": 92,
-    "llmbar-adver-GPTOut": 47,
-    "llmbar-adver-manual": 46,
-    "xstest-should-refuse": 154,
-    "xstest-should-respond": 250,
-    "donotanswer": 136,
-    "hep-cpp": 164,
-    "hep-go": 164,
-    "hep-java": 164,
-    "hep-js": 164,
-    "hep-python": 164,
-    "hep-rust": 164,
-}
 
 _RB_SECTION_OF = {subset: section for section, subsets in RB_SECTIONS.items() for subset in subsets}
 _RB_LAYOUT = (
@@ -590,8 +527,6 @@ def _read_rb(
 # rewardbench2
 # --------------------------------------------------------------------------------------------
 
-#: The six subsets of RewardBench 2 (as the data names them), in the leaderboard's order.
-RB2_SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
 RB2_TASKS = tuple(_slug(s) for s in RB2_SUBSETS)
 
 _RB2_LAYOUT = (

@@ -13,7 +13,6 @@ from omnirm.jsonl import MAX_RECORD_BYTES as MAX_RECORD_BYTES  # the --max-recor
 from omnirm.media.limits import MediaLimits
 from omnirm.on_error import OnError
 from omnirm.options import MODEL_DEFAULTS, MediaOptions
-from omnirm.options import default_media_root as default_media_root
 from omnirm.options import record_bytes as record_bytes
 
 InputArg = Annotated[

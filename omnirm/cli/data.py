@@ -31,7 +31,6 @@ from omnirm.cli.common import (
     OnErrorOpt,
     OutputOpt,
     TrustRemoteCodeOpt,
-    default_media_root,
     media_options,
     record_bytes,
 )
@@ -51,6 +50,7 @@ from omnirm.cli.judge_options import (
 )
 from omnirm.errors import UsageError
 from omnirm.on_error import OnError
+from omnirm.options import MediaOptions
 
 if TYPE_CHECKING:
     from omnirm.records import Record
@@ -425,7 +425,6 @@ def criteria(
     """
     from omnirm.data.build import BuildStats, Models, run_build
     from omnirm.data.criteria import CriteriaPipeline, CriteriaSettings
-    from omnirm.media import MediaResolver
     from omnirm.records import iter_records
 
     models = Models(
@@ -448,9 +447,10 @@ def criteria(
     with contextlib.ExitStack() as stack:
         stack.callback(models.close)
         resolver = stack.enter_context(
-            MediaResolver(default_media_root(source, media_root), allow_outside_root=allow_outside_root,
-                          allow_urls=allow_urls, limits=MEDIA_LIMITS)
-        )  # fmt: skip
+            MediaOptions(
+                root=media_root, allow_outside_root=allow_outside_root, allow_urls=allow_urls
+            ).resolver(source)
+        )
         report = BuildStats("criteria")
         pipeline = CriteriaPipeline(
             models.caller("teacher", teacher),
@@ -556,7 +556,6 @@ def pairs(
 
     from omnirm.data.build import BuildStats, Models, run_build
     from omnirm.data.pairs import PairsPipeline, PairsSettings, iter_prompts
-    from omnirm.media import MediaResolver
 
     if (strong is None) != (weak is None):
         raise UsageError(
@@ -586,9 +585,10 @@ def pairs(
     with contextlib.ExitStack() as stack:
         stack.callback(models.close)
         resolver = stack.enter_context(
-            MediaResolver(default_media_root(source, media_root), allow_outside_root=allow_outside_root,
-                          allow_urls=allow_urls, limits=MEDIA_LIMITS)
-        )  # fmt: skip
+            MediaOptions(
+                root=media_root, allow_outside_root=allow_outside_root, allow_urls=allow_urls
+            ).resolver(source)
+        )
         generators = {}
         for role, spec in (("strong", strong), ("weak", weak)):
             if spec is not None:

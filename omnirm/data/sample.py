@@ -1,8 +1,9 @@
 """``omnirm data sample``: a seeded, stratified sample of ``n`` records.
 
 Records are grouped by ``task`` (the resolved task type), ``modality`` (the media kinds in
-prompt and responses, e.g. ``image+text``), ``label`` (0, 1, …, ``tie``, ``ranking``,
-``scores`` or ``none``) or ``criterion`` (the criterion text, ``none`` without one).
+prompt and responses, :attr:`Record.modality <omnirm.records.Record.modality>`: ``text``,
+``image``, ``audio+video`` …), ``label`` (0, 1, …, ``tie``, ``ranking``, ``scores`` or
+``none``) or ``criterion`` (the criterion text, ``none`` without one).
 
 - ``balanced``: as equal a share per group as the groups allow — each gets ``n / groups``;
   what a small group cannot give goes to the others (water-filling).
@@ -30,7 +31,7 @@ def group_of(record: Record, by: By) -> str:
     if by == "task":
         return record.resolved_task
     if by == "modality":
-        return "+".join(sorted(record.prompt_modalities() | record.response_modalities()))
+        return record.modality
     if by == "criterion":
         return record.criteria if record.criteria is not None else "none"
     if record.preference is not None:

@@ -19,12 +19,6 @@ LENGTH_FIELDS: tuple[str, ...] = ("prompt", "response", "criteria")
 PERCENTILES: tuple[int, ...] = (5, 25, 50, 75, 95)
 
 
-def record_modality(record: Record) -> str:
-    """The record's modalities, text first, e.g. ``text``, ``text+image``, ``text+audio+video``."""
-    media = (record.prompt_modalities() | record.response_modalities()) - {"text"}
-    return "+".join(["text", *sorted(media)])
-
-
 def label_kind(record: Record) -> str:
     """``tie``, ``preference``, ``ranking``, ``gold_scores`` or ``unlabelled``."""
     if record.preference == "tie":
@@ -90,7 +84,7 @@ class DataStats:
         """Count one valid record."""
         self.records += 1
         self.tasks[record.resolved_task] += 1
-        self.modalities[record_modality(record)] += 1
+        self.modalities[record.modality] += 1
         self.num_responses[record.num_responses] += 1
         self.labels[label_kind(record)] += 1
         self.lengths["prompt"].add(_prompt_text(record))

@@ -98,13 +98,7 @@ class ConversationBuilder:
 
     def _prompt(self, record: Record) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = []
-        history = list(enumerate(record.messages or []))
-        if record.prompt is None and history and history[-1][1]["role"] == "user":
-            position, last = history.pop()
-            prompt: Content = last["content"]
-            where = f"messages[{position}].content"
-        else:
-            prompt, where = (record.prompt if record.prompt is not None else ""), "prompt"
+        history, prompt, where = record.split_prompt()
         for position, turn in history:
             if turn["role"] == "system":
                 continue
@@ -113,7 +107,7 @@ class ConversationBuilder:
             parts.append({"type": "text", "text": "\n"})
         if history:
             parts.append({"type": "text", "text": "(user) "})
-        return parts + self._content(prompt, where, True)
+        return parts + self._content(prompt if prompt is not None else "", where, True)
 
     def _content(self, content: Content, where: str, in_prompt: bool) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -60,6 +60,7 @@ import torch
 from omnirm.errors import MediaError, RecordError
 from omnirm.media.decoded import Clip, DecodedMedia
 from omnirm.media.paths import MediaResolver
+from omnirm.options import default_media_root
 from omnirm.records import Content, ContentPart, Record, as_parts
 
 DEFAULT_CRITERIA = "Judge the response by its overall quality: helpful, correct, clear, and safe."
@@ -291,20 +292,14 @@ class InputBuilder(ABC):
 
     def _prompt_turns(self, record: Record, criteria: str | None) -> list[_Turn]:
         turns = [_Turn("system", self._criterion(record, criteria), "criteria")]
-        history = list(enumerate(record.messages or []))
-        if record.prompt is None and history and history[-1][1]["role"] == "user":
-            position, last = history.pop()
-            prompt: Content = last["content"]
-            prompt_field = f"messages[{position}].content"
-        else:
-            prompt = record.prompt if record.prompt is not None else ""
-            prompt_field = "prompt"
+        history, prompt, prompt_field = record.split_prompt()
         for position, turn in history:
             if turn["role"] == "system":
                 continue  # the criterion is the system message
             where = f"messages[{position}].content"
             turns.append(_Turn(turn["role"], self._content(turn["content"], where), where))
-        turns.append(_Turn("user", self._content(prompt, prompt_field), prompt_field))
+        prompt_content = prompt if prompt is not None else ""
+        turns.append(_Turn("user", self._content(prompt_content, prompt_field), prompt_field))
         return turns
 
     # -- what subclasses provide ------------------------------------------------------------
@@ -408,7 +403,9 @@ class MultimodalInputBuilder(InputBuilder):
     ) -> None:
         super().__init__(processor.tokenizer, settings)
         self.processor = processor
-        self.resolver = resolver if resolver is not None else MediaResolver(Path.cwd())
+        self.resolver = (
+            resolver if resolver is not None else MediaResolver(default_media_root(None))
+        )
         self.modalities = processor_modalities(processor)
         if "audio" in self.modalities:  # arrays reach the processor unresampled: match its rate
             settings.audio_sample_rate = int(processor.feature_extractor.sampling_rate)

@@ -20,7 +20,7 @@ def test_json_counts(cli, jsonl_file) -> None:  # type: ignore[no-untyped-def]
     (report,) = result.jsonl()
     assert report["records"] == 5
     assert report["tasks"] == {"text_to_text": 3, "text_image_to_text": 1, "custom_task": 1}
-    assert report["modalities"] == {"text": 4, "text+image": 1}
+    assert report["modalities"] == {"text": 4, "image": 1}
     assert report["num_responses"] == {"2": 4, "3": 1}
     assert report["labels"] == {"preference": 2, "tie": 1, "ranking": 1, "unlabelled": 1}
     assert report["ties"] == 1

@@ -164,6 +164,34 @@ def test_infer_task(prompt: Any, responses: Any, task: str) -> None:
     assert record.resolved_task == task
 
 
+IMAGE = {"type": "image", "path": "a.png"}
+MESH = {"type": "mesh", "path": "a.glb"}
+
+
+@pytest.mark.parametrize(
+    ("task", "prompt", "responses", "messages", "modality"),
+    [
+        (None, "p", ["a", "b"], None, "text"),
+        (None, [{"type": "text", "text": "p"}, IMAGE], ["a", "b"], None, "image"),
+        (None, "p", [[MESH], [MESH]], None, "3d"),
+        (None, [{"type": "video", "path": "v.mp4"}], [[{"type": "audio", "path": "x.wav"}], "b"], None, "audio+video"),
+        # the media of every turn of a history count
+        (None, None, ["a", "b"], [{"role": "user", "content": [IMAGE]}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "and?"}], "image"),
+        # a task naming its output medium wins over plain-string responses
+        ("text_to_audio", "p", ["a.wav", "b.wav"], None, "audio"),
+        ("text_to_3d", "p", [[IMAGE], [IMAGE]], None, "3d"),
+        ("text_image_to_image", "p", ["a", "b"], None, "image"),
+        ("text_image_to_text", "p", ["a", "b"], None, "text"),
+    ],
+)  # fmt: skip
+def test_modality(
+    task: str | None, prompt: Any, responses: Any, messages: Any, modality: str
+) -> None:
+    given = {"task": task, "prompt": prompt, "responses": responses, "messages": messages}
+    record = parse_record(make_record(**given))
+    assert record.modality == modality
+
+
 def test_messages_instead_of_prompt() -> None:
     record = parse_record(
         make_record(
@@ -178,6 +206,28 @@ def test_messages_instead_of_prompt() -> None:
     )
     assert record.prompt_parts() == [{"type": "text", "text": "and now?"}]
     assert "prompt" not in record.to_dict()
+
+
+def test_split_prompt_takes_a_final_user_turn_only() -> None:
+    turns = [
+        {"role": "system", "content": "be kind"},
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hi"},
+    ]
+    ends_with_user = parse_record(
+        make_record(prompt=None, messages=[*turns, {"role": "user", "content": "and now?"}])
+    )
+    assert ends_with_user.split_prompt() == (
+        list(enumerate(turns)),
+        "and now?",
+        "messages[3].content",
+    )
+    # a history that ends with the assistant has no prompt turn: every turn is history
+    ends_with_assistant = parse_record(make_record(prompt=None, messages=turns))
+    assert ends_with_assistant.split_prompt() == (list(enumerate(turns)), None, "prompt")
+    assert ends_with_assistant.prompt_parts() == []
+    with_prompt = parse_record(make_record(prompt="q", messages=turns[:2]))
+    assert with_prompt.split_prompt() == (list(enumerate(turns[:2])), "q", "prompt")
 
 
 def test_media_parts_lists_field_paths() -> None:

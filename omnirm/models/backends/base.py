@@ -18,7 +18,10 @@ the judge refuses records with other media before asking. Backends: ``hf:PATH``
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,6 +29,14 @@ from omnirm.errors import UsageError
 
 Message = dict[str, Any]
 Conversation = list[Message]
+
+#: each ``--judge`` prefix and the class behind it (``module:Class``), imported only when a spec
+#: names it: this module stays free of the backends that build on it
+BACKENDS: dict[str, str] = {
+    "hf": "omnirm.models.backends.hf:HFBackend",
+    "openai": "omnirm.models.backends.openai:OpenAIBackend",
+    "vllm": "omnirm.models.backends.vllm:VLLMBackend",
+}
 
 
 @dataclass(frozen=True)
@@ -138,24 +149,15 @@ def open_backend(spec: str, **options: Any) -> JudgeBackend:
             "hf:./Qwen2.5-VL-3B-Instruct, hf:Qwen/Qwen2.5-VL-3B-Instruct or openai:gpt-4o)"
         )
     given = {key: value for key, value in options.items() if value is not None}
-    if kind == "hf":
-        from omnirm.models.backends.hf import HFBackend
-
-        return HFBackend(target, **_known(HFBackend, given))
-    if kind == "openai":
-        from omnirm.models.backends.openai import OpenAIBackend
-
-        return OpenAIBackend(target, **_known(OpenAIBackend, given))
-    if kind == "vllm":
-        from omnirm.models.backends.vllm import VLLMBackend
-
-        return VLLMBackend(target, **_known(VLLMBackend, given))
-    raise UsageError(f"--judge {spec!r}: unknown backend {kind!r} (use hf:, openai: or vllm:)")
+    where = BACKENDS.get(kind)
+    if where is None:
+        raise UsageError(f"--judge {spec!r}: unknown backend {kind!r} (use hf:, openai: or vllm:)")
+    module, _, name = where.partition(":")
+    cls: Callable[..., JudgeBackend] = getattr(importlib.import_module(module), name)
+    return cls(target, **_known(cls, given))
 
 
-def _known(cls: type, options: dict[str, Any]) -> dict[str, Any]:
+def _known(cls: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
     """The options ``cls.__init__`` accepts."""
-    import inspect
-
     accepted = set(inspect.signature(cls).parameters)
     return {key: value for key, value in options.items() if key in accepted}

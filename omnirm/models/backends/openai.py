@@ -24,9 +24,7 @@ would fail the same way.
 
 from __future__ import annotations
 
-import base64
 import email.utils
-import io
 import os
 import queue
 import random
@@ -34,17 +32,14 @@ import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-import numpy as np
 import requests
 
 from omnirm import __version__, console
-from omnirm.errors import OmnirmError, UsageError
+from omnirm.errors import UsageError
 from omnirm.models.backends.base import Conversation, Generation, JudgeBackend, Sampling
-
-if TYPE_CHECKING:
-    from PIL import Image
+from omnirm.models.backends.messages import to_chat_messages
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _MALFORMED_RETRIES = 2  # a 200 with an unreadable body is asked again at most this often
@@ -301,59 +296,8 @@ def to_openai_messages(
     conversation: Conversation, image_format: str = "png"
 ) -> list[dict[str, Any]]:
     """Neutral chat messages as OpenAI chat-completions messages (media inlined as base64)."""
-    return [
-        {"role": message["role"], "content": _content(message["content"], image_format)}
-        for message in conversation
-    ]
-
-
-def _content(content: str | list[dict[str, Any]], image_format: str) -> Any:
-    if isinstance(content, str):
-        return content
-    if all(part["type"] == "text" for part in content):
-        return "".join(str(part["text"]) for part in content)  # as the chat templates join them
-    parts: list[dict[str, Any]] = []
-    for part in content:
-        kind = part["type"]
-        if kind == "text":
-            parts.append({"type": "text", "text": str(part["text"])})
-        elif kind == "image":
-            parts.append(_image_part(part["image"], image_format))
-        elif kind == "video":
-            from PIL import Image
-
-            frames = np.asarray(part["frames"])
-            fps = part.get("fps")
-            rate = f", sampled at {float(fps):g} fps" if fps else ""
-            parts.append({"type": "text", "text": f"Video ({len(frames)} frames{rate}):"})
-            for frame in frames:
-                image = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8))
-                parts.append(_image_part(image, image_format))
-        elif kind == "audio":
-            data = _wav_base64(part["audio"], int(part["sampling_rate"]))
-            parts.append({"type": "input_audio", "input_audio": {"data": data, "format": "wav"}})
-        else:
-            raise OmnirmError(f"openai backend: unknown content part type {kind!r}")
-    return parts
-
-
-def _image_part(image: Image.Image, image_format: str) -> dict[str, Any]:
-    buffer = io.BytesIO()
-    if image_format == "jpeg":
-        image.convert("RGB").save(buffer, format="JPEG", quality=90)
-    else:
-        image.save(buffer, format="PNG")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return {"type": "image_url", "image_url": {"url": f"data:image/{image_format};base64,{data}"}}
-
-
-def _wav_base64(audio: np.ndarray, sampling_rate: int) -> str:
-    import soundfile
-
-    samples = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-    buffer = io.BytesIO()
-    soundfile.write(buffer, samples, sampling_rate, format="WAV", subtype="PCM_16")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    images: Literal["png", "jpeg"] = "jpeg" if image_format == "jpeg" else "png"
+    return to_chat_messages(conversation, images=images, videos="frames", backend="openai")
 
 
 # -- replies -------------------------------------------------------------------------------------

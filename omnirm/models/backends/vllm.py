@@ -11,7 +11,8 @@ so their common prefix is computed once. Each :meth:`VLLMBackend.generate` call 
 conversations to ``LLM.chat`` at once and lets vLLM batch them.
 
 Conversations (see :mod:`omnirm.models.backends.base`) become the OpenAI-style messages that
-``LLM.chat`` reads (:func:`to_vllm_messages`, a pure function):
+``LLM.chat`` reads (:func:`to_vllm_messages`, a pure function; the ``openai:`` backend shares
+its implementation, :mod:`omnirm.models.backends.messages`, and differs only in media forms):
 
 - text → ``{"type": "text", "text": ...}``; a message with text only becomes one string
 - image → ``{"type": "image_pil", "image_pil": PIL.Image}`` where the installed vLLM knows that
@@ -26,24 +27,19 @@ Conversations (see :mod:`omnirm.models.backends.base`) become the OpenAI-style m
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from omnirm.errors import OmnirmError, UsageError
 from omnirm.models.backends.base import Conversation, Generation, JudgeBackend, Sampling
+from omnirm.models.backends.messages import ImageForm, to_chat_messages
 
 #: media items per prompt the engine reserves room for, unless ``limit_mm_per_prompt`` is given
 DEFAULT_MM_LIMITS: dict[str, int] = {"image": 20, "video": 2, "audio": 2}
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
-_JPEG_QUALITY = 95
 
 
 class VLLMBackend(JudgeBackend):
@@ -284,78 +280,11 @@ def to_vllm_messages(
     """A backend-neutral conversation as the OpenAI-style messages ``vllm.LLM.chat`` reads.
 
     ``pil_images`` sends images as ``image_pil`` parts (where vLLM reads them); otherwise as PNG
-    data URLs in ``image_url`` parts. See the module docs for every part's form.
+    data URLs in ``image_url`` parts. Videos go as ``video_url`` parts of JPEG frames. See
+    :mod:`omnirm.models.backends.messages` for every part's form.
     """
-    return [_message(message, pil_images) for message in conversation]
-
-
-def _message(message: dict[str, Any], pil_images: bool) -> dict[str, Any]:
-    content = message["content"]
-    if isinstance(content, str):
-        return {"role": message["role"], "content": content}
-    if all(part["type"] == "text" for part in content):
-        # One string, as the hf backend gives text-only templates: vLLM would join the text
-        # parts of a string-format template with newlines.
-        return {"role": message["role"], "content": "".join(p["text"] for p in content)}
-    return {"role": message["role"], "content": [_part(p, pil_images) for p in content]}
-
-
-def _part(part: dict[str, Any], pil_images: bool) -> dict[str, Any]:
-    kind = part["type"]
-    if kind == "text":
-        return {"type": "text", "text": part["text"]}
-    if kind == "image":
-        image = part["image"]
-        if pil_images:
-            return {"type": "image_pil", "image_pil": image}
-        url = "data:image/png;base64," + _b64(_encode_image(image, "PNG"))
-        return {"type": "image_url", "image_url": {"url": url}}
-    if kind == "video":
-        return {"type": "video_url", "video_url": {"url": video_data_url(part["frames"])}}
-    if kind == "audio":
-        wav = _b64(wav_bytes(part["audio"], int(part["sampling_rate"])))
-        return {"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}}
-    raise UsageError(f"the vllm judge backend cannot send {kind!r} parts to a model")
-
-
-def video_data_url(frames: np.ndarray) -> str:
-    """``data:video/jpeg;base64,`` and the frames as comma-separated base64 JPEGs."""
-    from PIL import Image
-
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise UsageError(f"video frames must have shape (T, H, W, 3), got {frames.shape}")
-    encoded = (
-        _b64(_encode_image(Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)), "JPEG"))
-        for frame in frames
-    )
-    return "data:video/jpeg;base64," + ",".join(encoded)
-
-
-def wav_bytes(audio: np.ndarray, sampling_rate: int) -> bytes:
-    """Mono float audio in [-1, 1] as a 16-bit PCM WAV file (what every vLLM reads)."""
-    samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    pcm = np.round(samples * 32767.0).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(int(sampling_rate))
-        writer.writeframes(pcm.tobytes())
-    return buffer.getvalue()
-
-
-def _encode_image(image: Any, image_format: str) -> bytes:
-    buffer = io.BytesIO()
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    if image_format == "JPEG":
-        rgb.save(buffer, format="JPEG", quality=_JPEG_QUALITY)
-    else:
-        rgb.save(buffer, format=image_format)
-    return buffer.getvalue()
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    images: ImageForm = "pil" if pil_images else "png"
+    return to_chat_messages(conversation, images=images, videos="video_url", backend="vllm")
 
 
 def _generation(output: Any, seconds: float) -> Generation:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -331,12 +333,18 @@ def test_rewardbench_v1_weights_subsets_by_example_counts() -> None:
     assert result["unassigned_subsets"] == ["extra"]
 
 
-def test_rewardbench_v1_constants_match_the_suite_reader() -> None:
-    from omnirm.bench.suites import RB_EXAMPLE_COUNTS, RB_SECTIONS
+def test_rewardbench_v1_constants_serve_the_suite_reader() -> None:
+    from omnirm.bench.suites import get_suite
 
-    assert RB1_SECTIONS == RB_SECTIONS
-    assert RB1_EXAMPLE_COUNTS == RB_EXAMPLE_COUNTS
+    assert get_suite("rewardbench").tasks == tuple(RB1_SECTIONS)
     assert sum(len(v) for v in RB1_SECTIONS.values()) == 23
+    assert set(RB1_EXAMPLE_COUNTS) == {s for v in RB1_SECTIONS.values() for s in v}
+
+
+def test_metrics_import_no_file_reader() -> None:
+    code = "import sys, omnirm.bench.metrics; print('omnirm.bench.suites' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_rewardbench_v2_one_over_k_tie_credit() -> None:

@@ -22,14 +22,13 @@ from PIL import Image
 
 from omnirm.errors import UsageError
 from omnirm.models.backends.base import Sampling, open_backend
+from omnirm.models.backends.messages import video_data_url, wav_bytes
 from omnirm.models.backends.vllm import (
     DEFAULT_MM_LIMITS,
     modalities_from_config,
     model_files,
     model_modalities,
     to_vllm_messages,
-    video_data_url,
-    wav_bytes,
 )
 from tests.tiny_models import sample_audio, sample_image, sample_video
 
