@@ -331,16 +331,21 @@ def test_switches_to_max_completion_tokens(serve: Callable[[Script], FakeServer]
 
 
 def test_order_kept_under_concurrency(serve: Callable[[Script], FakeServer]) -> None:
+    import threading
+
+    # all four requests must be in the server at once to pass the barrier (one at a time, the
+    # first would wait alone until the barrier's timeout breaks it)
+    together = threading.Barrier(4, timeout=30)
+
     def script(i: int, body: dict[str, Any]) -> Reply:
         n = int(body["messages"][0]["content"])
+        together.wait()
         return Reply(body=answer(f"answer {n}"), delay=0.2 * (3 - n))  # the last answers first
 
     server = serve(script)
-    began = time.perf_counter()
     got = backend(server, concurrency=4).generate([ask(str(n)) for n in range(4)], SAMPLING)
-    elapsed = time.perf_counter() - began
     assert [g.text for g in got] == [f"answer {n}" for n in range(4)]
-    assert elapsed < 1.0  # one at a time would take 1.2 s
+    assert not together.broken
     assert got[0].seconds > got[3].seconds
 
 
