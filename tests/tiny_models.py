@@ -536,8 +536,9 @@ def make_tiny_verdict_prone(
     Built as :func:`make_tiny_fixed_answer` is (attention and MLP outputs zeroed, so the
     untied LM head is a bigram table over basis embeddings), with two changes: every
     embedding has a constant coordinate that the head reads with a large negative weight for
-    every token outside the six, and the head's bigram entries are soft. An adapter on the
-    attention and MLP layers can still change what follows what.
+    every token outside the six, the head's bigram entries are soft, and the head reads the
+    six from the coordinates no embedding uses, so an adapter on the attention and MLP layers
+    can change what follows what without reviving the other tokens.
     """
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
@@ -581,6 +582,12 @@ def make_tiny_verdict_prone(
         for position, token in enumerate(basis):
             for successor in follows.get(token, []):
                 head[successor, position] = bonus * scale
+        # the free coordinates (zero in every embedding) give an adapter leverage on the six
+        # tokens' logits without touching the constant one
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(SEED)
+            free = torch.randn(len(outputs), constant - len(basis))
+        head[outputs, len(basis) : constant] = free
     model.generation_config = GenerationConfig(
         bos_token_id=endoftext, eos_token_id=[im_end, endoftext], pad_token_id=endoftext
     )
