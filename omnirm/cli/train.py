@@ -299,7 +299,7 @@ def r1(
         typer.Option(
             "--output",
             "-o",
-            help="Folder for the judge (omnirm score --judge hf:DIR).",
+            help="Folder for the judge, which omnirm score --judge hf:DIR loads.",
             file_okay=False,
         ),
     ],
