@@ -193,3 +193,36 @@ def test_grpo_raises_the_format_reward(tmp_path: Path) -> None:
     rates = [s["format_rate"] for s in metrics(out)]
     assert rates[0] > 0.1  # reachable by sampling from the start
     assert sum(rates[-4:]) / 4 > sum(rates[:2]) / 2 + 0.1, rates
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["lora", "full"])
+def test_sft_then_grpo(cli, qwen2: Path, train_file: Path, tmp_path: Path, full: bool) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "both"
+    result = cli(
+        "train", "r1", "--model", str(qwen2), "--data", str(train_file), "-o", str(out),
+        "--stage", "sft,grpo", "--max-steps", "2", "--generations", "2",
+        "--prompts-per-step", "2", "--max-completion-length", "4",
+        *(["--full"] if full else []),
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    steps = metrics(out)
+    assert [(s["stage"], s["step"]) for s in steps] == [
+        ("sft", 1),
+        ("sft", 2),
+        ("grpo", 1),
+        ("grpo", 2),
+    ]
+    # GRPO's reference is the model SFT left: the KL starts at 0 (a frozen copy with --full)
+    assert steps[2]["kl"] == 0.0
+    adapters = sorted(p.name for p in (out / "adapters").iterdir()) if not full else []
+    assert adapters == ([] if full else ["grpo", "sft"])
+    assert (out / "model.safetensors").is_file()
+    config = json.loads((out / "training_config.json").read_text())
+    assert config["lr"] == ({"sft": 1e-5, "grpo": 1e-6} if full else {"sft": 2e-4, "grpo": 1e-5})
+    again = cli(
+        "train", "r1", "--model", str(qwen2), "--data", str(train_file), "-o", str(out),
+        "--stage", "sft", "--max-steps", "1", "--force",
+    )  # fmt: skip
+    assert again.code == 0, again.stderr
+    assert [s["stage"] for s in metrics(out)] == ["sft"]
+    assert not (out / "adapters" / "grpo").exists()
