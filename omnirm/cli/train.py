@@ -392,6 +392,13 @@ def r1(
     length_weight: Annotated[
         float, typer.Option(help="Reward weight: −(answer tokens / max completion length).")
     ] = 0.0,
+    consistency_weight: Annotated[
+        float,
+        typer.Option(
+            help="Reward weight: the answer agrees with the answers to the other order of the "
+            "same record."
+        ),
+    ] = 0.0,
     reward_fn: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(
@@ -457,6 +464,7 @@ def r1(
         correct_weight=correct_weight,
         format_weight=format_weight,
         length_weight=length_weight,
+        consistency_weight=consistency_weight,
         reward_fns=list(reward_fn or []),
         reward_fn_weight=reward_fn_weight,
         media_root=str(media_root) if media_root is not None else None,

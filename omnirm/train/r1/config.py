@@ -58,6 +58,7 @@ class R1Config:
     correct_weight: float = 1.0
     format_weight: float = 0.5
     length_weight: float = 0.0
+    consistency_weight: float = 0.0  # both orders of a record reach the same outcome
     reward_fns: list[str] = field(default_factory=list)  # module:function (TRL signature)
     reward_fn_weight: float = 1.0
     # inputs

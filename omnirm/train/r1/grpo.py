@@ -1,8 +1,8 @@
 """GRPO stage: the judge samples ``generations`` answers per prompt and learns from how they
 score against each other.
 
-Per step, on each process: ``prompts_per_step`` prompts (both orders of the records, shuffled
-per pass with the seed) are answered ``generations`` times each with transformers ``generate``
+Per step, on each process: ``prompts_per_step`` prompts (both orders of the records, records
+shuffled per pass with the seed, a record's two orders kept next to each other) are answered ``generations`` times each with transformers ``generate``
 (KV cache, sampling at ``temperature`` / ``top_p``). Each answer is rewarded
 (:mod:`omnirm.train.r1.rewards`); advantages are the rewards normalised within their prompt's
 group, (r − mean) / (std + 1e-4). The loss is PPO's clipped surrogate per answer token,
@@ -151,24 +151,33 @@ def train_grpo(
     model, optimizer, scheduler = accelerator.prepare(policy.net, optimizer, scheduler)
     net = accelerator.unwrap_model(model)
     weights = RewardWeights(
-        config.correct_weight, config.format_weight, config.length_weight, config.reward_fn_weight
+        correct=config.correct_weight,
+        format=config.format_weight,
+        length=config.length_weight,
+        custom=config.reward_fn_weight,
+        consistency=config.consistency_weight,
     )
     if main:
         console.info(
             f"grpo: {len(prompts)} prompts, {config.generations} answers each, {total} steps"
         )
+    # both orders of a record stay together (the consistency reward compares them)
+    units: dict[str, list[int]] = {}
+    for index, (example, _) in enumerate(prompts):
+        units.setdefault(example.record.id, []).append(index)
     order: list[int] = []
     epoch = 0
     model.train()
     for step in range(1, total + 1):
         began = time.perf_counter()
         while len(order) < per_step:
-            more = list(range(len(prompts)))
-            random.Random(config.seed + epoch).shuffle(more)
-            order += more
+            shuffled = list(units.values())
+            random.Random(config.seed + epoch).shuffle(shuffled)
+            order += [index for unit in shuffled for index in unit]
             epoch += 1
         taken, order = order[:per_step], order[per_step:]
-        mine = [prompts[i] for i in taken[accelerator.process_index :: accelerator.num_processes]]
+        rank, size = accelerator.process_index, config.prompts_per_step
+        mine = [prompts[i] for i in taken[rank * size : (rank + 1) * size]]
         rollouts = sample(net, policy, [ids for _, ids in mine], config, accelerator.device)
         group = config.generations
         columns = [example.columns() for example, _ in mine for _ in range(group)]

@@ -5,7 +5,11 @@ Built-in components, each per completion:
 - ``correct``: 1 when the answer's verdict (:func:`~omnirm.prompts.verdicts.parse_verdict`) is
   the gold letter for its order, else 0;
 - ``format``: 1 when the answer holds exactly one verdict mark, else 0;
-- ``length``: −(completion tokens / ``max_completion_length``), a penalty on long answers.
+- ``length``: −(completion tokens / ``max_completion_length``), a penalty on long answers;
+- ``consistency``: the share of the answers to the same record in the other order that reach
+  the same outcome (the same response preferred, or both a tie); 0 for an answer without a
+  verdict, or whose record's other order is not in the batch (GRPO takes both orders of a
+  record together, so an even ``prompts_per_step`` always has them).
 
 ``--reward-fn module:function`` (or ``path/to/file.py:function``) adds functions called as
 TRL's ``GRPOTrainer`` calls them: ``f(prompts=…, completions=…, completion_ids=…,
@@ -46,6 +50,20 @@ def length_reward(lengths: list[int], limit: int) -> list[float]:
     return [-n / limit for n in lengths]
 
 
+def consistency_reward(texts: list[str], ids: list[Any], orders: list[str]) -> list[float]:
+    from omnirm.judging.judge import verdict_outcome
+
+    outcomes = [verdict_outcome(parse_verdict(t), o) for t, o in zip(texts, orders, strict=True)]
+    values = []
+    for i, outcome in enumerate(outcomes):
+        others = [
+            outcomes[j] for j in range(len(texts)) if ids[j] == ids[i] and orders[j] != orders[i]
+        ]
+        agree = sum(1 for other in others if outcome is not None and other == outcome)
+        values.append(agree / len(others) if others else 0.0)
+    return values
+
+
 def load_reward_fn(spec: str) -> RewardFn:
     """The function ``module:function`` or ``file.py:function`` names; :class:`UsageError`
     when it cannot be imported or is not callable."""
@@ -78,6 +96,7 @@ class RewardWeights:
     format: float = 0.5
     length: float = 0.0
     custom: float = 1.0
+    consistency: float = 0.0
 
 
 def score_completions(
@@ -97,8 +116,16 @@ def score_completions(
         "correct": correct_reward(texts, golds),
         "format": format_reward(texts),
         "length": length_reward([len(i) for i in completion_ids], max_completion_length),
+        "consistency": consistency_reward(
+            texts, [c.get("id") for c in columns], [c["order"] for c in columns]
+        ),
     }
-    scale = {"correct": weights.correct, "format": weights.format, "length": weights.length}
+    scale = {
+        "correct": weights.correct,
+        "format": weights.format,
+        "length": weights.length,
+        "consistency": weights.consistency,
+    }
     keys = sorted({k for c in columns for k in c})
     given = {k: [c.get(k) for c in columns] for k in keys}
     for name, function in functions:

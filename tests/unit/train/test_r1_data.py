@@ -125,7 +125,11 @@ def test_builtin_rewards_and_a_trl_reward_function(tmp_path: Path) -> None:
         texts=["so [[A]]", "[[A]] [[B]]", ""],
         completion_ids=[[1, 2], [1, 2, 3, 4], []],
         prompts=[[{"role": "user", "content": "q"}]] * 3,
-        columns=[{"gold": "A"}, {"gold": "B"}, {"gold": "A"}],
+        columns=[
+            {"gold": "A", "id": "x", "order": "ab"},
+            {"gold": "B", "id": "y", "order": "ab"},
+            {"gold": "A", "id": "z", "order": "ab"},
+        ],
         functions=[("short", function)],
         weights=RewardWeights(correct=1.0, format=0.5, length=1.0, custom=2.0),
         max_completion_length=4,
@@ -140,3 +144,13 @@ def test_builtin_rewards_and_a_trl_reward_function(tmp_path: Path) -> None:
         load_reward_fn(f"{module}:missing")
     with pytest.raises(UsageError, match="cannot import no_such_module_r1"):
         load_reward_fn("no_such_module_r1:f")
+
+
+def test_order_consistency_reward() -> None:
+    from omnirm.train.r1.rewards import consistency_reward
+
+    # record r: "ab" says A (response 0) twice; "ba" says B (response 0) once, A once
+    texts = ["[[A]]", "[[A]]", "[[B]]", "[[A]]", "none", "[[C]]", "[[C]]"]
+    ids = ["r", "r", "r", "r", "s", "s", "t"]
+    orders = ["ab", "ab", "ba", "ba", "ab", "ba", "ab"]
+    assert consistency_reward(texts, ids, orders) == [0.5, 0.5, 1.0, 0.0, 0.0, 0.0, 0.0]
