@@ -72,13 +72,24 @@ def load_policy(config: R1Config) -> tuple[Policy, Any]:
             "model (vision-language and omni judges are not supported yet)"
         )
     tokenizer = load_tokenizer(source, gguf_file, config.trust_remote_code)
+    options: dict[str, Any] = {}
+    if gguf_file:
+        from transformers import GgufConfig
+
+        # dense weights, which train and save (GGUF blocks do neither)
+        options["quantization_config"] = GgufConfig(gguf_file=gguf_file, dequantize=True)
     net = AutoModelForCausalLM.from_pretrained(
         source,
         gguf_file=gguf_file,
         dtype=torch.float32,
         trust_remote_code=config.trust_remote_code,
+        **options,
         **weight_options(gguf_file),
     )
+    if gguf_file:  # the quantizer stays attached to the dequantised model and refuses to save it
+        net.hf_quantizer = None  # type: ignore[assignment]
+        if hasattr(net.config, "quantization_config"):
+            del net.config.quantization_config
     return Policy(net, tokenizer, None), resolved
 
 
