@@ -525,6 +525,75 @@ def make_tiny_fixed_answer(
     return _save(Path(folder), model, tokenizer)
 
 
+def make_tiny_verdict_prone(
+    folder: Path, *, bonus: float = 2.5, bpe_ranks: int | None = DEFAULT_BPE_RANKS
+) -> Path:
+    """A Qwen2 chat model that writes only the tokens ``[[``, ``A``, ``B``, ``]]``, `` good``
+    and ``<|im_end|>``, and tends (by ``bonus``, in logits) to chain them into a verdict:
+    answers sampled from it hold exactly one verdict mark (``[[A]]<|im_end|>``) a fair share of
+    the time but far from always, so a few GRPO steps on a CPU can make the format reward rise.
+
+    Built as :func:`make_tiny_fixed_answer` is (attention and MLP outputs zeroed, so the
+    untied LM head is a bigram table over basis embeddings), with two changes: every
+    embedding has a constant coordinate that the head reads with a large negative weight for
+    every token outside the six, the head's bigram entries are soft, and the head reads the
+    six from the coordinates no embedding uses, so an adapter on the attention and MLP layers
+    can change what follows what without reviving the other tokens.
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = build_qwen_tokenizer(bpe_ranks=bpe_ranks)
+    endoftext, im_end = _ids(tokenizer, "<|endoftext|>", "<|im_end|>")
+
+    def one(text: str) -> int:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert len(ids) == 1, text
+        return int(ids[0])
+
+    newline, open_, a, b, close, good = (one(t) for t in ("\n", "[[", "A", "B", "]]", " good"))
+    outputs = [open_, a, b, close, good, im_end]
+    basis = [newline, open_, a, b, close, good]
+    follows = {newline: [open_], open_: [a, b], a: [close], b: [close], close: [im_end]}
+    config = Qwen2Config(
+        **_text_kwargs(tokenizer),
+        tie_word_embeddings=False,
+        bos_token_id=endoftext,
+        eos_token_id=im_end,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+    )
+    model = _build(config, Qwen2ForCausalLM)
+    constant = HIDDEN - 1
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        embeddings = model.model.embed_tokens.weight
+        embeddings[:, constant] = 1.0
+        for position, token in enumerate(basis):
+            embeddings[token] = 0.0
+            embeddings[token, position] = 1.0
+            embeddings[token, constant] = 1.0
+        head = model.lm_head.weight
+        head.zero_()
+        scale = (2 / HIDDEN) ** 0.5  # the final RMS norm scales these embeddings by 1 / scale
+        head[:, constant] = -1000.0 * scale
+        head[outputs, constant] = 0.0
+        for position, token in enumerate(basis):
+            for successor in follows.get(token, []):
+                head[successor, position] = bonus * scale
+        # the free coordinates (zero in every embedding) give an adapter leverage on the six
+        # tokens' logits without touching the constant one
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(SEED)
+            free = torch.randn(len(outputs), constant - len(basis))
+        head[outputs, len(basis) : constant] = free
+    model.generation_config = GenerationConfig(
+        bos_token_id=endoftext, eos_token_id=[im_end, endoftext], pad_token_id=endoftext
+    )
+    return _save(Path(folder), model, tokenizer)
+
+
 def make_tiny_llama(
     folder: Path, *, bpe_ranks: int | None = DEFAULT_BPE_RANKS, pad_token: str | None = None
 ) -> Path:

@@ -349,3 +349,209 @@ def _train_bt(config: BTConfig, *, merge: bool) -> Any:
         merged = export_merged(output, output / "merged", trust_remote_code=trust_remote_code)
         console.info(f"merged checkpoint: {merged}")
     return result
+
+
+@app.command()
+def r1(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Base model: a local text model folder or .gguf file, a hub id ORG/NAME, or "
+            "pkg:MODULE/FILE inside an installed package.",
+            metavar="PATH|ORG/NAME",
+        ),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Training records (JSONL with a gold preference; --stage sft also needs a "
+            "rationale).",
+            dir_okay=False,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder for the judge, which omnirm score --judge hf:DIR loads.",
+            file_okay=False,
+        ),
+    ],
+    stage: Annotated[
+        str,
+        typer.Option(
+            help="What to train: sft (rationale, then verdict), grpo (rewarded rollouts), or "
+            "sft,grpo (one after the other).",
+            metavar="sft|grpo|sft,grpo",
+        ),
+    ] = "sft,grpo",
+    revision: RevisionOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    lr: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            help="Learning rate \\[default: LoRA 2e-4 for sft, 1e-5 for grpo; full 1e-5, 1e-6]."
+        ),
+    ] = None,
+    epochs: Annotated[float, typer.Option(help="SFT passes over the data.")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass on each device.")] = 4,
+    grad_accum: Annotated[int, typer.Option(help="SFT steps to accumulate per update.")] = 1,
+    max_steps: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="At most N optimizer steps per stage.", metavar="N"),
+    ] = None,
+    max_length: Annotated[
+        int, typer.Option(help="Token budget of a conversation and its answer.")
+    ] = 2048,
+    ties: Annotated[
+        bool, typer.Option(help="Offer [[C]] for a tie, and train on tie records.")
+    ] = False,
+    criteria: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Criterion for every record, overriding the records' own."),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option(help="Train all weights instead of a LoRA adapter.")
+    ] = False,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank (LoRA is the default).")] = 16,
+    lora_dropout: Annotated[float, typer.Option(help="Dropout on the LoRA path.")] = 0.0,
+    lora_layers: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="Adapt only the last N transformer layers \\[default: all layers]."),
+    ] = None,
+    gradient_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
+    bf16: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--bf16/--no-bf16", help="bf16 mixed precision \\[default: on GPUs that support it]."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation, data order, sampling.")] = 0,
+    force: Annotated[
+        bool,
+        typer.Option(help="Clear --output (an earlier omnirm training folder) and train again."),
+    ] = False,
+    generations: Annotated[int, typer.Option(help="GRPO answers sampled per prompt.")] = 6,
+    prompts_per_step: Annotated[
+        int, typer.Option(help="GRPO prompts per step on each device.")
+    ] = 4,
+    grpo_epochs: Annotated[
+        float, typer.Option(help="GRPO passes over the prompts (both orders of each record).")
+    ] = 1.0,
+    max_completion_length: Annotated[
+        int, typer.Option(help="GRPO: most tokens per sampled answer.")
+    ] = 512,
+    temperature: Annotated[float, typer.Option(help="GRPO sampling temperature.")] = 1.0,
+    top_p: Annotated[float, typer.Option(help="GRPO nucleus sampling.")] = 1.0,
+    beta: Annotated[
+        float, typer.Option(help="GRPO: weight of the KL to the model the stage started from.")
+    ] = 0.04,
+    clip_epsilon: Annotated[float, typer.Option(help="GRPO: PPO clipping range.")] = 0.2,
+    updates_per_batch: Annotated[
+        int, typer.Option(help="GRPO optimizer steps on each batch of rollouts.")
+    ] = 1,
+    loss_norm: Annotated[
+        str,
+        typer.Option(
+            help="GRPO loss average: over all answer tokens (token), or per answer (sequence).",
+            metavar="token|sequence",
+        ),
+    ] = "token",
+    correct_weight: Annotated[
+        float, typer.Option(help="Reward weight: the verdict matches the gold label.")
+    ] = 1.0,
+    format_weight: Annotated[
+        float, typer.Option(help="Reward weight: exactly one verdict mark in the answer.")
+    ] = 0.5,
+    length_weight: Annotated[
+        float, typer.Option(help="Reward weight: −(answer tokens / max completion length).")
+    ] = 0.0,
+    consistency_weight: Annotated[
+        float,
+        typer.Option(
+            help="Reward weight: the answer agrees with the answers to the other order of the "
+            "same record."
+        ),
+    ] = 0.0,
+    reward_fn: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            help="Extra reward: MODULE:FUNCTION or FILE.py:FUNCTION with TRL's reward-function "
+            "signature (repeatable).",
+            metavar="MODULE:FUNCTION",
+        ),
+    ] = None,
+    reward_fn_weight: Annotated[
+        float, typer.Option(help="Reward weight of each --reward-fn.")
+    ] = 1.0,
+    media_root: MediaRootOpt = None,
+    max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
+) -> int:
+    """Train a generative judge (reasoning, then [[A]] or [[B]]) on a text model.
+
+    Every record is shown in both orders (responses swapped, verdict letter swapped). SFT
+    learns the records' [bold]rationale[/bold] followed by the verdict; GRPO samples answers
+    and learns from rewards (verdict correct, one verdict mark, length, your functions). The
+    output folder is a judge: [bold]omnirm score --judge hf:DIR[/bold].
+
+    Works under [bold]accelerate launch[/bold]. Prints a JSON summary on stdout; progress on
+    stderr and per-step metrics in DIR/metrics.jsonl.
+    """
+    from accelerate import PartialState
+
+    from omnirm.jsonl import JsonlWriter
+    from omnirm.train.r1 import R1Config, train_r1
+
+    console.quiet_libraries()
+    config = R1Config(
+        model=model,
+        revision=revision,
+        data=str(data),
+        output=str(output),
+        stage=stage,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        max_steps=max_steps,
+        max_length=max_length,
+        ties=ties,
+        criteria=criteria,
+        full=full,
+        lora_r=lora_r,
+        lora_dropout=lora_dropout,
+        lora_layers=lora_layers,
+        gradient_checkpointing=gradient_checkpointing,
+        bf16=bf16,
+        seed=seed,
+        force=force,
+        generations=generations,
+        prompts_per_step=prompts_per_step,
+        grpo_epochs=grpo_epochs,
+        max_completion_length=max_completion_length,
+        temperature=temperature,
+        top_p=top_p,
+        beta=beta,
+        clip_epsilon=clip_epsilon,
+        updates_per_batch=updates_per_batch,
+        loss_norm=loss_norm,
+        correct_weight=correct_weight,
+        format_weight=format_weight,
+        length_weight=length_weight,
+        consistency_weight=consistency_weight,
+        reward_fns=list(reward_fn or []),
+        reward_fn_weight=reward_fn_weight,
+        media_root=str(media_root) if media_root is not None else None,
+        max_record_bytes=record_bytes(max_record_bytes),
+        trust_remote_code=trust_remote_code,
+    )
+    result = train_r1(config)
+    from dataclasses import asdict
+
+    if PartialState().is_main_process:
+        with JsonlWriter() as writer:
+            writer.write(asdict(result))
+    return 0

@@ -265,38 +265,73 @@ def detect_kind(source: str, gguf_file: str | None, trust_remote_code: bool) -> 
     return "text", "native" if _native_class_available(model_type) else "value"
 
 
-def build_reward_model(
-    train_config: Any, resolver: MediaResolver | None = None
-) -> tuple[RewardModel, InputBuilder, RewardModelConfig]:
-    """A fresh reward model for training, from a :class:`~omnirm.train.bt.BTConfig`, with its
-    input builder (reading media through ``resolver``)."""
+def resolve_training_model(train_config: Any) -> ResolvedModel:
+    """The local base model a training config names (``model``, ``revision``, ``gguf_file``),
+    checked for remote code and pickled weights (:mod:`omnirm.models.safety`)."""
     resolved = resolve_model(
         train_config.model,
         revision=train_config.revision,
         gguf_file=train_config.gguf_file,
         trust_remote_code=train_config.trust_remote_code,
     )
-    source, gguf_file = resolved.folder, resolved.gguf_file
     check_model_folder(
-        source,
-        gguf_file=gguf_file,
+        resolved.folder,
+        gguf_file=resolved.gguf_file,
         trust_remote_code=train_config.trust_remote_code,
         label=f"--model {train_config.model}",
     )
+    return resolved
+
+
+def lora_settings(
+    train_config: Any, kind: str, source: str, gguf_file: str | None
+) -> LoraSettings | None:
+    """The LoRA a training config asks for (None with ``full``): rank, alpha (default 2 × r),
+    dropout, the last ``lora_layers`` layers, and no adapters on frozen media towers."""
+    if train_config.full:
+        return None
+    freeze_media = kind != "text" and train_config.freeze_media
+    lora = LoraSettings(
+        r=train_config.lora_r,
+        alpha=train_config.lora_alpha or 2 * train_config.lora_r,
+        dropout=train_config.lora_dropout,
+        exclude_modules=rf".*\b({'|'.join(MEDIA_TOWERS)})\b.*" if freeze_media else None,
+    )
+    if train_config.lora_layers is not None:
+        lora.layers = _last_layers(source, gguf_file, train_config)
+    return lora
+
+
+def apply_lora(module: torch.nn.Module, lora: LoraSettings) -> Any:
+    """``module`` wrapped in a fresh peft LoRA adapter as ``lora`` says."""
+    from peft import LoraConfig, get_peft_model
+
+    if lora.layers is not None:  # peft takes layers_to_transform with named modules only
+        lora.target_modules = _layer_linear_names(module)
+    return get_peft_model(
+        module,
+        LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=lora.target_modules,
+            exclude_modules=lora.exclude_modules,
+            layers_to_transform=lora.layers,
+            layers_pattern="layers" if lora.layers is not None else None,
+        ),
+    )
+
+
+def build_reward_model(
+    train_config: Any, resolver: MediaResolver | None = None
+) -> tuple[RewardModel, InputBuilder, RewardModelConfig]:
+    """A fresh reward model for training, from a :class:`~omnirm.train.bt.BTConfig`, with its
+    input builder (reading media through ``resolver``)."""
+    resolved = resolve_training_model(train_config)
+    source, gguf_file = resolved.folder, resolved.gguf_file
     kind, head = detect_kind(source, gguf_file, train_config.trust_remote_code)
     freeze_media = kind != "text" and train_config.freeze_media
-    lora = (
-        None
-        if train_config.full
-        else LoraSettings(
-            r=train_config.lora_r,
-            alpha=train_config.lora_alpha or 2 * train_config.lora_r,
-            dropout=train_config.lora_dropout,
-            exclude_modules=rf".*\b({'|'.join(MEDIA_TOWERS)})\b.*" if freeze_media else None,
-        )
-    )
-    if lora is not None and train_config.lora_layers is not None:
-        lora.layers = _last_layers(source, gguf_file, train_config)
+    lora = lora_settings(train_config, kind, source, gguf_file)
     config = RewardModelConfig(
         backbone=resolved.reference,
         backbone_revision=resolved.revision,
@@ -323,23 +358,7 @@ def build_reward_model(
             if tower is not None:
                 tower.requires_grad_(False)
     if lora is not None:
-        from peft import LoraConfig, get_peft_model
-
-        if lora.layers is not None:  # peft takes layers_to_transform with named modules only
-            lora.target_modules = _layer_linear_names(model.backbone)
-
-        model.backbone = get_peft_model(
-            model.backbone,
-            LoraConfig(
-                r=lora.r,
-                lora_alpha=lora.alpha,
-                lora_dropout=lora.dropout,
-                target_modules=lora.target_modules,
-                exclude_modules=lora.exclude_modules,
-                layers_to_transform=lora.layers,
-                layers_pattern="layers" if lora.layers is not None else None,
-            ),
-        )
+        model.backbone = apply_lora(model.backbone, lora)
     if train_config.gradient_checkpointing:
         # non-reentrant; also makes the input embeddings require grad, which LoRA needs
         model.backbone.activation_checkpointing_enable()

@@ -25,6 +25,16 @@ def parse_verdict(answer: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+def verdict_marks(answer: str) -> list[str]:
+    """Every verdict mark in the answer, in order, as its letter ("A", "B" or "C")."""
+    return [(a or b).upper() for a, b in _VERDICT.findall(answer)]
+
+
+def without_marks(answer: str) -> str:
+    """The answer with its verdict marks removed."""
+    return _VERDICT.sub("", answer)
+
+
 def parse_score(answer: str, low: float, high: float) -> float | None:
     """The score the answer's marks give, when they give one value within [low, high]."""
     found = {float(a or b) for a, b in _SCORE.findall(answer)}

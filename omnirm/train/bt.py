@@ -313,7 +313,7 @@ def train_bt(config: BTConfig) -> TrainResult:
 
     config.validate()
     output = Path(config.output)
-    use_bf16 = config.bf16 if config.bf16 is not None else _bf16_supported()
+    use_bf16 = config.bf16 if config.bf16 is not None else bf16_supported()
     accelerator = Accelerator(
         gradient_accumulation_steps=config.grad_accum,
         mixed_precision="bf16" if use_bf16 else "no",
@@ -349,7 +349,7 @@ def train_bt(config: BTConfig) -> TrainResult:
         console.info(f"--force: cleared {output}")
     accelerator.wait_for_everyone()
 
-    model, builder, model_config = build_reward_model(config, _media_resolver(config, config.data))
+    model, builder, model_config = build_reward_model(config, media_resolver(config, config.data))
     collator = PairCollator(builder, config.ties, config.criteria)
     train_records, skipped = load_training_records(
         config.data, collator, report=main, max_bytes=config.max_record_bytes
@@ -359,7 +359,7 @@ def train_bt(config: BTConfig) -> TrainResult:
     eval_collator = collator
     eval_records: list[Record] = []
     if config.eval:  # its media resolve against its own folder (unless --media-root)
-        eval_builder = builder.with_resolver(_media_resolver(config, config.eval))
+        eval_builder = builder.with_resolver(media_resolver(config, config.eval))
         eval_collator = PairCollator(eval_builder, config.ties, config.criteria)
         eval_records = load_training_records(
             config.eval, eval_collator, report=main, max_bytes=config.max_record_bytes
@@ -370,7 +370,7 @@ def train_bt(config: BTConfig) -> TrainResult:
     if main:
         console.info(
             f"training on {len(train_records)} records ({result.train_pairs} pairs), "
-            f"evaluating on {len(eval_records)}, {_world(accelerator)}"
+            f"evaluating on {len(eval_records)}, {world_line(accelerator)}"
         )
 
     train_loader: Any = training_loader(train_records, collator, config)
@@ -526,7 +526,7 @@ def _write_eval_rewards(
         ) ** 0.5
 
 
-def _media_resolver(config: BTConfig, data: str) -> MediaResolver:
+def media_resolver(config: Any, data: str) -> MediaResolver:
     """Media paths of ``data`` resolve against ``--media-root``, else the file's folder."""
     from omnirm.options import default_media_root
 
@@ -563,7 +563,7 @@ def check_launch(processes: int, environ: Any = os.environ) -> None:
         )
 
 
-def _world(accelerator: Any) -> str:
+def world_line(accelerator: Any) -> str:
     """The "training on" line's processes: how many, on what, with which backend."""
     count = accelerator.num_processes
     backend = accelerator.state.backend if count > 1 else None
@@ -571,5 +571,5 @@ def _world(accelerator: Any) -> str:
     return f"{count} process{'es' if count > 1 else ''}{how} on {accelerator.device.type}"
 
 
-def _bf16_supported() -> bool:
+def bf16_supported() -> bool:
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())

@@ -60,23 +60,26 @@ _OPTION = {
 _MARKERS = (CONFIG, "omnirm_config.json", STATE, PREVIOUS, PARTIAL)
 
 
-def prepare_output(config: Any) -> str:
+def prepare_output(config: Any, command: str = "omnirm train bt") -> str:
     """Check ``config.output`` before anything is written. Returns ``"new"`` (an empty or new
     folder), ``"resume"`` (a saved run to continue) or ``"clear"`` (``--force`` on an earlier
-    run's folder, to be emptied by :func:`clear_output` on the main process).
+    run's folder, to be emptied by :func:`clear_output` on the main process). A config without
+    ``resume`` (``train r1``, which cannot continue a run yet) never resumes; ``command`` names
+    the training command in messages.
 
     Raises :class:`UsageError` for a non-empty folder without ``--force`` or ``--resume``, for
     ``--resume`` on a folder that holds no state, and for ``--force`` on a folder that is not a
     training output or that holds an input of the run."""
     out = Path(config.output)
-    if config.force and config.resume:
+    resume = bool(getattr(config, "resume", False))
+    if config.force and resume:
         raise UsageError("--force clears the output folder, --resume continues it: pass one")
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out}: is a file, expected a folder")
     contents = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if not contents:
         return "new"
-    if config.resume:
+    if resume:
         if not any((out / name / PROGRESS).is_file() for name in (STATE, PREVIOUS)):
             raise UsageError(
                 f"--resume: {out} holds no saved training state ({STATE}/{PROGRESS}); pass "
@@ -85,13 +88,14 @@ def prepare_output(config: Any) -> str:
         return "resume"
     if not config.force:
         shown = ", ".join(contents[:5]) + (", …" if len(contents) > 5 else "")
+        again = ", or --resume to continue the run saved there" if hasattr(config, "resume") else ""
         raise UsageError(
             f"-o {out}: folder is not empty ({shown}); pass --force to clear it and train "
-            "from the beginning, or --resume to continue the run saved there"
+            f"from the beginning{again}"
         )
     if not any((out / name).exists() for name in _MARKERS):
         raise UsageError(
-            f"--force: {out} is not a folder written by omnirm train bt (no {CONFIG}); "
+            f"--force: {out} is not a folder written by {command} (no {CONFIG}); "
             "refusing to clear it, choose another -o"
         )
     for what, path in _inputs(config):
@@ -114,7 +118,7 @@ def _inputs(config: Any) -> list[tuple[str, Path]]:
     found = [("the working folder", Path.cwd()), ("the home folder", Path.home())]
     for what, value in (
         ("the training data", config.data),
-        ("the eval data", config.eval),
+        ("the eval data", getattr(config, "eval", None)),
         ("the base model", config.model),
         ("the media root", config.media_root),
     ):

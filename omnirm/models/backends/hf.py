@@ -249,7 +249,7 @@ class HFBackend(JudgeBackend):
             else {"add_generation_prompt": False, "continue_final_message": True}
         )
         if self.processor is None:
-            texts = [[_as_text_message(m) for m in conversation] for conversation in batch]
+            texts = [[as_text_message(m) for m in conversation] for conversation in batch]
             encoded = self.tokenizer.apply_chat_template(
                 texts,
                 **template,
@@ -292,7 +292,7 @@ class HFBackend(JudgeBackend):
         return part
 
 
-def _as_text_message(message: dict[str, Any]) -> dict[str, str]:
+def as_text_message(message: dict[str, Any]) -> dict[str, str]:
     """A message for a text-only chat template (contents must be strings there)."""
     content = message["content"]
     if isinstance(content, list):

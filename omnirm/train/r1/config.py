@@ -1,0 +1,122 @@
+"""Everything ``omnirm train r1`` can be told (:class:`R1Config`), with its checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from omnirm.errors import UsageError
+from omnirm.jsonl import MAX_RECORD_BYTES
+from omnirm.media import MediaLimits
+
+Stage = Literal["sft", "grpo"]
+#: The ``--stage`` values that work, in the order they run.
+STAGES: tuple[str, ...] = ("sft", "grpo", "sft,grpo")
+
+
+@dataclass
+class R1Config:
+    """A generative-judge training run; saved resolved as ``training_config.json``."""
+
+    model: str
+    data: str
+    output: str
+    stage: str = "sft,grpo"  # one of STAGES
+    lr: float | None = None  # default per stage: see resolved_lr
+    seed: int = 0
+    force: bool = False  # clear ``output`` (an earlier run's folder) first
+    max_length: int = 2048  # tokens of prompt + answer (SFT) or of the prompt (GRPO)
+    ties: bool = False  # offer [[C]] and train tie records
+    criteria: str | None = None  # overrides the records' criteria
+    # LoRA (the default) or all weights
+    full: bool = False
+    lora_r: int = 16
+    lora_alpha: int | None = None  # default: 2 × r
+    lora_dropout: float = 0.0
+    lora_layers: int | None = None
+    gradient_checkpointing: bool = False
+    bf16: bool | None = None  # default: on CUDA GPUs that support it
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    max_grad_norm: float = 1.0
+    max_steps: int | None = None  # optimizer steps per stage (None: from the epochs)
+    # SFT
+    epochs: float = 1.0
+    batch_size: int = 4  # sequences per forward pass on each device (SFT and GRPO updates)
+    grad_accum: int = 1
+    # GRPO
+    grpo_epochs: float = 1.0  # passes over the prompts (both orders of every record)
+    prompts_per_step: int = 4
+    generations: int = 6  # rollouts per prompt (the group)
+    max_completion_length: int = 512
+    temperature: float = 1.0
+    top_p: float = 1.0
+    beta: float = 0.04  # k3 KL to the reference (the model before this stage)
+    clip_epsilon: float = 0.2
+    loss_norm: str = "token"  # "token" (DAPO, TRL's default) or "sequence" (GRPO's paper)
+    updates_per_batch: int = 1  # optimizer steps on each batch of rollouts (PPO epochs)
+    correct_weight: float = 1.0
+    format_weight: float = 0.5
+    length_weight: float = 0.0
+    consistency_weight: float = 0.0  # both orders of a record reach the same outcome
+    reward_fns: list[str] = field(default_factory=list)  # module:function (TRL signature)
+    reward_fn_weight: float = 1.0
+    # inputs
+    media_root: str | None = None
+    allow_outside_root: bool = False
+    allow_urls: bool = False
+    media_limits: MediaLimits = field(default_factory=MediaLimits)  # saved as a dict
+    max_record_bytes: int = MAX_RECORD_BYTES
+    trust_remote_code: bool = False
+    gguf_file: str | None = None
+    revision: str | None = None
+    freeze_media: bool = True  # (for the shared LoRA settings; text models have no towers)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.media_limits, dict):  # as read back from training_config.json
+            self.media_limits = MediaLimits(**self.media_limits)
+
+    @property
+    def stages(self) -> list[Stage]:
+        return [s for s in ("sft", "grpo") if s in self.stage.split(",")]
+
+    def resolved_lr(self, stage: Stage = "sft") -> float:
+        """``lr``, else 2e-4 (SFT) / 1e-5 (GRPO) with LoRA and 1e-5 / 1e-6 for all weights."""
+        if self.lr is not None:
+            return self.lr
+        if stage == "sft":
+            return 1e-5 if self.full else 2e-4
+        return 1e-6 if self.full else 1e-5
+
+    def validate(self) -> None:
+        if self.stage not in STAGES:
+            raise UsageError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.epochs <= 0 or self.grpo_epochs <= 0:
+            raise UsageError("--epochs and --grpo-epochs must be positive")
+        if min(self.batch_size, self.grad_accum, self.prompts_per_step) < 1:
+            raise UsageError("--batch-size, --grad-accum and --prompts-per-step must be at least 1")
+        if self.generations < 2:
+            raise UsageError(
+                f"--generations must be at least 2 (advantages compare a group), got "
+                f"{self.generations}"
+            )
+        if self.max_completion_length < 1 or self.max_length < 1:
+            raise UsageError("--max-length and --max-completion-length must be at least 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UsageError("--max-steps must be at least 1")
+        if not self.full and self.lora_r < 1:
+            raise UsageError("--lora-r must be at least 1 (or pass --full)")
+        if self.lora_layers is not None and (self.full or self.lora_layers < 1):
+            raise UsageError("--lora-layers must be at least 1, and needs LoRA (not --full)")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise UsageError(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.temperature <= 0:
+            raise UsageError("--temperature must be positive (GRPO samples its rollouts)")
+        if not 0.0 < self.top_p <= 1.0:
+            raise UsageError("--top-p must be in (0, 1]")
+        if self.loss_norm not in ("token", "sequence"):
+            raise UsageError(f"--loss-norm must be token or sequence, got {self.loss_norm!r}")
+        if self.beta < 0 or self.clip_epsilon <= 0 or self.updates_per_batch < 1:
+            raise UsageError(
+                "--beta must be 0 or more, --clip-epsilon positive, --updates-per-batch at least 1"
+            )

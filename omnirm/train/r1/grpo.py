@@ -1,0 +1,290 @@
+"""GRPO stage: the judge samples ``generations`` answers per prompt and learns from how they
+score against each other.
+
+Per step, on each process: ``prompts_per_step`` prompts (both orders of the records, records
+shuffled per pass with the seed, a record's two orders kept next to each other) are answered ``generations`` times each with transformers ``generate``
+(KV cache, sampling at ``temperature`` / ``top_p``). Each answer is rewarded
+(:mod:`omnirm.train.r1.rewards`); advantages are the rewards normalised within their prompt's
+group, (r − mean) / (std + 1e-4). The loss is PPO's clipped surrogate per answer token,
+min(ρA, clip(ρ, 1 − ε, 1 + ε)A) with ρ the probability ratio to the policy that sampled, plus
+``beta`` times the k3 estimate of the KL to the reference, exp(q − p) − (q − p) − 1 (p, q: the
+policy's and the reference's token log-probabilities), averaged over all answer tokens of the
+batch (``loss_norm="token"``, as DAPO and TRL's default) or per answer, then over answers
+(``"sequence"``, as the GRPO paper: long answers do not outweigh short ones). The reference is the model as the stage starts: with LoRA the same network with its
+adapter disabled (no second copy), with ``--full`` a frozen copy. ``updates_per_batch`` > 1
+takes several optimizer steps on one batch of rollouts (the ratio then leaves 1 and clipping
+acts).
+
+Every step's rewards by component, accuracy, format rate, answer length, KL, clip fraction,
+loss and time go to the log (``metrics.jsonl``) and a progress line to stderr.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from omnirm import console
+from omnirm.errors import RecordError
+from omnirm.models.backends.hf import as_text_message
+from omnirm.train.r1.config import R1Config
+from omnirm.train.r1.data import JudgeExample
+from omnirm.train.r1.policy import Policy, completion_logprobs, prompt_ids
+from omnirm.train.r1.rewards import RewardFn, RewardWeights, score_completions
+
+
+@dataclass
+class Rollouts:
+    """A step's sampled answers: ``sequences`` are left-padded prompts (width ``start``)
+    followed by the answers, ``mask`` marks answer tokens (up to and including the first end
+    token)."""
+
+    sequences: torch.Tensor
+    attention: torch.Tensor
+    mask: torch.Tensor
+    start: int
+    texts: list[str]
+    completion_ids: list[list[int]]
+    truncated: list[bool]
+
+
+def sample(
+    net: Any, policy: Policy, prompts: list[list[int]], config: R1Config, device: torch.device
+) -> Rollouts:
+    """``config.generations`` sampled answers to each prompt, grouped by prompt."""
+    pad = int(policy.tokenizer.pad_token_id)
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(prompt)
+        attention[row, width - len(prompt) :] = 1
+    ids, attention = ids.to(device), attention.to(device)
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        out = net.generate(
+            input_ids=ids,
+            attention_mask=attention,
+            do_sample=True,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            top_k=0,
+            max_new_tokens=config.max_completion_length,
+            num_return_sequences=config.generations,
+            pad_token_id=pad,
+            eos_token_id=sorted(policy.eos_ids),
+            use_cache=True,
+        )
+    net.train(was_training)
+    completions = out[:, width:]
+    mask = torch.zeros_like(completions)
+    texts, kept, truncated = [], [], []
+    for row, tokens in enumerate(completions.tolist()):
+        end = next((i for i, t in enumerate(tokens) if t in policy.eos_ids), None)
+        length = len(tokens) if end is None else end + 1
+        mask[row, :length] = 1
+        completions[row, length:] = pad
+        kept.append(tokens[:length])
+        truncated.append(end is None)
+        texts.append(policy.tokenizer.decode(tokens[:length], skip_special_tokens=True).strip())
+    sequences = torch.cat([ids.repeat_interleave(config.generations, 0), completions], dim=1)
+    full_attention = torch.cat([attention.repeat_interleave(config.generations, 0), mask], dim=1)
+    return Rollouts(sequences, full_attention, mask, width, texts, kept, truncated)
+
+
+def group_advantages(rewards: torch.Tensor, group: int) -> torch.Tensor:
+    """Rewards normalised within each consecutive group of ``group`` answers."""
+    grouped = rewards.view(-1, group)
+    mean = grouped.mean(dim=1, keepdim=True)
+    std = grouped.std(dim=1, keepdim=True) if group > 1 else torch.zeros_like(mean)
+    return ((grouped - mean) / (std + 1e-4)).view(-1)
+
+
+def train_grpo(
+    config: R1Config,
+    policy: Policy,
+    examples: list[JudgeExample],
+    accelerator: Any,
+    log: Callable[[dict[str, Any]], None],
+    functions: list[tuple[str, RewardFn]],
+) -> int:
+    """Run the GRPO stage on ``policy`` (its adapter attached); returns the optimizer steps."""
+    from transformers import get_scheduler
+
+    main = accelerator.is_main_process
+    prompts: list[tuple[JudgeExample, list[int]]] = []
+    for example in examples:
+        ids = prompt_ids(policy.tokenizer, example.conversation)
+        if len(ids) <= config.max_length:
+            prompts.append((example, ids))
+    if len(prompts) < len(examples) and main:
+        console.warn(
+            f"grpo: {len(examples) - len(prompts)} prompts left out: over --max-length "
+            f"{config.max_length}"
+        )
+    if not prompts:
+        raise RecordError(f"{config.data}: no GRPO prompt fits --max-length {config.max_length}")
+    per_step = config.prompts_per_step * accelerator.num_processes
+    total = max(1, math.ceil(len(prompts) * config.grpo_epochs / per_step))
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    trainable = [p for p in policy.net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=config.resolved_lr("grpo"), weight_decay=config.weight_decay
+    )
+    scheduler = get_scheduler(
+        "constant_with_warmup",
+        optimizer,
+        num_warmup_steps=int(config.warmup_ratio * total) * accelerator.num_processes,
+    )
+    reference = None
+    if config.beta and policy.lora is None:
+        reference = copy.deepcopy(policy.net).eval().requires_grad_(False)
+    model, optimizer, scheduler = accelerator.prepare(policy.net, optimizer, scheduler)
+    net = accelerator.unwrap_model(model)
+    weights = RewardWeights(
+        correct=config.correct_weight,
+        format=config.format_weight,
+        length=config.length_weight,
+        custom=config.reward_fn_weight,
+        consistency=config.consistency_weight,
+    )
+    if main:
+        console.info(
+            f"grpo: {len(prompts)} prompts, {config.generations} answers each, {total} steps"
+        )
+    # both orders of a record stay together (the consistency reward compares them)
+    units: dict[str, list[int]] = {}
+    for index, (example, _) in enumerate(prompts):
+        units.setdefault(example.record.id, []).append(index)
+    order: list[int] = []
+    epoch = 0
+    model.train()
+    for step in range(1, total + 1):
+        began = time.perf_counter()
+        while len(order) < per_step:
+            shuffled = list(units.values())
+            random.Random(config.seed + epoch).shuffle(shuffled)
+            order += [index for unit in shuffled for index in unit]
+            epoch += 1
+        taken, order = order[:per_step], order[per_step:]
+        rank, size = accelerator.process_index, config.prompts_per_step
+        mine = [prompts[i] for i in taken[rank * size : (rank + 1) * size]]
+        rollouts = sample(net, policy, [ids for _, ids in mine], config, accelerator.device)
+        group = config.generations
+        columns = [example.columns() for example, _ in mine for _ in range(group)]
+        conversations = [
+            [as_text_message(m) for m in example.conversation]
+            for example, _ in mine
+            for _ in range(group)
+        ]
+        totals, parts = score_completions(
+            texts=rollouts.texts,
+            completion_ids=rollouts.completion_ids,
+            prompts=conversations,
+            columns=columns,
+            functions=functions,
+            weights=weights,
+            max_completion_length=config.max_completion_length,
+            step=step,
+        )
+        rewards = torch.tensor(totals, dtype=torch.float32, device=accelerator.device)
+        advantages = group_advantages(rewards, group)
+        mask = rollouts.mask.float()
+        tokens = mask.sum().clamp(min=1.0)
+        rows = list(range(0, len(totals), config.batch_size))
+        with torch.no_grad():
+            old: list[torch.Tensor | None] = [None] * len(rows)
+            ref: list[torch.Tensor | None] = [None] * len(rows)
+            for n, first in enumerate(rows):
+                part = slice(first, first + config.batch_size)
+                args = (rollouts.sequences[part], rollouts.attention[part], rollouts.start)
+                if config.updates_per_batch > 1:
+                    old[n] = completion_logprobs(model, *args)
+                if config.beta:
+                    if reference is not None:
+                        ref[n] = completion_logprobs(reference, *args)
+                    else:
+                        with net.disable_adapter():
+                            ref[n] = completion_logprobs(net, *args)
+        kl_sum = clipped_sum = loss_sum = 0.0
+        for update in range(config.updates_per_batch):
+            for n, first in enumerate(rows):
+                part = slice(first, first + config.batch_size)
+                logps = completion_logprobs(
+                    model, rollouts.sequences[part], rollouts.attention[part], rollouts.start
+                )
+                previous = old[n] if old[n] is not None else logps.detach()
+                assert previous is not None
+                ratio = torch.exp(logps - previous)
+                adv = advantages[part].unsqueeze(1)
+                low, high = 1 - config.clip_epsilon, 1 + config.clip_epsilon
+                per_token = -torch.min(ratio * adv, ratio.clamp(low, high) * adv)
+                m = mask[part]
+                if config.beta:
+                    reference_logps = ref[n]
+                    assert reference_logps is not None
+                    delta = reference_logps - logps
+                    kl = torch.exp(delta) - delta - 1
+                    per_token = per_token + config.beta * kl
+                    if update == 0:
+                        kl_sum += float((kl.detach() * m).sum())
+                clipped = ((ratio < low) & (adv < 0)) | ((ratio > high) & (adv > 0))
+                clipped_sum += float((clipped.float() * m).sum())
+                if config.loss_norm == "sequence":  # each answer counts once (GRPO's paper)
+                    loss = ((per_token * m).sum(1) / m.sum(1).clamp(min=1.0)).sum() / len(totals)
+                else:  # each token counts once (DAPO; TRL's default)
+                    loss = (per_token * m).sum() / tokens
+                loss_sum += float(loss.detach())
+                accelerator.backward(loss)
+            if config.max_grad_norm:
+                accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        count = len(totals)
+        entry: dict[str, Any] = {
+            "stage": "grpo",
+            "step": step,
+            "reward": sum(totals) / count,
+            "reward_std": float(rewards.std()) if count > 1 else 0.0,
+            **{f"reward/{name}": sum(v) / count for name, v in parts.items()},
+            "accuracy": sum(parts["correct"]) / count,
+            "format_rate": sum(parts["format"]) / count,
+            "completion_length": sum(len(i) for i in rollouts.completion_ids) / count,
+            "truncated": sum(rollouts.truncated) / count,
+            "kl": kl_sum / float(tokens),
+            "clip_fraction": clipped_sum / (float(tokens) * config.updates_per_batch),
+            "loss": loss_sum / config.updates_per_batch,
+            "lr": scheduler.get_last_lr()[0],
+            "seconds": round(time.perf_counter() - began, 3),
+        }
+        entry = _mean_over_processes(entry, accelerator)
+        log(entry)
+        if main:
+            console.info(
+                f"grpo step {step}/{total}: reward {entry['reward']:.3f}, accuracy "
+                f"{entry['accuracy']:.2f}, format {entry['format_rate']:.2f}, length "
+                f"{entry['completion_length']:.0f}, kl {entry['kl']:.4f}, clipped "
+                f"{entry['clip_fraction']:.3f}, {entry['seconds']:.1f} s"
+            )
+    policy.net = net
+    return total
+
+
+def _mean_over_processes(entry: dict[str, Any], accelerator: Any) -> dict[str, Any]:
+    """The numeric metrics averaged over processes (each had its own prompts)."""
+    if accelerator.num_processes == 1:
+        return entry
+    names = [k for k, v in entry.items() if isinstance(v, float) and k != "lr"]
+    values = torch.tensor([entry[k] for k in names], device=accelerator.device)
+    mean = accelerator.reduce(values, reduction="mean").tolist()
+    return {**entry, **dict(zip(names, mean, strict=True))}
