@@ -240,11 +240,7 @@ def bt(
 
     console.quiet_libraries()
 
-    given = {  # typer vendors click, so the source is told by name
-        name
-        for name in ctx.params
-        if getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
-    }
+    given = _given(ctx)
     limits = {
         "max_file_bytes": max_file_bytes,
         "max_image_pixels": max_image_pixels,
@@ -295,18 +291,12 @@ def bt(
         "freeze_media": ("freeze_media", freeze_media),
         "trust_remote_code": ("trust_remote_code", trust_remote_code),
     }
-    overrides: dict[str, object] = {
-        name: value for name, (parameter, value) in flags.items() if parameter in given
-    }
+    overrides = _overrides(flags, given)
     chosen_limits = {name: value for name, value in limits.items() if name in given}
     if chosen_limits:
         overrides["media_limits"] = chosen_limits
     settings = resolve_config(BTConfig, config, overrides, facts=RUN_FACTS)
-    if settings.trust_remote_code and "trust_remote_code" not in given:
-        raise UsageError(
-            f"--config {config}: trust_remote_code runs code from the model folder; it is "
-            "honoured only as --trust-remote-code on the command line"
-        )
+    _check_remote_code(settings.trust_remote_code, given, config)
     settings.media_limits = media_limits(**asdict(settings.media_limits))  # all positive
     settings.max_record_bytes = record_bytes(settings.max_record_bytes)
     result = _train_bt(settings, merge=merge)
@@ -314,6 +304,28 @@ def bt(
         with JsonlWriter() as writer:
             writer.write({"output": settings.output, **asdict(result)})
     return 0
+
+
+def _given(ctx: typer.Context) -> set[str]:
+    """The parameters the command line (or the environment) set, not their defaults."""
+    return {  # typer vendors click, so the source is told by name
+        name
+        for name in ctx.params
+        if getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+    }
+
+
+def _overrides(flags: dict[str, tuple[str, Any]], given: set[str]) -> dict[str, Any]:
+    """``{config field: value}`` of the flags given (``flags``: field → (parameter, value))."""
+    return {name: value for name, (parameter, value) in flags.items() if parameter in given}
+
+
+def _check_remote_code(trust_remote_code: bool, given: set[str], config: Path | None) -> None:
+    if trust_remote_code and "trust_remote_code" not in given:
+        raise UsageError(
+            f"--config {config}: trust_remote_code runs code from the model folder; it is "
+            "honoured only as --trust-remote-code on the command line"
+        )
 
 
 def _train_bt(config: BTConfig, *, merge: bool) -> Any:
@@ -353,33 +365,50 @@ def _train_bt(config: BTConfig, *, merge: bool) -> Any:
 
 @app.command()
 def r1(
+    ctx: typer.Context,
     model: Annotated[
-        str,
+        Optional[str],  # noqa: UP045
         typer.Option(
             "--model",
             "-m",
             help="Base model: a local text model folder or .gguf file, a hub id ORG/NAME, or "
-            "pkg:MODULE/FILE inside an installed package.",
+            "pkg:MODULE/FILE inside an installed package \\[required, here or in --config].",
             metavar="PATH|ORG/NAME",
+            show_default=False,
         ),
-    ],
+    ] = None,
     data: Annotated[
-        Path,
+        Optional[Path],  # noqa: UP045
         typer.Option(
             help="Training records (JSONL with a gold preference; --stage sft also needs a "
-            "rationale).",
+            "rationale) \\[required, here or in --config].",
             dir_okay=False,
+            show_default=False,
         ),
-    ],
+    ] = None,
+    config_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--config",
+            "-c",
+            help="Settings from a TOML, YAML or JSON file (e.g. a run's training_config.json): "
+            "any field of the training config, dashes or underscores; flags given here "
+            "override it.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[
-        Path,
+        Optional[Path],  # noqa: UP045
         typer.Option(
             "--output",
             "-o",
-            help="Folder for the judge, which omnirm score --judge hf:DIR loads.",
+            help="Folder for the judge, which omnirm score --judge hf:DIR loads \\[required, "
+            "here or in --config].",
             file_okay=False,
+            show_default=False,
         ),
-    ],
+    ] = None,
     stage: Annotated[
         str,
         typer.Option(
@@ -499,55 +528,68 @@ def r1(
 
     Works under [bold]accelerate launch[/bold]. Prints a JSON summary on stdout; progress on
     stderr and per-step metrics in DIR/metrics.jsonl.
+
+    [bold]--config FILE[/bold] (TOML, YAML or JSON) sets any field of the training config
+    (e.g. warmup_ratio, lora_alpha, reward_fns); flags given on the command line override it.
+    The resolved config is saved as OUTPUT/training_config.json, itself a valid --config.
     """
     from accelerate import PartialState
 
     from omnirm.jsonl import JsonlWriter
+    from omnirm.train.config_file import resolve_config
     from omnirm.train.r1 import R1Config, train_r1
+    from omnirm.train.r1.config import R1_RUN_FACTS
+    from omnirm.train.resume import RUN_FACTS
 
     console.quiet_libraries()
-    config = R1Config(
-        model=model,
-        revision=revision,
-        data=str(data),
-        output=str(output),
-        stage=stage,
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        max_steps=max_steps,
-        max_length=max_length,
-        ties=ties,
-        criteria=criteria,
-        full=full,
-        lora_r=lora_r,
-        lora_dropout=lora_dropout,
-        lora_layers=lora_layers,
-        gradient_checkpointing=gradient_checkpointing,
-        bf16=bf16,
-        seed=seed,
-        force=force,
-        generations=generations,
-        prompts_per_step=prompts_per_step,
-        grpo_epochs=grpo_epochs,
-        max_completion_length=max_completion_length,
-        temperature=temperature,
-        top_p=top_p,
-        beta=beta,
-        clip_epsilon=clip_epsilon,
-        updates_per_batch=updates_per_batch,
-        loss_norm=loss_norm,
-        correct_weight=correct_weight,
-        format_weight=format_weight,
-        length_weight=length_weight,
-        consistency_weight=consistency_weight,
-        reward_fns=list(reward_fn or []),
-        reward_fn_weight=reward_fn_weight,
-        media_root=str(media_root) if media_root is not None else None,
-        max_record_bytes=record_bytes(max_record_bytes),
-        trust_remote_code=trust_remote_code,
+    given = _given(ctx)
+    flags = {  # config field: (command-line parameter, value)
+        "model": ("model", model),
+        "revision": ("revision", revision),
+        "data": ("data", str(data) if data is not None else None),
+        "output": ("output", str(output) if output is not None else None),
+        "stage": ("stage", stage),
+        "lr": ("lr", lr),
+        "epochs": ("epochs", epochs),
+        "batch_size": ("batch_size", batch_size),
+        "grad_accum": ("grad_accum", grad_accum),
+        "max_steps": ("max_steps", max_steps),
+        "max_length": ("max_length", max_length),
+        "ties": ("ties", ties),
+        "criteria": ("criteria", criteria),
+        "full": ("full", full),
+        "lora_r": ("lora_r", lora_r),
+        "lora_dropout": ("lora_dropout", lora_dropout),
+        "lora_layers": ("lora_layers", lora_layers),
+        "gradient_checkpointing": ("gradient_checkpointing", gradient_checkpointing),
+        "bf16": ("bf16", bf16),
+        "seed": ("seed", seed),
+        "force": ("force", force),
+        "generations": ("generations", generations),
+        "prompts_per_step": ("prompts_per_step", prompts_per_step),
+        "grpo_epochs": ("grpo_epochs", grpo_epochs),
+        "max_completion_length": ("max_completion_length", max_completion_length),
+        "temperature": ("temperature", temperature),
+        "top_p": ("top_p", top_p),
+        "beta": ("beta", beta),
+        "clip_epsilon": ("clip_epsilon", clip_epsilon),
+        "updates_per_batch": ("updates_per_batch", updates_per_batch),
+        "loss_norm": ("loss_norm", loss_norm),
+        "correct_weight": ("correct_weight", correct_weight),
+        "format_weight": ("format_weight", format_weight),
+        "length_weight": ("length_weight", length_weight),
+        "consistency_weight": ("consistency_weight", consistency_weight),
+        "reward_fns": ("reward_fn", list(reward_fn or [])),
+        "reward_fn_weight": ("reward_fn_weight", reward_fn_weight),
+        "media_root": ("media_root", str(media_root) if media_root is not None else None),
+        "max_record_bytes": ("max_record_bytes", max_record_bytes),
+        "trust_remote_code": ("trust_remote_code", trust_remote_code),
+    }
+    config = resolve_config(
+        R1Config, config_file, _overrides(flags, given), facts=(*RUN_FACTS, *R1_RUN_FACTS)
     )
+    _check_remote_code(config.trust_remote_code, given, config_file)
+    config.max_record_bytes = record_bytes(config.max_record_bytes)
     result = train_r1(config)
     from dataclasses import asdict
 

@@ -1,7 +1,8 @@
-"""Training configs from a file: ``omnirm train bt --config FILE``.
+"""Training configs from a file: ``omnirm train bt|r1 --config FILE``.
 
 A config file (TOML, YAML, or JSON such as a run's own ``training_config.json``) names fields of
-the command's typed config (:class:`~omnirm.train.bt.BTConfig`), with underscores or dashes:
+the command's typed config (:class:`~omnirm.train.bt.BTConfig`,
+:class:`~omnirm.train.r1.config.R1Config`), with underscores or dashes:
 
 .. code-block:: toml
 
@@ -137,6 +138,11 @@ def _checked(value: Any, kind: Any, where: str) -> Any:
             return None
         raise UsageError(f"{where}: a value is needed here, not null")
     for option in options:
+        if typing.get_origin(option) is list:
+            if not isinstance(value, list):
+                continue
+            (item,) = typing.get_args(option)
+            return [_checked(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
         if typing.get_origin(option) is typing.Literal:
             if value in typing.get_args(option):
                 return value
@@ -164,6 +170,8 @@ def _is_union(kind: Any) -> bool:
 
 
 def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is list:
+        return f"a list of {_type_name(typing.get_args(kind)[0])}s"
     if typing.get_origin(kind) is typing.Literal:
         return " or ".join(repr(v) for v in typing.get_args(kind))
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(

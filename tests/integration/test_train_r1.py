@@ -226,3 +226,21 @@ def test_sft_then_grpo(cli, qwen2: Path, train_file: Path, tmp_path: Path, full:
     assert again.code == 0, again.stderr
     assert [s["stage"] for s in metrics(out)] == ["sft"]
     assert not (out / "adapters" / "grpo").exists()
+
+
+def test_a_saved_run_config_reruns_with_flags_on_top(  # type: ignore[no-untyped-def]
+    cli, sft_judge: Path, tmp_path: Path
+) -> None:
+    saved = json.loads((sft_judge / "training_config.json").read_text())
+    assert saved["lr"] == 3e-3 and saved["lr_by_stage"] == {"sft": 3e-3}
+    result = cli("-q", "train", "r1", "--config", str(sft_judge / "training_config.json"),
+                 "-o", str(tmp_path / "again"), "--max-steps", "1")  # fmt: skip
+    assert result.code == 0, result.stderr
+    again = json.loads((tmp_path / "again" / "training_config.json").read_text())
+    assert again["max_steps"] == 1 and again["output"] == str(tmp_path / "again")
+    differ = {"output", "max_steps", "lr_by_stage"}
+    assert {k: v for k, v in again.items() if k not in differ} == {
+        k: v for k, v in saved.items() if k not in differ
+    }
+    missing = cli("train", "r1", "--model", "x")
+    assert missing.code == 2 and "missing --data, --output" in missing.stderr

@@ -112,7 +112,8 @@ def train_r1(config: R1Config) -> R1Result:
         data_sha256=file_sha256(config.data),
     )
     record.update(
-        lr={stage: config.resolved_lr(stage) for stage in config.stages},
+        lr=config.lr,  # as asked, so the saved config is a valid --config
+        lr_by_stage={stage: config.resolved_lr(stage) for stage in config.stages},
         base_model=resolved.reference,
         base_revision=resolved.revision,
         template="built-in pairwise",

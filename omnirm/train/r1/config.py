@@ -14,6 +14,10 @@ Stage = Literal["sft", "grpo"]
 STAGES: tuple[str, ...] = ("sft", "grpo", "sft,grpo")
 
 
+#: What an r1 run's ``training_config.json`` records besides its settings.
+R1_RUN_FACTS = ("lr_by_stage", "base_model", "base_revision", "template")
+
+
 @dataclass
 class R1Config:
     """A generative-judge training run; saved resolved as ``training_config.json``."""

@@ -111,3 +111,24 @@ def test_the_command_line_defaults_are_the_configs_defaults() -> None:
     for name in (f.name for f in fields(MediaLimits)):
         assert inspect.signature(bt).parameters[name].default == getattr(limits, name), name
     assert checked >= 30
+
+
+def test_r1_flags_default_to_its_config_and_lists_are_read(tmp_path: Path) -> None:
+    import inspect
+
+    from omnirm.cli.train import r1
+    from omnirm.train.r1.config import R1Config
+
+    defaults = {f.name: f.default for f in fields(R1Config)}
+    checked = 0
+    for name, parameter in inspect.signature(r1).parameters.items():
+        if name in defaults and name not in ("model", "data", "output"):
+            assert parameter.default == defaults[name], name
+            checked += 1
+    assert checked >= 30
+    path = tmp_path / "r1.toml"
+    path.write_text('model = "m"\ndata = "d"\noutput = "o"\nreward_fns = ["a:f", "b.py:g"]\n')
+    assert resolve_config(R1Config, path, {}).reward_fns == ["a:f", "b.py:g"]
+    path.write_text('model = "m"\ndata = "d"\noutput = "o"\nreward_fns = ["a:f", 3]\n')
+    with pytest.raises(UsageError, match=r"reward_fns\[1\]: expected a string, got 3"):
+        resolve_config(R1Config, path, {})
