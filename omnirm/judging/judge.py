@@ -88,12 +88,13 @@ class JudgeReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    asked_as: str = "generations"  # "probability readings" with --verdict probs
 
     def summary(self) -> str:
         parts = [
             f"{self.records} records judged",
-            f"{self.requests} answers ({self.cached} from the cache, {self.asked} generations "
-            "asked)",
+            f"{self.requests} answers ({self.cached} from the cache, {self.asked} "
+            f"{self.asked_as} asked)",
         ]
         if self.no_verdict:
             parts.append(f"{self.no_verdict} without a verdict after retries")
@@ -170,7 +171,9 @@ class Judge:
         self.cache = cache
         self.source = source
         self.fingerprint = backend.fingerprint()
-        self.report = JudgeReport()
+        self.report = JudgeReport(
+            asked_as="generations" if settings.verdict == "text" else "probability readings"
+        )
 
     def score(
         self, items: Iterable[tuple[int, Record | InvalidRecord]], policy: ErrorPolicy

@@ -84,6 +84,7 @@ def test_both_orders_average_away_a_position_bias(
         assert abs(record["margin"]) < 0.01  # P_ab(A) and P_ba(B) average to one half
         assert record["rewards"][0] == pytest.approx(0.5, abs=0.01)
     assert "order consistency 0.0% (2 pairs)" in result.stderr
+    assert "4 answers (0 from the cache, 4 probability readings asked)" in result.stderr
 
 
 def test_rationale_first_then_the_letter(
