@@ -86,7 +86,11 @@ def test_sft_learns_and_saves_a_judge(sft_judge: Path) -> None:
     assert {s["stage"] for s in steps} == {"sft"}
     assert steps[-1]["loss"] < 0.75 * steps[0]["loss"]
     config = json.loads((sft_judge / "training_config.json").read_text())
-    assert config["stage"] == "sft" and config["lr"] == {"sft": 3e-3} and config["bf16"] is False
+    assert (
+        config["stage"] == "sft"
+        and config["lr_by_stage"] == {"sft": 3e-3}
+        and config["bf16"] is False
+    )
     result = json.loads((sft_judge / "train_result.json").read_text())
     assert result["records"] == 6 and result["examples"] == 12 and result["steps"] == {"sft": 24}
 
@@ -218,7 +222,10 @@ def test_sft_then_grpo(cli, qwen2: Path, train_file: Path, tmp_path: Path, full:
     assert adapters == ([] if full else ["grpo", "sft"])
     assert (out / "model.safetensors").is_file()
     config = json.loads((out / "training_config.json").read_text())
-    assert config["lr"] == ({"sft": 1e-5, "grpo": 1e-6} if full else {"sft": 2e-4, "grpo": 1e-5})
+    assert config["lr"] is None  # as asked: the defaults per stage
+    assert config["lr_by_stage"] == (
+        {"sft": 1e-5, "grpo": 1e-6} if full else {"sft": 2e-4, "grpo": 1e-5}
+    )
     again = cli(
         "train", "r1", "--model", str(qwen2), "--data", str(train_file), "-o", str(out),
         "--stage", "sft", "--max-steps", "1", "--force",
