@@ -35,6 +35,20 @@ from omnirm.errors import UsageError
 if TYPE_CHECKING:
     from omnirm.train.bt import BTConfig
 
+#: ``--config FILE`` of both training commands (see :mod:`omnirm.train.config_file`).
+ConfigFileOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        "--config",
+        "-c",
+        help="Settings from a TOML, YAML or JSON file (e.g. a run's training_config.json): "
+        "any field of the training config, dashes or underscores; flags given here "
+        "override it.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+
 app = typer.Typer(help="Train reward models.", no_args_is_help=True, rich_markup_mode="rich")
 
 
@@ -71,18 +85,7 @@ def bt(
             show_default=False,
         ),
     ] = None,
-    config: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(
-            "--config",
-            "-c",
-            help="Settings from a TOML, YAML or JSON file (e.g. a run's training_config.json): "
-            "any field of the training config, dashes or underscores; flags given here "
-            "override it.",
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
+    config: ConfigFileOpt = None,
     revision: RevisionOpt = None,
     trust_remote_code: TrustRemoteCodeOpt = False,
     eval_data: Annotated[
@@ -386,18 +389,7 @@ def r1(
             show_default=False,
         ),
     ] = None,
-    config_file: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(
-            "--config",
-            "-c",
-            help="Settings from a TOML, YAML or JSON file (e.g. a run's training_config.json): "
-            "any field of the training config, dashes or underscores; flags given here "
-            "override it.",
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
+    config_file: ConfigFileOpt = None,
     output: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
