@@ -181,9 +181,7 @@ class Judge:
         """Judged records in input order, in windows of up to ``settings.window`` records (their
         requests go to the backend together); bad ones go to ``policy``."""
         size = self.settings.window
-        # a local model starts with one record, so the first verdicts come out at once, and
-        # widens its windows while they are quick; a server's requests wait concurrently
-        first = size if self.backend.kind == "openai" else 1
+        first = size if self.backend.answers_concurrently else 1
         return windowed(
             items, self._window, lambda w, r: self._emit(w, r, policy), first=first, largest=size
         )

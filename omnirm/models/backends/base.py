@@ -88,6 +88,9 @@ class JudgeBackend(ABC):
 
     #: "hf", "openai" or "vllm": the prefix of the ``--judge`` spec
     kind: str = ""
+    #: True where requests wait side by side (a server): such a judge gets full windows of
+    #: records from the start; a local model starts with one and widens while it is quick
+    answers_concurrently: bool = False
 
     @property
     @abstractmethod

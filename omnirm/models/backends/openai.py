@@ -62,6 +62,7 @@ class OpenAIBackend(JudgeBackend):
     """Chat completions from an OpenAI-compatible server (see the module docs)."""
 
     kind = "openai"
+    answers_concurrently = True
 
     def __init__(
         self,
