@@ -15,46 +15,43 @@ Media in the neutral conversation format (see :mod:`omnirm.models.backends.base`
 
 The server decides what it accepts; a refusal (HTTP 400) ends up in the answer's ``error``.
 
-Requests run ``concurrency`` at a time over keep-alive sessions. They are retried with
-exponential backoff and jitter on 408, 429, 5xx, connection errors and timeouts, honouring
-``Retry-After``. A malformed 200 reply is retried twice at most. Any other 4xx fails only its
-own answer, except 401/403, which raise :class:`~omnirm.errors.UsageError` because every request
-would fail the same way.
+HTTP is the official ``openai`` client's: keep-alive connection pooling, and retries with
+exponential backoff and jitter on 408, 409, 429, 5xx, connection errors and timeouts, honouring
+``Retry-After``. What omnirm adds: ``concurrency`` requests in flight at once (threads sharing one
+client), the reply read leniently (text in parts, the served model id, token counts), a malformed
+200 reply asked again twice at most, any other 4xx failing only its own answer, except 401/403,
+which raise :class:`~omnirm.errors.UsageError` because every request would fail the same way.
 """
 
 from __future__ import annotations
 
-import email.utils
+import json
 import os
-import queue
-import random
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import requests
+from typing import TYPE_CHECKING, Any, Literal
 
 from omnirm import __version__, console
 from omnirm.errors import UsageError
 from omnirm.models.backends.base import Conversation, Generation, JudgeBackend, Sampling
 from omnirm.models.backends.messages import to_chat_messages
 
+if TYPE_CHECKING:
+    import openai
+
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _MALFORMED_RETRIES = 2  # a 200 with an unreadable body is asked again at most this often
-_MAX_RETRY_AFTER = 600.0  # seconds; a longer Retry-After is cut to this
 _EXCERPT = 300  # characters of a server's error body quoted in messages
 
 
 @dataclass
 class _Outcome:
-    """One HTTP attempt: an answer, or an error that may be worth retrying."""
+    """One request (the client's own retries included): an answer, or what went wrong."""
 
     generation: Generation | None = None
     error: str = ""
-    retry: bool = False
-    retry_after: float | None = None
     malformed: bool = False
 
 
@@ -74,12 +71,10 @@ class OpenAIBackend(JudgeBackend):
         timeout: float = 120.0,
         max_retries: int = 5,
         image_format: str = "png",
-        backoff: float = 1.0,
-        max_backoff: float = 60.0,
     ) -> None:
         """``timeout`` bounds connecting and each wait for data (seconds); ``max_retries``
-        counts the requests after the first; ``backoff`` is the first retry's delay, which
-        doubles per retry up to ``max_backoff``; ``image_format`` is ``png`` or ``jpeg``."""
+        counts the requests after the first (the client backs off between them, or waits as
+        ``Retry-After`` says); ``image_format`` is ``png`` or ``jpeg``."""
         if not model:
             raise UsageError("--judge openai:MODEL: the model name is empty")
         url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
@@ -103,15 +98,12 @@ class OpenAIBackend(JudgeBackend):
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.image_format = fmt
-        self.backoff = float(backoff)
-        self.max_backoff = float(max_backoff)
         #: the model id in the server's first reply (e.g. a dated snapshot of ``model``); it is
         #: not part of :meth:`fingerprint`, which the judge takes before the first request
         self.server_model: str | None = None
         self._api_key = os.environ.get(api_key_env) or None
         self._max_tokens_field = "max_tokens"
-        self._idle: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
-        self._sessions: list[requests.Session] = []
+        self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
         self._abort = threading.Event()
 
@@ -143,52 +135,39 @@ class OpenAIBackend(JudgeBackend):
                     raise error
             return [future.result() for future in futures]
         except BaseException:
-            self._abort.set()  # requests still running stop before their next attempt
+            self._abort.set()  # requests not yet sent are not sent
             raise
         finally:
             pool.shutdown(wait=not self._abort.is_set(), cancel_futures=True)
 
     def close(self) -> None:
-        """Close the keep-alive sessions (new ones open if the backend is used again)."""
+        """Close the client's connections (a new client opens if the backend is used again)."""
         with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
-        while not self._idle.empty():
-            self._idle.get_nowait()
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     # -- one conversation -----------------------------------------------------------------------
 
     def _answer(self, conversation: Conversation, sampling: Sampling) -> Generation:
-        """Ask until answered, retrying what is worth retrying; never raises but UsageError."""
+        """Ask until answered or given up; never raises but UsageError."""
         began = time.perf_counter()
-        body = self._body(to_openai_messages(conversation, self.image_format), sampling)
-        retries = malformed = 0
+        messages = to_openai_messages(conversation, self.image_format)
+        malformed = 0
         while True:
             if self._abort.is_set():
                 return Generation(None, seconds=time.perf_counter() - began, error="cancelled")
-            outcome = self._attempt(body)
+            outcome = self._attempt(messages, sampling)
             if outcome.generation is not None:
                 outcome.generation.seconds = time.perf_counter() - began
                 return outcome.generation
-            malformed += outcome.malformed
-            gave_up = retries >= self.max_retries or malformed > _MALFORMED_RETRIES
-            if not outcome.retry or gave_up:
-                error = outcome.error
-                if outcome.retry:
-                    error += f" (gave up after {retries + 1} attempts)"
-                return Generation(None, seconds=time.perf_counter() - began, error=error)
-            retries += 1
-            delay = outcome.retry_after
-            if delay is None:
-                delay = min(self.max_backoff, self.backoff * 2 ** (retries - 1))
-                delay *= random.uniform(0.5, 1.0)
-            console.debug(_escape(f"openai: {outcome.error}; retry {retries} in {delay:.2f} s"))
-            if self._abort.wait(delay):
-                return Generation(None, seconds=time.perf_counter() - began, error="cancelled")
+            if not outcome.malformed or malformed >= _MALFORMED_RETRIES:
+                return Generation(None, seconds=time.perf_counter() - began, error=outcome.error)
+            malformed += 1
+            console.debug(_escape(f"openai: {outcome.error}; asking again"))
 
-    def _body(self, messages: list[dict[str, Any]], sampling: Sampling) -> dict[str, Any]:
-        body = {
+    def _request(self, messages: list[dict[str, Any]], sampling: Sampling) -> dict[str, Any]:
+        request = {
             "model": self._model,
             "messages": messages,
             self._max_tokens_field: sampling.max_new_tokens,
@@ -196,46 +175,44 @@ class OpenAIBackend(JudgeBackend):
             "top_p": sampling.top_p,
             "seed": sampling.seed,
         }
-        return {key: value for key, value in body.items() if value is not None}
+        return {key: value for key, value in request.items() if value is not None}
 
-    def _attempt(self, body: dict[str, Any]) -> _Outcome:
-        """One POST to ``/chat/completions`` and what became of it."""
+    def _attempt(self, messages: list[dict[str, Any]], sampling: Sampling) -> _Outcome:
+        """One request through the client (which retries what is worth retrying)."""
+        import openai
+
         url = f"{self.base_url}/chat/completions"
-        headers = {"Content-Type": "application/json", "User-Agent": f"omnirm/{__version__}"}
-        if self._api_key is not None:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        session = self._session()
+        request = self._request(messages, sampling)
+        gave_up = f" (gave up after {self.max_retries + 1} attempts)"
         try:
-            response = session.post(url, json=body, headers=headers, timeout=self.timeout)
-        except requests.Timeout:
-            return _Outcome(error=f"no reply from {url} within {self.timeout:g} s", retry=True)
-        except requests.RequestException as error:
-            return _Outcome(error=f"cannot reach {url}: {error}", retry=True)
-        finally:
-            self._idle.put(session)
-        status = response.status_code
-        if 200 <= status < 300:
-            return self._parse(response)
-        message = _server_message(response)
-        if status in (401, 403):
-            raise UsageError(self._refused(url, status, message))
-        if status in (408, 429) or status >= 500:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
+            # no key: send no Authorization header at all (local servers need none)
+            no_auth = {"Authorization": openai.Omit()} if self._api_key is None else None
+            completions = self._openai().chat.completions
+            raw = completions.with_raw_response.create(**request, extra_headers=no_auth)
+        except openai.APITimeoutError:
+            return _Outcome(error=f"no reply from {url} within {self.timeout:g} s{gave_up}")
+        except openai.APIConnectionError as error:
+            return _Outcome(error=f"cannot reach {url}: {_cause(error)}{gave_up}")
+        except openai.APIStatusError as error:
+            status = error.status_code
+            message = _server_message(error.response)
+            if status in (401, 403):
+                raise UsageError(self._refused(url, status, message)) from None
+            if status == 400 and "max_completion_tokens" in message and "max_tokens" in request:
+                # newer OpenAI models take only max_completion_tokens: switch, for later requests
+                self._max_tokens_field = "max_completion_tokens"
+                return self._attempt(messages, sampling)
+            retried = status in (408, 409, 429) or status >= 500
+            hint = " (is the base URL right? It usually ends in /v1)" if status == 404 else ""
             return _Outcome(
-                error=f"HTTP {status} from {url}: {message}", retry=True, retry_after=retry_after
+                error=f"HTTP {status} from {url}: {message}{hint}{gave_up if retried else ''}"
             )
-        if status == 400 and "max_completion_tokens" in message and "max_tokens" in body:
-            # newer OpenAI models take only max_completion_tokens: switch, for later requests too
-            self._max_tokens_field = "max_completion_tokens"
-            body["max_completion_tokens"] = body.pop("max_tokens")
-            return self._attempt(body)
-        hint = " (is the base URL right? It usually ends in /v1)" if status == 404 else ""
-        return _Outcome(error=f"HTTP {status} from {url}: {message}{hint}")
+        return self._parse(raw.http_response)
 
-    def _parse(self, response: requests.Response) -> _Outcome:
-        """The answer in a 2xx reply, or a retryable "malformed reply" outcome."""
+    def _parse(self, response: Any) -> _Outcome:
+        """The answer in a 2xx reply, or a "malformed reply" outcome worth asking again."""
         try:
-            data = response.json()
+            data = json.loads(response.content)
         except ValueError:
             return _malformed(f"not JSON: {_excerpt(response.text)!r}")
         if not isinstance(data, dict):
@@ -280,14 +257,22 @@ class OpenAIBackend(JudgeBackend):
             advice = f"the API key in the environment variable {self.api_key_env} was refused"
         return f"{url} answered HTTP {status} ({message}): {advice}"
 
-    def _session(self) -> requests.Session:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            session = requests.Session()
-            with self._lock:
-                self._sessions.append(session)
-            return session
+    def _openai(self) -> openai.OpenAI:
+        """The one client all threads share (it pools connections), opened on first use."""
+        with self._lock:
+            if self._client is None:
+                import openai
+
+                # without a key the placeholder keeps the client from reading $OPENAI_API_KEY
+                # (the user named another variable); each request omits the header then
+                self._client = openai.OpenAI(
+                    api_key=self._api_key or "unused",
+                    base_url=self.base_url,
+                    timeout=self.timeout,
+                    max_retries=self.max_retries,
+                    default_headers={"User-Agent": f"omnirm/{__version__}"},
+                )
+            return self._client
 
 
 # -- conversion ----------------------------------------------------------------------------------
@@ -305,13 +290,13 @@ def to_openai_messages(
 
 
 def _malformed(detail: str) -> _Outcome:
-    return _Outcome(error=f"malformed reply: {detail}", retry=True, malformed=True)
+    return _Outcome(error=f"malformed reply: {detail}", malformed=True)
 
 
-def _server_message(response: requests.Response) -> str:
+def _server_message(response: Any) -> str:
     """The error message in a server's reply body (OpenAI, FastAPI or plain text)."""
     try:
-        data = response.json()
+        data = json.loads(response.content)
     except ValueError:
         data = None
     if isinstance(data, dict):
@@ -321,26 +306,18 @@ def _server_message(response: requests.Response) -> str:
         for key in ("error", "detail", "message"):
             if data.get(key):
                 return _excerpt(str(data[key]))
-    return _excerpt(response.text) or response.reason or "no body"
+    return _excerpt(response.text) or getattr(response, "reason_phrase", "") or "no body"
+
+
+def _cause(error: BaseException) -> str:
+    """The underlying reason of a connection error (the client's own message is generic)."""
+    cause = error.__cause__ or error.__context__
+    return str(cause) if cause is not None and str(cause) else str(error)
 
 
 def _excerpt(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "…"
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
 
 
 def _count(value: Any) -> int | None:

@@ -67,7 +67,8 @@ class FakeServer:
                 body = json.loads(raw)
                 with owner.lock:
                     index = len(owner.requests)
-                    owner.requests.append((dict(self.headers.items()), body))
+                    # header names are case-insensitive: keep them lower-cased
+                    owner.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 reply = owner.script(index, body)
                 time.sleep(reply.delay)
                 payload = reply.body if reply.body is not None else answer()
@@ -124,7 +125,7 @@ def _no_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def backend(server: FakeServer, **options: Any) -> OpenAIBackend:
-    settings: dict[str, Any] = {"api_key_env": KEY_ENV, "backoff": 0.01, "timeout": 5.0}
+    settings: dict[str, Any] = {"api_key_env": KEY_ENV, "timeout": 5.0}
     settings.update(options)
     return OpenAIBackend("judge-model", base_url=server.url, **settings)
 
@@ -155,7 +156,7 @@ def test_answer_tokens_and_request_fields(serve: Callable[[Script], FakeServer])
         "top_p": 1.0,
         "seed": 0,
     }
-    assert "Authorization" not in headers  # no key set: none sent
+    assert "authorization" not in headers  # no key set: none sent
     assert judge.server_model == "served-model"
     assert judge.fingerprint() == {
         "backend": "openai",
@@ -179,10 +180,20 @@ def test_authorization_header_iff_key_set(
     server = serve(lambda i, body: Reply())
     monkeypatch.setenv(KEY_ENV, "sk-test-123")
     backend(server).generate([ask()], SAMPLING)
-    assert server.requests[0][0]["Authorization"] == "Bearer sk-test-123"
+    assert server.requests[0][0]["authorization"] == "Bearer sk-test-123"
     monkeypatch.delenv(KEY_ENV)
     backend(server).generate([ask()], SAMPLING)
-    assert "Authorization" not in server.requests[1][0]
+    assert "authorization" not in server.requests[1][0]
+
+
+def test_other_key_variables_not_read(
+    serve: Callable[[Script], FakeServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the user named KEY_ENV: a key in $OPENAI_API_KEY must not leak to this server
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-this-server")
+    server = serve(lambda i, body: Reply())
+    backend(server).generate([ask()], SAMPLING)
+    assert "authorization" not in server.requests[0][0]
 
 
 def test_text_parts_sent_as_one_string(serve: Callable[[Script], FakeServer]) -> None:
@@ -208,17 +219,17 @@ def test_text_parts_sent_as_one_string(serve: Callable[[Script], FakeServer]) ->
 def test_429_retried_after_retry_after(serve: Callable[[Script], FakeServer]) -> None:
     def script(i: int, body: dict[str, Any]) -> Reply:
         if i == 0:
-            return Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "0.3"})
+            return Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "1.5"})
         return Reply()
 
     server = serve(script)
     began = time.perf_counter()
-    # backoff of 30 s: finishing quickly proves Retry-After was used instead
-    [got] = backend(server, backoff=30.0).generate([ask()], SAMPLING)
+    # the client's own first backoff is under a second: waiting 1.5 s proves Retry-After was used
+    [got] = backend(server).generate([ask()], SAMPLING)
     elapsed = time.perf_counter() - began
     assert got.text == "[[A]]" and server.count == 2
-    assert 0.3 <= elapsed < 5
-    assert got.seconds >= 0.3  # the time includes the wait
+    assert 1.5 <= elapsed < 10
+    assert got.seconds >= 1.5  # the time includes the wait
 
 
 def test_500_gives_up_after_max_retries(serve: Callable[[Script], FakeServer]) -> None:
@@ -251,9 +262,7 @@ def test_connection_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    judge = OpenAIBackend(
-        "m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=1, backoff=0.01, timeout=2.0
-    )
+    judge = OpenAIBackend("m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=1, timeout=2.0)
     [got] = judge.generate([ask()], SAMPLING)
     assert got.text is None and got.error is not None
     assert "cannot reach" in got.error and "gave up after 2 attempts" in got.error
