@@ -9,6 +9,7 @@ The Python API (the command line runs the same functions)::
     omnirm.best_of_n("candidates.jsonl", output=Path("ranked.jsonl"))
     run = omnirm.run_bench("scored.jsonl")           # run.result: typed metrics
     omnirm.train_bt(omnirm.BTConfig(model=..., data=..., output=...))
+    omnirm.train_r1(omnirm.R1Config(model=..., data=..., output=..., stage="sft,grpo"))
 
 Importing the package is cheap on purpose: nothing here pulls in torch or transformers (the
 names above load their modules when first used), so the command line's ``--help``,
@@ -35,6 +36,8 @@ _EXPORTS = {
     "run_bench": "omnirm.bench.run",
     "BTConfig": "omnirm.train.bt",
     "train_bt": "omnirm.train.bt",
+    "R1Config": "omnirm.train.r1",
+    "train_r1": "omnirm.train.r1",
     "JudgeOptions": "omnirm.options",
     "MediaOptions": "omnirm.options",
     "ModelOptions": "omnirm.options",
@@ -47,6 +50,7 @@ __all__ = [
     "JudgeOptions",
     "MediaOptions",
     "ModelOptions",
+    "R1Config",
     "Record",
     "SamplingOptions",
     "Scorer",
@@ -57,6 +61,7 @@ __all__ = [
     "run_bench",
     "score",
     "train_bt",
+    "train_r1",
     "write_records",
 ]
 
@@ -68,6 +73,7 @@ if TYPE_CHECKING:
     from omnirm.records import Record, read_records
     from omnirm.scorer import Scorer, load_scorer
     from omnirm.train.bt import BTConfig, train_bt
+    from omnirm.train.r1 import R1Config, train_r1
 
 
 def __getattr__(name: str) -> Any:
