@@ -427,6 +427,8 @@ def criteria(
     from omnirm.data.criteria import CriteriaPipeline, CriteriaSettings
     from omnirm.records import iter_records
 
+    console.quiet_libraries()
+
     models = Models(
         _model_options(
             device=device,
@@ -556,6 +558,8 @@ def pairs(
 
     from omnirm.data.build import BuildStats, Models, run_build
     from omnirm.data.pairs import PairsPipeline, PairsSettings, iter_prompts
+
+    console.quiet_libraries()
 
     if (strong is None) != (weak is None):
         raise UsageError(

@@ -91,3 +91,31 @@ def test_pairs_with_fixed_generators_and_an_unusable_teacher(
         'teacher 1: no usable scores after 2 attempts ("scores" must be an object with "A" and "B")'
     )
     assert line["rejected_answer"] == CRITERION
+
+
+def test_builders_quiet_by_default(models: dict[str, Path], tmp_path: Path) -> None:
+    """A fresh process (no test has disabled tqdm yet): loading the teacher prints no third-party
+    bars or reports unless -v."""
+    import os
+    import subprocess
+    import sys
+
+    data = write_jsonl(
+        tmp_path / "in.jsonl",
+        [{"id": "q", "prompt": "2 + 2?", "responses": ["4", "It is 4."], "preference": 0}],
+    )
+    command = [
+        sys.executable, "-m", "omnirm", "data", "criteria", str(data),
+        "--teacher", f"hf:{models['teacher']}", "--verifier", f"hf:{models['always_a']}",
+        "--max-new-tokens", "24", "-o", str(tmp_path / "out.jsonl"),
+    ]  # fmt: skip
+    env = {**os.environ, "OMNIRM_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    quiet = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "it/s" not in quiet.stderr and "Loading weights" not in quiet.stderr, quiet.stderr
+    # the same with -v shows them: what the quiet run lacks is really there to hide
+    loud = subprocess.run(
+        [*command[:-1], str(tmp_path / "loud.jsonl"), "-v"], capture_output=True, text=True, env=env
+    )
+    assert loud.returncode == 0, loud.stderr
+    assert "Loading weights" in loud.stderr
