@@ -404,9 +404,11 @@ def r1(
     stage: Annotated[
         str,
         typer.Option(
-            help="What to train: sft (rationale, then verdict), grpo (rewarded rollouts), or "
-            "sft,grpo (one after the other).",
-            metavar="sft|grpo|sft,grpo",
+            help="Stages, in the order they run: sft (rationale, then verdict), rs (rejection "
+            "sampling: the model's own answers right in both orders become SFT records; the "
+            "next stage must be sft, which trains on them), grpo (rewarded rollouts); e.g. "
+            "sft,grpo or rs,sft,grpo.",
+            metavar="STAGE[,STAGE…]",
         ),
     ] = "sft,grpo",
     revision: RevisionOpt = None,
@@ -455,6 +457,55 @@ def r1(
         bool,
         typer.Option(help="Clear --output (an earlier omnirm training folder) and train again."),
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue the run saved in --output from its last checkpoint (same data, model "
+            "and settings); an rs stage continues its file."
+        ),
+    ] = False,
+    save_steps: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            help="Save a resumable checkpoint every N optimizer steps (one is also saved after "
+            "each stage).",
+            metavar="N",
+        ),
+    ] = None,
+    plot: Annotated[
+        bool, typer.Option(help="Draw the learning curves into OUTPUT/curves.png at the end.")
+    ] = False,
+    answer_format: Annotated[
+        str,
+        typer.Option(
+            help="How the judge answers: reasoning then [[A]] (marks), or Omni-RRM's JSON object "
+            "with reasoning, score_A, score_B and better (json; score --judge reads both).",
+            metavar="marks|json",
+        ),
+    ] = "marks",
+    rs_samples: Annotated[
+        int, typer.Option(help="rs: judgements sampled per record (each in both orders).")
+    ] = 4,
+    rs_temperature: Annotated[float, typer.Option(help="rs: sampling temperature.")] = 0.8,
+    rs_output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="rs: where the kept samples go \\[default: OUTPUT/rs.jsonl].",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    cache: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="rs: the judge's answer cache (SQLite) \\[default: ~/.cache/omnirm/judge.sqlite].",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="rs: neither read nor write the answer cache.")
+    ] = False,
     generations: Annotated[int, typer.Option(help="GRPO answers sampled per prompt.")] = 6,
     prompts_per_step: Annotated[
         int, typer.Option(help="GRPO prompts per step on each device.")
@@ -497,6 +548,13 @@ def r1(
             "same record."
         ),
     ] = 0.0,
+    rubric_weight: Annotated[
+        float,
+        typer.Option(
+            help="Reward weight: share of the criterion's aspects (a record's rubric "
+            "dimensions, else its criterion's words) the reasoning mentions."
+        ),
+    ] = 0.0,
     reward_fn: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(
@@ -514,12 +572,16 @@ def r1(
     """Train a generative judge (reasoning, then [[A]] or [[B]]) on a text model.
 
     Every record is shown in both orders (responses swapped, verdict letter swapped). SFT
-    learns the records' [bold]rationale[/bold] followed by the verdict; GRPO samples answers
-    and learns from rewards (verdict correct, one verdict mark, length, your functions). The
-    output folder is a judge: [bold]omnirm score --judge hf:DIR[/bold].
+    learns the records' [bold]rationale[/bold] followed by the verdict; rs samples the
+    model's own judgements and keeps those right in both orders as SFT records (DIR/rs.jsonl,
+    resumable, cached); GRPO samples answers and learns from rewards (verdict correct, format,
+    order consistency, rubric coverage, length, your functions). The output folder is a judge:
+    [bold]omnirm score --judge hf:DIR[/bold].
 
-    Works under [bold]accelerate launch[/bold]. Prints a JSON summary on stdout; progress on
-    stderr and per-step metrics in DIR/metrics.jsonl.
+    Works under [bold]accelerate launch[/bold]. Prints a JSON summary on stdout; a progress
+    bar with the latest metrics on stderr, per-step metrics in DIR/metrics.jsonl, and with
+    [bold]--plot[/bold] the learning curves in DIR/curves.png. [bold]--save-steps N[/bold]
+    checkpoints; [bold]--resume[/bold] continues a stopped run exactly.
 
     [bold]--config FILE[/bold] (TOML, YAML or JSON) sets any field of the training config
     (e.g. warmup_ratio, lora_alpha, reward_fns); flags given on the command line override it.
@@ -557,6 +619,15 @@ def r1(
         "bf16": ("bf16", bf16),
         "seed": ("seed", seed),
         "force": ("force", force),
+        "resume": ("resume", resume),
+        "save_steps": ("save_steps", save_steps),
+        "plot": ("plot", plot),
+        "answer_format": ("answer_format", answer_format),
+        "rs_samples": ("rs_samples", rs_samples),
+        "rs_temperature": ("rs_temperature", rs_temperature),
+        "rs_output": ("rs_output", str(rs_output) if rs_output is not None else None),
+        "cache": ("cache", str(cache) if cache is not None else None),
+        "use_cache": ("no_cache", not no_cache),
         "generations": ("generations", generations),
         "prompts_per_step": ("prompts_per_step", prompts_per_step),
         "grpo_epochs": ("grpo_epochs", grpo_epochs),
@@ -571,6 +642,7 @@ def r1(
         "format_weight": ("format_weight", format_weight),
         "length_weight": ("length_weight", length_weight),
         "consistency_weight": ("consistency_weight", consistency_weight),
+        "rubric_weight": ("rubric_weight", rubric_weight),
         "reward_fns": ("reward_fn", list(reward_fn or [])),
         "reward_fn_weight": ("reward_fn_weight", reward_fn_weight),
         "media_root": ("media_root", str(media_root) if media_root is not None else None),

@@ -30,6 +30,7 @@ from omnirm.models.backends.base import (
 
 class HFBackend(JudgeBackend):
     kind = "hf"
+    _given_fingerprint: dict[str, Any] | None = None  # set by :meth:`in_memory`
 
     def __init__(
         self,
@@ -97,6 +98,31 @@ class HFBackend(JudgeBackend):
             self._modalities = processor_modalities(self.processor) - {"mesh"}
         self.net = net.to(self.device).eval()
 
+    @classmethod
+    def in_memory(
+        cls,
+        net: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        fingerprint: dict[str, Any],
+        batch_size: int = 4,
+    ) -> HFBackend:
+        """A backend around a text model already loaded (``train r1 --stage rs`` asks the judge
+        it is training); ``fingerprint`` must tell its weights apart (it keys the cache)."""
+        backend = cls.__new__(cls)
+        backend._model_name = name
+        backend.source, backend.gguf_file = name, None
+        backend.batch_size = max(1, batch_size)
+        backend.device = next(net.parameters()).device
+        backend.kind_of_model = "text"
+        backend.processor = None
+        backend.tokenizer = tokenizer
+        backend._modalities = frozenset()
+        backend.net = net
+        backend._given_fingerprint = fingerprint
+        return backend
+
     @property
     def model(self) -> str:
         return self._model_name
@@ -106,6 +132,8 @@ class HFBackend(JudgeBackend):
         return self._modalities
 
     def fingerprint(self) -> dict[str, Any]:
+        if self._given_fingerprint is not None:
+            return self._given_fingerprint
         folder = Path(self.source)
         names = [self.gguf_file] if self.gguf_file else None
         files = sorted(

@@ -10,6 +10,7 @@ with ``train bt``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +25,9 @@ from omnirm.jsonl import display_name
 from omnirm.train.r1.config import R1Config
 from omnirm.train.r1.data import JudgeExample
 from omnirm.train.r1.policy import Policy, answer_ids, check_length
+
+#: Progress lines when stderr is not a terminal: one per step.
+_EVERY_STEP = 1e-9
 
 
 @dataclass
@@ -79,9 +83,15 @@ def train_sft(
     examples: list[JudgeExample],
     accelerator: Any,
     log: Callable[[dict[str, Any]], None],
+    *,
+    label: str = "sft",
+    checkpoints: Any = None,
+    start_step: int = 0,
 ) -> int:
-    """Run the SFT stage on ``policy`` (its adapter attached); returns the optimizer steps.
-    Each step's loss, learning rate and time go to ``log``."""
+    """Run the SFT stage ``label`` on ``policy`` (its adapter attached); returns the optimizer
+    steps. Each step's loss, learning rate, tokens per second and time go to ``log``;
+    ``checkpoints`` (a :class:`~omnirm.train.r1.StageCheckpoints`) restores the state of
+    ``start_step`` and saves new ones."""
     from torch.utils.data import DataLoader
     from transformers import get_scheduler
 
@@ -112,40 +122,63 @@ def train_sft(
         num_training_steps=total * accelerator.num_processes,
     )
     model, optimizer, scheduler = accelerator.prepare(policy.net, optimizer, scheduler)
-    if main:
-        console.info(f"sft: {len(encoded)} sequences, {total} steps")
     model.train()
-    step, began = 0, time.perf_counter()
+    start_epoch, skip = divmod(start_step, steps_per_epoch)
+    resumed: Any = None
+    if skip:  # resuming inside an epoch: skip the batches trained on already
+        loader.set_epoch(start_epoch)
+        resumed = iter(accelerator.skip_first_batches(loader, skip * config.grad_accum))
+        # an epoch's first batch draws from the random state (torch seeds its workers): draw
+        # it before the saved state is restored, as the uninterrupted run drew it before
+        resumed = itertools.chain([next(resumed)], resumed)
+    if checkpoints is not None:
+        checkpoints.restore(start_step)
+    if main:
+        console.info(f"{label}: {len(encoded)} sequences, {total} steps")
+    step, began = start_step, time.perf_counter()
     losses: list[float] = []
-    for epoch in range(math.ceil(config.epochs)):
-        loader.set_epoch(epoch)
-        for batch in loader:
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm:
-                    accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            losses.append(float(accelerator.reduce(loss.detach(), reduction="mean")))
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            entry = {
-                "stage": "sft",
-                "step": step,
-                "loss": sum(losses) / len(losses),
-                "lr": scheduler.get_last_lr()[0],
-                "seconds": round(time.perf_counter() - began, 3),
-            }
-            losses.clear()
-            log(entry)
-            if main:
-                console.info(f"sft step {step}/{total}: loss {entry['loss']:.4f}")
+    tokens = 0
+    last = began
+    with console.step_progress(total, label, enabled=main, interval=_EVERY_STEP) as progress:
+        if step:
+            progress.update(step)
+        for epoch in range(start_epoch, math.ceil(config.epochs)):
             if step >= total:
                 break
-        if step >= total:
-            break
+            batches = resumed if epoch == start_epoch and resumed is not None else loader
+            if batches is loader:
+                loader.set_epoch(epoch)
+            for batch in batches:
+                with accelerator.accumulate(model):
+                    loss = model(**batch).loss
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and config.max_grad_norm:
+                        accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                losses.append(float(accelerator.reduce(loss.detach(), reduction="mean")))
+                tokens += int(accelerator.reduce(batch["attention_mask"].sum(), reduction="sum"))
+                if not accelerator.sync_gradients:
+                    continue
+                step += 1
+                now = time.perf_counter()
+                entry = {
+                    "stage": label,
+                    "step": step,
+                    "loss": sum(losses) / len(losses),
+                    "lr": scheduler.get_last_lr()[0],
+                    "tokens_per_second": round(tokens / max(now - last, 1e-9), 1),
+                    "seconds": round(now - last, 3),
+                    "elapsed": round(now - began, 3),
+                }
+                losses.clear()
+                tokens, last = 0, now
+                log(entry)
+                progress.update(step, loss=entry["loss"], tok_s=entry["tokens_per_second"])
+                if checkpoints is not None:
+                    checkpoints.after_step(step)
+                if step >= total:
+                    break
     policy.net = accelerator.unwrap_model(model)
     return step
