@@ -68,6 +68,8 @@ class R1Result:
     last: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
     rs_files: dict[str, str] = field(default_factory=dict)  # rs stage → the records it wrote
+    weights_sha256: str = ""  # of the saved judge's weights
+    processes_agree: bool | None = None  # several processes: all ended with these weights
 
 
 def train_r1(config: R1Config) -> R1Result:
@@ -81,7 +83,7 @@ def train_r1(config: R1Config) -> R1Result:
     from accelerate.utils import DataLoaderConfiguration, set_seed
 
     from omnirm import console
-    from omnirm.errors import UsageError
+    from omnirm.errors import OmnirmError, UsageError
     from omnirm.judging.conversations import ConversationBuilder
     from omnirm.models.checkpoint import detect_kind, lora_settings
     from omnirm.prompts.templates import default_template
@@ -90,7 +92,7 @@ def train_r1(config: R1Config) -> R1Result:
     from omnirm.train.r1.grpo import train_grpo
     from omnirm.train.r1.policy import load_policy, save_adapter, save_judge
     from omnirm.train.r1.rewards import load_reward_fn
-    from omnirm.train.r1.rs import rejection_sample, rs_path
+    from omnirm.train.r1.rs import rejection_sample, rs_path, weights_digest
     from omnirm.train.r1.sft import train_sft
     from omnirm.train.resume import (
         check_same_run,
@@ -276,6 +278,18 @@ def train_r1(config: R1Config) -> R1Result:
             policy.merge()
         save_state(accelerator, output, 0, asdict(result), {"stage": index + 1, "step": 0})
     accelerator.wait_for_everyone()
+    policy.merge()
+    result.weights_sha256 = weights_digest(policy.net)
+    if accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        digests = gather_object([result.weights_sha256])
+        result.processes_agree = len(set(digests)) == 1
+        if not result.processes_agree:
+            raise OmnirmError(
+                f"the {accelerator.num_processes} processes ended with different weights "
+                f"({', '.join(d[:12] for d in digests)}): data-parallel training went wrong"
+            )
     result.seconds = round(time.perf_counter() - began, 3)
     if main:
         if trained:

@@ -141,6 +141,7 @@ def rejection_sample(
             builder,
             JudgeSettings(
                 ties=config.ties,
+                answer_format="json" if config.answer_format == "json" else "marks",
                 retries=0,
                 criteria=config.criteria,
                 sampling=Sampling(
