@@ -160,14 +160,14 @@ def train_r1(config: R1Config) -> R1Result:
         console.info(f"--force: cleared {output}")
     accelerator.wait_for_everyone()
 
-    builder = ConversationBuilder(
+    policy, resolved = load_policy(config)
+    builder = ConversationBuilder(  # the judge's conversations, with the media it reads
         default_template("pairwise"),
         media_resolver(config, config.data),
-        frozenset(),  # text judges (load_policy refuses other models)
+        policy.modalities,
         ties=config.ties,
         answer_format=config.answer_format,
     )
-    policy, resolved = load_policy(config)
     record.update(base_model=resolved.reference, base_revision=resolved.revision)
     loaded = load_examples(
         config.data,

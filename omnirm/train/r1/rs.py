@@ -97,6 +97,8 @@ def rejection_sample(
         name=reference,
         fingerprint=fingerprint,
         batch_size=config.batch_size,
+        processor=policy.processor,
+        modalities=policy.modalities,
     )
     sampling = {
         "temperature": config.rs_temperature,

@@ -34,6 +34,7 @@ _EVERY_STEP = 1e-9
 class Encoded:
     input_ids: list[int]
     labels: list[int]
+    example: JudgeExample | None = None  # a media judge's: its processor encodes the batch
 
 
 def encode_examples(
@@ -45,7 +46,7 @@ def encode_examples(
     for example in examples:
         assert example.answer is not None
         ids, labels = answer_ids(
-            policy.tokenizer, example.conversation, example.answer, policy.eos_ids
+            policy.tokenizer, example.conversation, example.answer, policy.eos_ids, policy.processor
         )
         try:
             check_length(len(ids), config.max_length, f"the {example.order} answer")
@@ -57,14 +58,17 @@ def encode_examples(
                 )
                 console.warn(f"{error} (left out)")
             continue
-        encoded.append(Encoded(ids, labels))
+        encoded.append(Encoded(ids, labels, example if policy.processor is not None else None))
     if too_long and report:
         console.warn(f"{too_long} SFT examples left out: over --max-length {config.max_length}")
     return encoded
 
 
-def collate(batch: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ids, attention mask and labels (-100 on padding)."""
+def collate(batch: list[Encoded], pad_id: int, policy: Policy | None = None) -> dict[str, Any]:
+    """Right-padded ids, attention mask and labels (-100 on padding); for a media judge the
+    processor's inputs for the batch (pixel values, audio features …) too."""
+    if policy is not None and policy.processor is not None:
+        return _collate_media(batch, policy)
     width = max(len(e.input_ids) for e in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -75,6 +79,29 @@ def collate(batch: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
         labels[row, :n] = torch.tensor(item.labels)
         mask[row, :n] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _collate_media(batch: list[Encoded], policy: Policy) -> dict[str, Any]:
+    from omnirm.models.backends.hf import encode_chat
+
+    examples = [item.example for item in batch]
+    assert all(e is not None and e.answer is not None for e in examples)
+    inputs = encode_chat(
+        policy.tokenizer,
+        policy.processor,
+        [e.conversation for e in examples],  # type: ignore[union-attr]
+        answers=[e.answer for e in examples],  # type: ignore[union-attr,misc]
+        padding_side="right",
+    )
+    labels = torch.full_like(inputs["input_ids"], -100)
+    for row, item in enumerate(batch):
+        n = len(item.labels)
+        if inputs["input_ids"][row, :n].tolist() != item.input_ids:
+            raise RuntimeError(
+                "the processor encodes an answered conversation differently in a batch"
+            )
+        labels[row, :n] = torch.tensor(item.labels)
+    return {**inputs, "labels": labels}
 
 
 def train_sft(
@@ -104,7 +131,7 @@ def train_sft(
         encoded,  # type: ignore[arg-type]
         batch_size=config.batch_size,
         shuffle=True,
-        collate_fn=lambda batch: collate(batch, pad),
+        collate_fn=lambda batch: collate(batch, pad, policy),
     )
     loader = accelerator.prepare(loader)
     steps_per_epoch = math.ceil(len(loader) / config.grad_accum)
