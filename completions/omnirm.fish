@@ -397,7 +397,7 @@ complete -c omnirm -n '__omnirm_at omnirm score' -F
 
 # omnirm train
 complete -c omnirm -n '__omnirm_at omnirm train' -a 'bt' -d 'Train a Bradley-Terry reward model (value head on a text, vision-language or omni backbone) with free-form criteria'
-complete -c omnirm -n '__omnirm_at omnirm train' -a 'r1' -d 'Train a generative judge (reasoning, then [[A]] or []) on a text model'
+complete -c omnirm -n '__omnirm_at omnirm train' -a 'r1' -d 'Train a generative judge (reasoning, then [[A]] or []) on a text, vision-language or omni model, with the judge\'s own conversations (images, video, audio, meshes as rendered views, placed as score --judge places them)'
 complete -c omnirm -n '__omnirm_at omnirm train' -s 'h' -l 'help' -d 'Show this message and exit'
 
 # omnirm train bt
@@ -462,7 +462,7 @@ complete -c omnirm -n '__omnirm_at omnirm train bt' -s 'v' -l 'verbose' -d 'More
 complete -c omnirm -n '__omnirm_at omnirm train bt' -s 'h' -l 'help' -d 'Show this message and exit'
 
 # omnirm train r1
-complete -c omnirm -n '__omnirm_at omnirm train r1' -s 'm' -l 'model' -r -F -d 'Base model: a local text model folder or .gguf file, a hub id ORG/NAME, or pkg:MODULE/FILE inside an installed package [required, here or in --config]'
+complete -c omnirm -n '__omnirm_at omnirm train r1' -s 'm' -l 'model' -r -F -d 'Base model: a local text model folder or .gguf file, a vision-language (Qwen2.5-VL) or omni (Qwen2.5-Omni thinker) folder, a hub id ORG/NAME, or pkg:MODULE/FILE inside an installed package [required, here or in --config]'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'data' -r -F -d 'Training records (JSONL with a gold preference; --stage sft also needs a rationale) [required, here or in --config]'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -s 'c' -l 'config' -r -F -d 'Settings from a TOML, YAML or JSON file (e.g. a run\'s training_config.json): any field of the training config, dashes or underscores; flags given here override it'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -s 'o' -l 'output' -x -a '(__fish_complete_directories)' -d 'Folder for the judge, which omnirm score --judge hf:DIR loads [required, here or in --config]'
@@ -485,6 +485,8 @@ complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'lora-dropout' -x -d 'Dro
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'lora-layers' -x -d 'Adapt only the last N transformer layers [default: all layers]'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'gradient-checkpointing' -d 'Trade compute for memory'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'no-gradient-checkpointing'
+complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'freeze-media' -d 'Keep the vision and audio towers frozen (also with --full), or train them too'
+complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'train-media'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'bf16' -d 'bf16 mixed precision [default: on GPUs that support it]'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'no-bf16'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'seed' -x -d 'Seed for initialisation, data order, sampling'

@@ -49,6 +49,15 @@ ConfigFileOpt = Annotated[
     ),
 ]
 
+#: ``--freeze-media/--train-media`` of both training commands.
+FreezeMediaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--freeze-media/--train-media",
+        help="Keep the vision and audio towers frozen (also with --full), or train them too.",
+    ),
+]
+
 app = typer.Typer(help="Train reward models.", no_args_is_help=True, rich_markup_mode="rich")
 
 
@@ -194,13 +203,7 @@ def bt(
     mesh_size: Annotated[
         int, typer.Option(help="Side of each rendered mesh view, in pixels.")
     ] = 256,
-    freeze_media: Annotated[
-        bool,
-        typer.Option(
-            "--freeze-media/--train-media",
-            help="Keep the vision and audio towers frozen (also with --full), or train them too.",
-        ),
-    ] = True,
+    freeze_media: FreezeMediaOpt = True,
     merge: Annotated[
         bool,
         typer.Option(help="Also write OUTPUT/merged: a plain sequence-classification checkpoint."),
@@ -374,7 +377,8 @@ def r1(
         typer.Option(
             "--model",
             "-m",
-            help="Base model: a local text model folder or .gguf file, a hub id ORG/NAME, or "
+            help="Base model: a local text model folder or .gguf file, a vision-language "
+            "(Qwen2.5-VL) or omni (Qwen2.5-Omni thinker) folder, a hub id ORG/NAME, or "
             "pkg:MODULE/FILE inside an installed package \\[required, here or in --config].",
             metavar="PATH|ORG/NAME",
             show_default=False,
@@ -446,6 +450,7 @@ def r1(
         typer.Option(help="Adapt only the last N transformer layers \\[default: all layers]."),
     ] = None,
     gradient_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
+    freeze_media: FreezeMediaOpt = True,
     bf16: Annotated[
         Optional[bool],  # noqa: UP045
         typer.Option(
@@ -569,7 +574,9 @@ def r1(
     media_root: MediaRootOpt = None,
     max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
 ) -> int:
-    """Train a generative judge (reasoning, then [[A]] or [[B]]) on a text model.
+    """Train a generative judge (reasoning, then [[A]] or [[B]]) on a text, vision-language or
+    omni model, with the judge's own conversations (images, video, audio, meshes as rendered
+    views, placed as score --judge places them).
 
     Every record is shown in both orders (responses swapped, verdict letter swapped). SFT
     learns the records' [bold]rationale[/bold] followed by the verdict; rs samples the
@@ -616,6 +623,7 @@ def r1(
         "lora_dropout": ("lora_dropout", lora_dropout),
         "lora_layers": ("lora_layers", lora_layers),
         "gradient_checkpointing": ("gradient_checkpointing", gradient_checkpointing),
+        "freeze_media": ("freeze_media", freeze_media),
         "bf16": ("bf16", bf16),
         "seed": ("seed", seed),
         "force": ("force", force),

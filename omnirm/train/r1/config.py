@@ -91,7 +91,7 @@ class R1Config:
     trust_remote_code: bool = False
     gguf_file: str | None = None
     revision: str | None = None
-    freeze_media: bool = True  # (for the shared LoRA settings; text models have no towers)
+    freeze_media: bool = True  # media judges: the vision and audio towers stay as they are
 
     def __post_init__(self) -> None:
         if isinstance(self.media_limits, dict):  # as read back from training_config.json
