@@ -314,3 +314,43 @@ def test_two_process_gloo_training_agrees_on_the_weights(  # type: ignore[no-unt
     scored = cli("score", "--judge", f"hf:{out}", str(data), "--max-new-tokens", "4")
     assert scored.code == 0, scored.stderr
     assert len(scored.jsonl()) == 8
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_weights(qwen2: Path, tmp_path: Path) -> None:
+    """SIGKILL once metrics.jsonl holds GRPO's first step (a checkpoint every step), then
+    --resume: the judge equals an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = write_jsonl(tmp_path / "d.jsonl", records(6))
+
+    def args(out: Path) -> list[str]:
+        return [sys.executable, "-m", "omnirm", "-q", "train", "r1", "--model", str(qwen2),
+                "--data", str(data), "-o", str(out), "--stage", "sft,grpo", "--max-steps", "4",
+                "--batch-size", "2", "--generations", "2", "--prompts-per-step", "2",
+                "--max-completion-length", "4", "--save-steps", "1", "--lr", "1e-2"]  # fmt: skip
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNIRM_CACHE_DIR": str(tmp_path / "cache")}
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert subprocess.run(args(whole), env=env, capture_output=True, timeout=600).returncode == 0
+    process = subprocess.Popen(args(cut), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        path = cut / "metrics.jsonl"
+        if path.is_file() and b'"stage": "grpo"' in path.read_bytes():
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    resumed = subprocess.run([*args(cut), "--resume"], env=env, capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_weights(whole, cut)
+    assert [(s["stage"], s["step"]) for s in metrics(cut)] == [
+        (s["stage"], s["step"]) for s in metrics(whole)
+    ]
