@@ -66,8 +66,7 @@ def prepare_output(config: Any, command: str = "omnirm train bt") -> str:
     """Check ``config.output`` before anything is written. Returns ``"new"`` (an empty or new
     folder), ``"resume"`` (a saved run to continue) or ``"clear"`` (``--force`` on an earlier
     run's folder, to be emptied by :func:`clear_output` on the main process). A config without
-    ``resume`` (``train r1``, which cannot continue a run yet) never resumes; ``command`` names
-    the training command in messages.
+    ``resume`` never resumes; ``command`` names the training command in messages.
 
     Raises :class:`UsageError` for a non-empty folder without ``--force`` or ``--resume``, for
     ``--resume`` on a folder that holds no state, and for ``--force`` on a folder that is not a
