@@ -88,6 +88,7 @@ class JudgeOptions:
     mode: str = "pairwise"
     orders: str = "both"
     verdict: str = "text"  # text | probs | rationale-probs (pairwise only)
+    answer_format: str = "marks"  # marks ([[A]]) | json (Omni-RRM's object), pairwise
     ties: bool = False
     retries: int = DEFAULT_RETRIES
     prompt_template: Path | None = None

@@ -216,7 +216,8 @@ class ResumableOutput:
     def write(self, obj: dict[str, Any]) -> None:
         """Stamp and write one scored record."""
         key = line_key(obj)
-        stamp = {"fingerprint": self.fingerprint, "input": self._inputs.pop(key or "", None)}
+        # .get, not .pop: a record may have several lines (train r1 --stage rs keeps samples)
+        stamp = {"fingerprint": self.fingerprint, "input": self._inputs.get(key or "")}
         self.sink.write({**obj, "scored_by": {**(obj.get("scored_by") or {}), **stamp}})
 
     @property

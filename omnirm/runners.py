@@ -216,6 +216,7 @@ class JudgeScorer:
             mode=template.mode,
             orders="ab" if options.orders == "ab" else "both",
             verdict=verdict,
+            answer_format="json" if options.answer_format == "json" else "marks",
             ties=options.ties,
             retries=options.retries,
             criteria=options.criteria,
@@ -243,7 +244,11 @@ class JudgeScorer:
                 f"{self.backend.kind}: judges do not expose them (use an hf: judge)"
             )
         self.builder = ConversationBuilder(
-            template, resolver, self.backend.modalities, ties=options.ties
+            template,
+            resolver,
+            self.backend.modalities,
+            ties=options.ties,
+            answer_format=self.settings.answer_format,
         )
         self.cache = (
             AnswerCache(options.cache or default_cache_path()) if options.use_cache else None

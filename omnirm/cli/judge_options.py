@@ -37,6 +37,11 @@ class JudgeVerdict(str, Enum):
     RATIONALE_PROBS = "rationale-probs"
 
 
+class JudgeAnswerFormat(str, Enum):
+    MARKS = "marks"
+    JSON = "json"
+
+
 JudgeOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
@@ -68,6 +73,15 @@ VerdictOpt = Annotated[
         help="text: parse the verdict the judge writes; probs: read its probability of each "
         "verdict letter at the verdict position (every pair gets a verdict and a graded margin; "
         "hf: judges, pairwise); rationale-probs: the same after the reasoning it writes first.",
+        rich_help_panel=PANEL,
+    ),
+]
+AnswerFormatOpt = Annotated[
+    JudgeAnswerFormat,
+    typer.Option(
+        help="How the judge is asked to answer: reasoning, then [[A]] (marks), or Omni-RRM's "
+        "JSON object with reasoning, score_A, score_B and better (json; for judges trained so, "
+        "e.g. omnirm train r1 --answer-format json). Both are parsed either way.",
         rich_help_panel=PANEL,
     ),
 ]
@@ -150,6 +164,7 @@ def judge_options(
     mode: JudgeMode,
     orders: JudgeOrders,
     verdict: JudgeVerdict,
+    answer_format: JudgeAnswerFormat,
     ties: bool,
     retries: int,
     prompt_template: Path | None,
@@ -178,6 +193,7 @@ def judge_options(
         mode=mode.value,
         orders=orders.value,
         verdict=verdict.value,
+        answer_format=answer_format.value,
         ties=ties,
         retries=retries,
         prompt_template=prompt_template,

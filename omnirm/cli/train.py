@@ -49,6 +49,15 @@ ConfigFileOpt = Annotated[
     ),
 ]
 
+#: ``--freeze-media/--train-media`` of both training commands.
+FreezeMediaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--freeze-media/--train-media",
+        help="Keep the vision and audio towers frozen (also with --full), or train them too.",
+    ),
+]
+
 app = typer.Typer(help="Train reward models.", no_args_is_help=True, rich_markup_mode="rich")
 
 
@@ -194,13 +203,7 @@ def bt(
     mesh_size: Annotated[
         int, typer.Option(help="Side of each rendered mesh view, in pixels.")
     ] = 256,
-    freeze_media: Annotated[
-        bool,
-        typer.Option(
-            "--freeze-media/--train-media",
-            help="Keep the vision and audio towers frozen (also with --full), or train them too.",
-        ),
-    ] = True,
+    freeze_media: FreezeMediaOpt = True,
     merge: Annotated[
         bool,
         typer.Option(help="Also write OUTPUT/merged: a plain sequence-classification checkpoint."),
@@ -374,7 +377,8 @@ def r1(
         typer.Option(
             "--model",
             "-m",
-            help="Base model: a local text model folder or .gguf file, a hub id ORG/NAME, or "
+            help="Base model: a local text model folder or .gguf file, a vision-language "
+            "(Qwen2.5-VL) or omni (Qwen2.5-Omni thinker) folder, a hub id ORG/NAME, or "
             "pkg:MODULE/FILE inside an installed package \\[required, here or in --config].",
             metavar="PATH|ORG/NAME",
             show_default=False,
@@ -404,9 +408,11 @@ def r1(
     stage: Annotated[
         str,
         typer.Option(
-            help="What to train: sft (rationale, then verdict), grpo (rewarded rollouts), or "
-            "sft,grpo (one after the other).",
-            metavar="sft|grpo|sft,grpo",
+            help="Stages, in the order they run: sft (rationale, then verdict), rs (rejection "
+            "sampling: the model's own answers right in both orders become SFT records; the "
+            "next stage must be sft, which trains on them), grpo (rewarded rollouts); e.g. "
+            "sft,grpo or rs,sft,grpo.",
+            metavar="STAGE[,STAGE…]",
         ),
     ] = "sft,grpo",
     revision: RevisionOpt = None,
@@ -444,6 +450,7 @@ def r1(
         typer.Option(help="Adapt only the last N transformer layers \\[default: all layers]."),
     ] = None,
     gradient_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
+    freeze_media: FreezeMediaOpt = True,
     bf16: Annotated[
         Optional[bool],  # noqa: UP045
         typer.Option(
@@ -454,6 +461,55 @@ def r1(
     force: Annotated[
         bool,
         typer.Option(help="Clear --output (an earlier omnirm training folder) and train again."),
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue the run saved in --output from its last checkpoint (same data, model "
+            "and settings); an rs stage continues its file."
+        ),
+    ] = False,
+    save_steps: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            help="Save a resumable checkpoint every N optimizer steps (one is also saved after "
+            "each stage).",
+            metavar="N",
+        ),
+    ] = None,
+    plot: Annotated[
+        bool, typer.Option(help="Draw the learning curves into OUTPUT/curves.png at the end.")
+    ] = False,
+    answer_format: Annotated[
+        str,
+        typer.Option(
+            help="How the judge answers: reasoning then [[A]] (marks), or Omni-RRM's JSON object "
+            "with reasoning, score_A, score_B and better (json; score --judge reads both).",
+            metavar="marks|json",
+        ),
+    ] = "marks",
+    rs_samples: Annotated[
+        int, typer.Option(help="rs: judgements sampled per record (each in both orders).")
+    ] = 4,
+    rs_temperature: Annotated[float, typer.Option(help="rs: sampling temperature.")] = 0.8,
+    rs_output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="rs: where the kept samples go \\[default: OUTPUT/rs.jsonl].",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    cache: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="rs: the judge's answer cache (SQLite) \\[default: ~/.cache/omnirm/judge.sqlite].",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="rs: neither read nor write the answer cache.")
     ] = False,
     generations: Annotated[int, typer.Option(help="GRPO answers sampled per prompt.")] = 6,
     prompts_per_step: Annotated[
@@ -497,6 +553,13 @@ def r1(
             "same record."
         ),
     ] = 0.0,
+    rubric_weight: Annotated[
+        float,
+        typer.Option(
+            help="Reward weight: share of the criterion's aspects (a record's rubric "
+            "dimensions, else its criterion's words) the reasoning mentions."
+        ),
+    ] = 0.0,
     reward_fn: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(
@@ -511,15 +574,21 @@ def r1(
     media_root: MediaRootOpt = None,
     max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
 ) -> int:
-    """Train a generative judge (reasoning, then [[A]] or [[B]]) on a text model.
+    """Train a generative judge (reasoning, then [[A]] or [[B]]) on a text, vision-language or
+    omni model, with the judge's own conversations (images, video, audio, meshes as rendered
+    views, placed as score --judge places them).
 
     Every record is shown in both orders (responses swapped, verdict letter swapped). SFT
-    learns the records' [bold]rationale[/bold] followed by the verdict; GRPO samples answers
-    and learns from rewards (verdict correct, one verdict mark, length, your functions). The
-    output folder is a judge: [bold]omnirm score --judge hf:DIR[/bold].
+    learns the records' [bold]rationale[/bold] followed by the verdict; rs samples the
+    model's own judgements and keeps those right in both orders as SFT records (DIR/rs.jsonl,
+    resumable, cached); GRPO samples answers and learns from rewards (verdict correct, format,
+    order consistency, rubric coverage, length, your functions). The output folder is a judge:
+    [bold]omnirm score --judge hf:DIR[/bold].
 
-    Works under [bold]accelerate launch[/bold]. Prints a JSON summary on stdout; progress on
-    stderr and per-step metrics in DIR/metrics.jsonl.
+    Works under [bold]accelerate launch[/bold]. Prints a JSON summary on stdout; a progress
+    bar with the latest metrics on stderr, per-step metrics in DIR/metrics.jsonl, and with
+    [bold]--plot[/bold] the learning curves in DIR/curves.png. [bold]--save-steps N[/bold]
+    checkpoints; [bold]--resume[/bold] continues a stopped run exactly.
 
     [bold]--config FILE[/bold] (TOML, YAML or JSON) sets any field of the training config
     (e.g. warmup_ratio, lora_alpha, reward_fns); flags given on the command line override it.
@@ -554,9 +623,19 @@ def r1(
         "lora_dropout": ("lora_dropout", lora_dropout),
         "lora_layers": ("lora_layers", lora_layers),
         "gradient_checkpointing": ("gradient_checkpointing", gradient_checkpointing),
+        "freeze_media": ("freeze_media", freeze_media),
         "bf16": ("bf16", bf16),
         "seed": ("seed", seed),
         "force": ("force", force),
+        "resume": ("resume", resume),
+        "save_steps": ("save_steps", save_steps),
+        "plot": ("plot", plot),
+        "answer_format": ("answer_format", answer_format),
+        "rs_samples": ("rs_samples", rs_samples),
+        "rs_temperature": ("rs_temperature", rs_temperature),
+        "rs_output": ("rs_output", str(rs_output) if rs_output is not None else None),
+        "cache": ("cache", str(cache) if cache is not None else None),
+        "use_cache": ("no_cache", not no_cache),
         "generations": ("generations", generations),
         "prompts_per_step": ("prompts_per_step", prompts_per_step),
         "grpo_epochs": ("grpo_epochs", grpo_epochs),
@@ -571,6 +650,7 @@ def r1(
         "format_weight": ("format_weight", format_weight),
         "length_weight": ("length_weight", length_weight),
         "consistency_weight": ("consistency_weight", consistency_weight),
+        "rubric_weight": ("rubric_weight", rubric_weight),
         "reward_fns": ("reward_fn", list(reward_fn or [])),
         "reward_fn_weight": ("reward_fn_weight", reward_fn_weight),
         "media_root": ("media_root", str(media_root) if media_root is not None else None),

@@ -48,6 +48,7 @@ class ConversationBuilder:
         ties: bool = False,
         media: JudgeMedia | None = None,
         default_criteria: str = DEFAULT_CRITERIA,
+        answer_format: str = "marks",
     ) -> None:
         self.template = template
         self.resolver = resolver
@@ -55,6 +56,7 @@ class ConversationBuilder:
         self.ties = ties
         self.media = media or JudgeMedia()
         self.default_criteria = default_criteria
+        self.answer_format = answer_format  # "marks" ([[A]]) or "json" (Omni-RRM's object)
         self._decoded = DecodedMedia(capacity=32)
 
     def pairwise(
@@ -93,6 +95,7 @@ class ConversationBuilder:
             criteria=criteria or record.criteria or self.default_criteria,
             ties=self.ties,
             slots=slots,
+            answer_format=self.answer_format,
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 

@@ -66,6 +66,7 @@ class JudgeSettings:
     mode: Literal["pairwise", "pointwise"] = "pairwise"
     orders: Literal["both", "ab"] = "both"
     verdict: Literal["text", "probs", "rationale-probs"] = "text"
+    answer_format: Literal["marks", "json"] = "marks"  # how the prompt asks for the verdict
     ties: bool = False  # offer [[C]]
     retries: int = DEFAULT_RETRIES
     retry_temperature: float = 0.7
@@ -483,6 +484,7 @@ def judge_provenance(
         "mode": settings.mode,
         "orders": settings.orders if settings.mode == "pairwise" else None,
         "verdict": settings.verdict,
+        "answer_format": settings.answer_format,
         "ties": settings.ties,
         "template": template_source,
         "criteria_override": settings.criteria,

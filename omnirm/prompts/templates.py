@@ -60,6 +60,18 @@ VERDICTS_WITH_TIE = (
     "are equally good — use [[C]] only when you truly cannot prefer one."
 )
 
+#: ``answer_format="json"``: Omni-RRM's structured answer, ``better`` last (generation can stop
+#: once the object closes).
+VERDICTS_JSON = (
+    'Write your answer as one JSON object, {{"reasoning": "<your comparison>", "score_A": '
+    '<1-10>, "score_B": <1-10>, "better": "A" or "B"}}, and nothing after it.'
+)
+VERDICTS_JSON_WITH_TIE = (
+    'Write your answer as one JSON object, {{"reasoning": "<your comparison>", "score_A": '
+    '<1-10>, "score_B": <1-10>, "better": "A", "B" or "C"}} — "C" only when they are equally '
+    "good — and nothing after it."
+)
+
 PAIRWISE_USER = """\
 [The user's request]
 {prompt}
@@ -191,14 +203,20 @@ def render(
     criteria: str,
     ties: bool,
     slots: dict[str, list[dict[str, Any]]],
+    answer_format: str = "marks",
 ) -> tuple[str, list[dict[str, Any]]]:
     """The system text and the user message's parts: ``slots`` maps each content placeholder
-    to its parts, which replace it in order; the text around them stays text."""
+    to its parts, which replace it in order; the text around them stays text.
+    ``answer_format`` ``"json"`` asks for Omni-RRM's JSON object instead of ``[[A]]``."""
+    if answer_format == "json":
+        verdicts = (VERDICTS_JSON_WITH_TIE if ties else VERDICTS_JSON).format()
+    else:
+        verdicts = VERDICTS_WITH_TIE if ties else VERDICTS_WITHOUT_TIE
     text_fields = {
         "task": task_text(task),
         "task_single": task_text(task, single=True),
         "criteria": criteria,
-        "verdicts": VERDICTS_WITH_TIE if ties else VERDICTS_WITHOUT_TIE,
+        "verdicts": verdicts,
     }
     system = template.system.format(**text_fields)
     parts: list[dict[str, Any]] = []

@@ -1,4 +1,4 @@
-"""The output folder of ``omnirm train bt`` and continuing a run saved there (``--resume``).
+"""The output folder of ``omnirm train bt|r1`` and continuing a run saved there (``--resume``).
 
 - **Output folder**: a folder that is not empty is refused unless ``--force`` (which clears it,
   only when it is an omnirm training folder that holds none of the run's inputs) or
@@ -14,6 +14,7 @@
   last. A state is written to ``state.partial/`` and renamed into place; the one before it is
   kept as ``state.previous/``, so a state cut short (a crash mid-save, a truncated or corrupt
   file) is detected from the recorded sizes or by failing to load, and the previous one is used.
+  ``position`` says where in the data the state is (``train r1``: the stage and its step).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,8 +66,7 @@ def prepare_output(config: Any, command: str = "omnirm train bt") -> str:
     """Check ``config.output`` before anything is written. Returns ``"new"`` (an empty or new
     folder), ``"resume"`` (a saved run to continue) or ``"clear"`` (``--force`` on an earlier
     run's folder, to be emptied by :func:`clear_output` on the main process). A config without
-    ``resume`` (``train r1``, which cannot continue a run yet) never resumes; ``command`` names
-    the training command in messages.
+    ``resume`` never resumes; ``command`` names the training command in messages.
 
     Raises :class:`UsageError` for a non-empty folder without ``--force`` or ``--resume``, for
     ``--resume`` on a folder that holds no state, and for ``--force`` on a folder that is not a
@@ -180,12 +181,24 @@ def read_saved_config(output: str | Path) -> dict[str, Any]:
     return saved
 
 
-def check_same_run(saved: dict[str, Any], current: dict[str, Any], output: str | Path) -> list[str]:
-    """Refuse a resumed run that differs from the saved one in a :data:`SAME_RUN` option;
-    return a warning for each :data:`HARMLESS` one that changed. Options the saved file lacks
-    (older versions) are not compared; nor is the data's path when both runs know its content."""
-    saved = _with_defaults(saved)
-    changed = [name for name in SAME_RUN if name in saved and saved[name] != current.get(name)]
+def check_same_run(
+    saved: dict[str, Any],
+    current: dict[str, Any],
+    output: str | Path,
+    *,
+    same_run: Iterable[str] | None = None,
+    harmless: Iterable[str] = HARMLESS,
+    bt_defaults: bool = True,
+) -> list[str]:
+    """Refuse a resumed run that differs from the saved one in a ``same_run`` option (default
+    :data:`SAME_RUN`, ``train bt``'s; ``train r1`` passes every option it records but the
+    ``harmless`` ones, and ``bt_defaults=False``: its saved ``lr`` is as asked); return a
+    warning for each ``harmless`` one that changed. Options the saved file lacks (older
+    versions) are not compared; nor is the data's path when both runs know its content."""
+    saved = _with_defaults(saved) if bt_defaults else dict(saved)
+    harmless = tuple(harmless)
+    names = tuple(same_run) if same_run is not None else SAME_RUN
+    changed = [name for name in names if name in saved and saved[name] != current.get(name)]
     if "data_sha256" not in saved and saved.get("data") != current.get("data"):
         changed.append("data")
     if changed:
@@ -197,7 +210,7 @@ def check_same_run(saved: dict[str, Any], current: dict[str, Any], output: str |
         )
     return [
         f"--resume: {_change(name, saved, current)}; continuing"
-        for name in HARMLESS
+        for name in harmless
         if name in saved and saved[name] != current.get(name)
     ]
 
@@ -235,6 +248,7 @@ class Progress:
     processes: int
     files: dict[str, int]
     result: dict[str, Any] = field(default_factory=dict)  # the run's report so far
+    position: dict[str, Any] = field(default_factory=dict)  # where in the run (train r1: stage)
 
 
 def keep_trainable_only(accelerator: Any) -> None:
@@ -244,7 +258,9 @@ def keep_trainable_only(accelerator: Any) -> None:
     from safetensors.torch import load_file
 
     def trainable(model: Any) -> set[str]:
-        return {n for n, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+        # a tied weight (an LM head sharing the embeddings) once, under its first name:
+        # safetensors refuses tensors that share memory, and loading it loads both
+        return {n for n, p in model.named_parameters() if p.requires_grad}
 
     def on_save(models: list[Any], weights: list[dict[str, Any]], output_dir: str) -> None:
         for i, model in enumerate(models):
@@ -270,7 +286,11 @@ def keep_trainable_only(accelerator: Any) -> None:
 
 
 def save_state(
-    accelerator: Any, output: str | Path, step: int, result: dict[str, Any] | None = None
+    accelerator: Any,
+    output: str | Path,
+    step: int,
+    result: dict[str, Any] | None = None,
+    position: dict[str, Any] | None = None,
 ) -> None:
     """Write the run's state at ``step``, with its report so far (see the module docs). The
     newest complete state stays whole until the new one is; at most two states are on disk."""
@@ -289,7 +309,7 @@ def save_state(
             for p in sorted(partial.rglob("*"))
             if p.is_file()
         }
-        progress = Progress(step, accelerator.num_processes, files, result or {})
+        progress = Progress(step, accelerator.num_processes, files, result or {}, position or {})
         (partial / PROGRESS).write_text(json.dumps(asdict(progress)) + "\n")
         if state.exists():
             state.rename(previous)
@@ -319,6 +339,20 @@ def load_state(accelerator: Any, output: str | Path) -> Progress:
     raise UsageError(f"--resume: {'; '.join(problems)}; pass --force to start over")
 
 
+def saved_progress(output: str | Path) -> Progress:
+    """The progress of the state :func:`load_state` would load (the newest whose files are
+    whole), read without loading it; :class:`UsageError` when there is none."""
+    problems = []
+    for name in (STATE, PREVIOUS):
+        folder = Path(output) / name
+        if (folder / PROGRESS).is_file():
+            try:
+                return _read_progress(folder)
+            except ValueError as error:
+                problems.append(f"{folder} is corrupt ({error})")
+    raise UsageError(f"--resume: {'; '.join(problems) or 'no state'}; pass --force to start over")
+
+
 def _read_progress(folder: Path) -> Progress:
     """The folder's ``progress.json``, checked against the files it lists (states written
     before sizes were recorded list none)."""
@@ -326,7 +360,11 @@ def _read_progress(folder: Path) -> Progress:
         raw = json.loads((folder / PROGRESS).read_text())
         sizes = {str(name): int(size) for name, size in dict(raw.get("files", {})).items()}
         progress = Progress(
-            int(raw["step"]), int(raw.get("processes", 0)), sizes, dict(raw.get("result", {}))
+            int(raw["step"]),
+            int(raw.get("processes", 0)),
+            sizes,
+            dict(raw.get("result", {})),
+            dict(raw.get("position", {})),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"its {PROGRESS} is unreadable ({error})") from None

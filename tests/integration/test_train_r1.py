@@ -111,7 +111,8 @@ def test_output_folder_needs_force(cli, qwen2: Path, train_file: Path, sft_judge
         "train", "r1", "--model", str(qwen2), "--data", str(train_file), "-o", str(sft_judge)
     )
     assert again.code == 2
-    assert f"-o {sft_judge}: folder is not empty" in again.stderr and "--resume" not in again.stderr
+    assert f"-o {sft_judge}: folder is not empty" in again.stderr
+    assert "or --resume to continue the run saved there" in again.stderr
 
 
 def test_sft_refuses_a_record_without_rationale(cli, qwen2: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -158,7 +159,7 @@ def test_grpo_kl_starts_at_zero_and_reward_functions_get_the_columns(  # type: i
                 "format_rate", "completion_length", "clip_fraction", "seconds"):  # fmt: skip
         assert key in steps[0], key
     assert steps[0][f"reward/{module}:echo"] == 0.25
-    assert "grpo step 1/2: reward" in result.stderr
+    assert "grpo: 1/2 reward" in result.stderr
     seen = [json.loads(line) for line in calls.read_text().splitlines()]
     assert [c["step"] for c in seen] == [1, 2]
     first = seen[0]

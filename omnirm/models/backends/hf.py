@@ -30,6 +30,7 @@ from omnirm.models.backends.base import (
 
 class HFBackend(JudgeBackend):
     kind = "hf"
+    _given_fingerprint: dict[str, Any] | None = None  # set by :meth:`in_memory`
 
     def __init__(
         self,
@@ -61,7 +62,7 @@ class HFBackend(JudgeBackend):
         self._load(trust_remote_code)
 
     def _load(self, trust_remote_code: bool) -> None:
-        from omnirm.models.checkpoint import load_processor, load_tokenizer, thinker_class
+        from omnirm.models.checkpoint import load_tokenizer
         from omnirm.models.safety import weight_options
 
         dtype = torch.float32
@@ -83,19 +84,39 @@ class HFBackend(JudgeBackend):
             )
             self._modalities: frozenset[str] = frozenset()
         else:
-            from transformers import AutoConfig, AutoModelForImageTextToText
-
-            from omnirm.models.inputs import processor_modalities
-
-            self.processor = load_processor(self.source, trust_remote_code)
+            net, self.processor, self._modalities = load_media_judge(
+                self.source, trust_remote_code, options
+            )
             self.tokenizer = self.processor.tokenizer
-            hf_config = AutoConfig.from_pretrained(self.source, trust_remote_code=trust_remote_code)
-            if getattr(hf_config, "thinker_config", None) is not None:
-                net = thinker_class(hf_config, self.source).from_pretrained(self.source, **options)
-            else:
-                net = AutoModelForImageTextToText.from_pretrained(self.source, **options)
-            self._modalities = processor_modalities(self.processor) - {"mesh"}
         self.net = net.to(self.device).eval()
+
+    @classmethod
+    def in_memory(
+        cls,
+        net: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        fingerprint: dict[str, Any],
+        batch_size: int = 4,
+        processor: Any = None,
+        modalities: frozenset[str] = frozenset(),
+    ) -> HFBackend:
+        """A backend around a model already loaded (``train r1 --stage rs`` asks the judge it
+        is training; a media judge with its ``processor``); ``fingerprint`` must tell its
+        weights apart (it keys the cache)."""
+        backend = cls.__new__(cls)
+        backend._model_name = name
+        backend.source, backend.gguf_file = name, None
+        backend.batch_size = max(1, batch_size)
+        backend.device = next(net.parameters()).device
+        backend.kind_of_model = "text" if processor is None else "media"
+        backend.processor = processor
+        backend.tokenizer = tokenizer
+        backend._modalities = modalities
+        backend.net = net
+        backend._given_fingerprint = fingerprint
+        return backend
 
     @property
     def model(self) -> str:
@@ -106,6 +127,8 @@ class HFBackend(JudgeBackend):
         return self._modalities
 
     def fingerprint(self) -> dict[str, Any]:
+        if self._given_fingerprint is not None:
+            return self._given_fingerprint
         folder = Path(self.source)
         names = [self.gguf_file] if self.gguf_file else None
         files = sorted(
@@ -238,58 +261,99 @@ class HFBackend(JudgeBackend):
     ) -> dict[str, torch.Tensor]:
         """Token ids (left-padded) ready for generation, or, with ``continuations``, for
         continuing an assistant answer that starts with that text."""
-        if continuations is not None:
-            batch = [
-                [*conversation, {"role": "assistant", "content": text}]
-                for conversation, text in zip(batch, continuations, strict=True)
-            ]
-        template: dict[str, Any] = (
-            {"add_generation_prompt": True}
-            if continuations is None
-            else {"add_generation_prompt": False, "continue_final_message": True}
-        )
-        if self.processor is None:
-            texts = [[as_text_message(m) for m in conversation] for conversation in batch]
-            encoded = self.tokenizer.apply_chat_template(
+        encoded = encode_chat(self.tokenizer, self.processor, batch, continuations=continuations)
+        return {key: value.to(self.device) for key, value in encoded.items()}
+
+
+def load_media_judge(
+    source: str, trust_remote_code: bool, options: dict[str, Any]
+) -> tuple[Any, Any, frozenset[str]]:
+    """A vision-language (``AutoModelForImageTextToText``) or omni (its thinker) chat model,
+    its processor, and the media kinds the processor reads (``train r1`` loads its judges so)."""
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    from omnirm.models.checkpoint import load_processor, thinker_class
+    from omnirm.models.inputs import processor_modalities
+
+    processor = load_processor(source, trust_remote_code)
+    hf_config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    if getattr(hf_config, "thinker_config", None) is not None:
+        net = thinker_class(hf_config, source).from_pretrained(source, **options)
+    else:
+        net = AutoModelForImageTextToText.from_pretrained(source, **options)
+    return net, processor, processor_modalities(processor) - {"mesh"}
+
+
+def encode_chat(
+    tokenizer: Any,
+    processor: Any,
+    batch: list[Conversation],
+    *,
+    continuations: list[str] | None = None,
+    answers: list[str] | None = None,
+    padding_side: str = "left",
+) -> dict[str, torch.Tensor]:
+    """The conversations as model inputs (padded on ``padding_side``), through the
+    tokenizer's chat template, or the processor's with the media parts: up to where the
+    assistant's answer starts; with ``continuations``, with an assistant answer that starts
+    with that text and goes on; with ``answers``, answered and closed."""
+    tail = continuations if continuations is not None else answers
+    if tail is not None:
+        batch = [
+            [*conversation, {"role": "assistant", "content": text}]
+            for conversation, text in zip(batch, tail, strict=True)
+        ]
+    template: dict[str, Any] = (
+        {"add_generation_prompt": True}
+        if tail is None
+        else {"add_generation_prompt": False, "continue_final_message": continuations is not None}
+    )
+    if processor is None:
+        texts = [[as_text_message(m) for m in conversation] for conversation in batch]
+        return dict(
+            tokenizer.apply_chat_template(
                 texts,
                 **template,
                 tokenize=True,
                 return_dict=True,
                 return_tensors="pt",
                 padding=True,
-                tokenizer_kwargs={"padding_side": "left"},
+                tokenizer_kwargs={"padding_side": padding_side},
             )
-        else:
-            messages = [[self._processor_message(m) for m in c] for c in batch]
-            encoded = self.processor.apply_chat_template(
-                messages,
-                **template,
-                tokenize=True,
-                return_dict=True,
-                return_tensors="pt",
-                processor_kwargs={"padding": True, "padding_side": "left"},
-            )
-        return {key: value.to(self.device) for key, value in encoded.items()}
+        )
+    messages = [[_processor_message(processor, m) for m in c] for c in batch]
+    return dict(
+        processor.apply_chat_template(
+            messages,
+            **template,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            processor_kwargs={"padding": True, "padding_side": padding_side},
+        )
+    )
 
-    def _processor_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        content = message["content"]
-        if isinstance(content, str):
-            return {"role": message["role"], "content": [{"type": "text", "text": content}]}
-        return {"role": message["role"], "content": [self._processor_part(p) for p in content]}
 
-    def _processor_part(self, part: dict[str, Any]) -> dict[str, Any]:
-        kind = part["type"]
-        if kind == "video":
-            return {"type": "video", "video": part["frames"]}
-        if kind == "audio":
-            rate = int(self.processor.feature_extractor.sampling_rate)
-            audio = part["audio"]
-            if int(part["sampling_rate"]) != rate:
-                from omnirm.media import resample
+def _processor_message(processor: Any, message: dict[str, Any]) -> dict[str, Any]:
+    content = message["content"]
+    if isinstance(content, str):
+        return {"role": message["role"], "content": [{"type": "text", "text": content}]}
+    return {"role": message["role"], "content": [_processor_part(processor, p) for p in content]}
 
-                audio = resample(audio, int(part["sampling_rate"]), rate)
-            return {"type": "audio", "audio": audio}
-        return part
+
+def _processor_part(processor: Any, part: dict[str, Any]) -> dict[str, Any]:
+    kind = part["type"]
+    if kind == "video":
+        return {"type": "video", "video": part["frames"]}
+    if kind == "audio":
+        rate = int(processor.feature_extractor.sampling_rate)
+        audio = part["audio"]
+        if int(part["sampling_rate"]) != rate:
+            from omnirm.media import resample
+
+            audio = resample(audio, int(part["sampling_rate"]), rate)
+        return {"type": "audio", "audio": audio}
+    return part
 
 
 def as_text_message(message: dict[str, Any]) -> dict[str, str]:

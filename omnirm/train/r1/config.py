@@ -9,9 +9,14 @@ from omnirm.errors import UsageError
 from omnirm.jsonl import MAX_RECORD_BYTES
 from omnirm.media import MediaLimits
 
-Stage = Literal["sft", "grpo"]
-#: The ``--stage`` values that work, in the order they run.
-STAGES: tuple[str, ...] = ("sft", "grpo", "sft,grpo")
+Stage = Literal["sft", "rs", "grpo"]
+#: The stages a ``--stage`` list is made of (run in the order given, e.g. ``rs,sft,grpo``).
+STAGE_NAMES: tuple[str, ...] = ("sft", "rs", "grpo")
+#: Typical ``--stage`` values (for help texts); any list that :meth:`R1Config.validate` accepts
+#: works.
+STAGES: tuple[str, ...] = ("sft", "grpo", "sft,grpo", "rs", "rs,sft", "rs,sft,grpo", "sft,rs,sft")
+#: How a judge writes its verdict: ``[[A]]`` marks, or Omni-RRM's JSON object.
+ANSWER_FORMATS = ("marks", "json")
 
 
 #: What an r1 run's ``training_config.json`` records besides its settings.
@@ -25,13 +30,18 @@ class R1Config:
     model: str
     data: str
     output: str
-    stage: str = "sft,grpo"  # one of STAGES
+    stage: str = "sft,grpo"  # stages in the order they run (see validate)
     lr: float | None = None  # default per stage: see resolved_lr
     seed: int = 0
     force: bool = False  # clear ``output`` (an earlier run's folder) first
     max_length: int = 2048  # tokens of prompt + answer (SFT) or of the prompt (GRPO)
     ties: bool = False  # offer [[C]] and train tie records
     criteria: str | None = None  # overrides the records' criteria
+    answer_format: str = "marks"  # one of ANSWER_FORMATS
+    # checkpoints
+    save_steps: int | None = None  # a state every N optimizer steps (one is saved per stage)
+    resume: bool = False  # continue the run saved in ``output``
+    plot: bool = False  # learning curves (curves.png) in ``output`` at the end
     # LoRA (the default) or all weights
     full: bool = False
     lora_r: int = 16
@@ -63,8 +73,15 @@ class R1Config:
     format_weight: float = 0.5
     length_weight: float = 0.0
     consistency_weight: float = 0.0  # both orders of a record reach the same outcome
+    rubric_weight: float = 0.0  # the reasoning mentions the criterion's aspects
     reward_fns: list[str] = field(default_factory=list)  # module:function (TRL signature)
     reward_fn_weight: float = 1.0
+    # rejection sampling (rs)
+    rs_samples: int = 4  # judgements sampled per record and order
+    rs_temperature: float = 0.8
+    rs_output: str | None = None  # default: OUTPUT/rs.jsonl (rs-2.jsonl for a second rs stage)
+    cache: str | None = None  # the judge's answer cache (default: omnirm's)
+    use_cache: bool = True
     # inputs
     media_root: str | None = None
     allow_outside_root: bool = False
@@ -74,15 +91,31 @@ class R1Config:
     trust_remote_code: bool = False
     gguf_file: str | None = None
     revision: str | None = None
-    freeze_media: bool = True  # (for the shared LoRA settings; text models have no towers)
+    freeze_media: bool = True  # media judges: the vision and audio towers stay as they are
 
     def __post_init__(self) -> None:
         if isinstance(self.media_limits, dict):  # as read back from training_config.json
             self.media_limits = MediaLimits(**self.media_limits)
 
     @property
-    def stages(self) -> list[Stage]:
-        return [s for s in ("sft", "grpo") if s in self.stage.split(",")]
+    def stages(self) -> list[str]:
+        """The stages in the order they run."""
+        return [s.strip() for s in self.stage.split(",") if s.strip()]
+
+    @property
+    def stage_labels(self) -> list[str]:
+        """A name per stage: the stage, and ``sft-2`` … for a stage's later runs (metrics,
+        adapters and rs files are named by it)."""
+        labels, seen = [], dict.fromkeys(STAGE_NAMES, 0)
+        for stage in self.stages:
+            seen[stage] = seen.get(stage, 0) + 1
+            labels.append(stage if seen[stage] == 1 else f"{stage}-{seen[stage]}")
+        return labels
+
+    def sft_needs_rationale(self) -> bool:
+        """Whether an SFT stage trains on the data's rationales (one not right after rs)."""
+        stages = self.stages
+        return any(s == "sft" and (i == 0 or stages[i - 1] != "rs") for i, s in enumerate(stages))
 
     def resolved_lr(self, stage: Stage = "sft") -> float:
         """``lr``, else 2e-4 (SFT) / 1e-5 (GRPO) with LoRA and 1e-5 / 1e-6 for all weights."""
@@ -93,8 +126,30 @@ class R1Config:
         return 1e-6 if self.full else 1e-5
 
     def validate(self) -> None:
-        if self.stage not in STAGES:
-            raise UsageError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        stages = self.stages
+        unknown = [s for s in stages if s not in STAGE_NAMES]
+        if not stages or unknown:
+            raise UsageError(
+                f"--stage takes a comma-separated list of {', '.join(STAGE_NAMES)} (e.g. "
+                f"rs,sft,grpo), got {self.stage!r}"
+            )
+        for i, stage in enumerate(stages[:-1]):
+            if stage == "rs" and stages[i + 1] != "sft":
+                raise UsageError(
+                    f"--stage {self.stage}: rs writes SFT records, so the stage after it must be "
+                    "sft (it trains on them); rs may also come last"
+                )
+        if self.answer_format not in ANSWER_FORMATS:
+            raise UsageError(
+                f"--answer-format must be one of {', '.join(ANSWER_FORMATS)}, got "
+                f"{self.answer_format!r}"
+            )
+        if self.rs_samples < 1:
+            raise UsageError("--rs-samples must be at least 1")
+        if self.rs_temperature < 0:
+            raise UsageError("--rs-temperature must be 0 (greedy) or more")
+        if self.save_steps is not None and self.save_steps < 1:
+            raise UsageError("--save-steps must be at least 1")
         if self.epochs <= 0 or self.grpo_epochs <= 0:
             raise UsageError("--epochs and --grpo-epochs must be positive")
         if min(self.batch_size, self.grad_accum, self.prompts_per_step) < 1:

@@ -26,7 +26,7 @@ from omnirm.errors import RecordError
 from omnirm.jsonl import display_name
 from omnirm.judging.conversations import ConversationBuilder
 from omnirm.models.backends.base import Conversation
-from omnirm.prompts.verdicts import without_marks
+from omnirm.prompts.verdicts import json_answer, json_verdict, without_marks
 from omnirm.records import TIE, InvalidRecord, Record, iter_records
 
 ORDERS = ("ab", "ba")
@@ -94,9 +94,24 @@ def rationale_text(value: Any, where: str) -> str:
     )
 
 
-def sft_answer(rationale: str, gold: str, order: str) -> str:
-    """The answer the judge is taught: the rationale (for ``order``), then the verdict."""
+def sft_answer(rationale: str, gold: str, order: str, answer_format: str = "marks") -> str:
+    """The answer the judge is taught: the rationale (for ``order``), then the verdict — a
+    ``[[X]]`` line, or with ``answer_format="json"`` Omni-RRM's JSON object (a rationale that
+    is such an object, as rs writes in that format, gives its reasoning and scores, swapped
+    with the order)."""
+    scores: tuple[float, float] | None = None
+    parsed = json_verdict(rationale)
+    if parsed is not None:
+        rationale = parsed["reasoning"]
+        scores = (parsed["score_A"], parsed["score_B"])
+        if order == "ba":
+            scores = (scores[1], scores[0])
+        if parsed["better"] == "C" or gold == "C":
+            scores = None
     text = without_marks(rationale if order == "ab" else swap_mentions(rationale)).strip()
+    if answer_format == "json":
+        agree = scores is not None and (scores[0] > scores[1]) == (gold == "A")
+        return json_answer(text, gold, scores=scores if agree else None)
     return f"{text}\n\n[[{gold}]]" if text else f"[[{gold}]]"
 
 
@@ -115,6 +130,7 @@ def load_examples(
     criteria: str | None = None,
     max_bytes: int | None = None,
     report: bool = True,
+    answer_format: str = "marks",
 ) -> LoadedExamples:
     """Both orders of every usable record of ``path`` (see the module docs); with ``sft``
     every such record must hold a rationale. A malformed record stops the run with an error
@@ -144,7 +160,9 @@ def load_examples(
                         order=order,
                         conversation=builder.pairwise(record, first, second, criteria),
                         gold=gold,
-                        answer=None if rationale is None else sft_answer(rationale, gold, order),
+                        answer=None
+                        if rationale is None
+                        else sft_answer(rationale, gold, order, answer_format),
                     )
                 )
         except RecordError as error:

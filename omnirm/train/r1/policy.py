@@ -18,19 +18,29 @@ import torch
 from omnirm.errors import RecordError, UsageError
 from omnirm.models.backends.base import Conversation
 from omnirm.models.backends.hf import as_text_message
-from omnirm.models.checkpoint import LoraSettings, apply_lora, load_tokenizer
+from omnirm.models.checkpoint import MEDIA_TOWERS, LoraSettings, apply_lora, load_tokenizer
 from omnirm.train.r1.config import R1Config
 
 ADAPTERS = "adapters"
 
 
 class Policy:
-    """A causal LM judge and its tokenizer; ``lora`` is set while an adapter is attached."""
+    """A causal LM judge and its tokenizer; ``lora`` is set while an adapter is attached. A
+    vision-language or omni judge also has its ``processor`` and the ``modalities`` it reads."""
 
-    def __init__(self, net: Any, tokenizer: Any, lora: LoraSettings | None) -> None:
+    def __init__(
+        self,
+        net: Any,
+        tokenizer: Any,
+        lora: LoraSettings | None,
+        processor: Any = None,
+        modalities: frozenset[str] = frozenset(),
+    ) -> None:
         self.net = net
         self.tokenizer = tokenizer
         self.lora = lora
+        self.processor = processor
+        self.modalities = modalities
         ids = getattr(getattr(net, "generation_config", None), "eos_token_id", None)
         eos = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
         if tokenizer.eos_token_id is not None:
@@ -42,6 +52,10 @@ class Policy:
         self.lora = settings
         if settings is None:
             self.net.requires_grad_(True)
+            if config.freeze_media:  # LoRA leaves them out by its settings
+                for name, module in self.net.named_modules():
+                    if name.rsplit(".", 1)[-1] in MEDIA_TOWERS:
+                        module.requires_grad_(False)
         else:
             self.net = apply_lora(self.net, settings)
         if config.gradient_checkpointing:
@@ -56,8 +70,9 @@ class Policy:
 
 
 def load_policy(config: R1Config) -> tuple[Policy, Any]:
-    """The base model of ``config`` (a text causal LM: a folder, a ``.gguf`` file or a hub id)
-    in fp32 with its tokenizer, and its resolved reference."""
+    """The base model of ``config`` in fp32 with its tokenizer (and processor), and its resolved
+    reference: a text causal LM (a folder, a ``.gguf`` file or a hub id), or a
+    vision-language or omni model (its thinker), loaded as ``score --judge hf:`` loads it."""
     from transformers import AutoModelForCausalLM
 
     from omnirm.models.checkpoint import detect_kind, resolve_training_model
@@ -67,10 +82,18 @@ def load_policy(config: R1Config) -> tuple[Policy, Any]:
     source, gguf_file = resolved.folder, resolved.gguf_file
     kind, _ = detect_kind(source, gguf_file, config.trust_remote_code)
     if kind != "text":
-        raise UsageError(
-            f"--model {config.model}: train r1 trains text judges so far; this is a {kind} "
-            "model (vision-language and omni judges are not supported yet)"
-        )
+        from omnirm.models.backends.hf import load_media_judge
+
+        if gguf_file:
+            raise UsageError(f"--model {config.model}: a {kind} judge trains from a folder")
+        net, processor, modalities = load_media_judge(
+            source,
+            config.trust_remote_code,
+            {"dtype": torch.float32, "trust_remote_code": config.trust_remote_code,
+             **weight_options(None)},
+        )  # fmt: skip
+        processor.tokenizer.padding_side = "right"
+        return Policy(net, processor.tokenizer, None, processor, modalities), resolved
     tokenizer = load_tokenizer(source, gguf_file, config.trust_remote_code)
     options: dict[str, Any] = {}
     if gguf_file:
@@ -93,8 +116,13 @@ def load_policy(config: R1Config) -> tuple[Policy, Any]:
     return Policy(net, tokenizer, None), resolved
 
 
-def prompt_ids(tokenizer: Any, conversation: Conversation) -> list[int]:
-    """The tokens of ``conversation`` up to where the judge's answer starts."""
+def prompt_ids(tokenizer: Any, conversation: Conversation, processor: Any = None) -> list[int]:
+    """The tokens of ``conversation`` up to where the judge's answer starts (with a processor,
+    each medium's placeholder tokens included)."""
+    if processor is not None:
+        from omnirm.models.backends.hf import encode_chat
+
+        return encode_chat(tokenizer, processor, [conversation])["input_ids"][0].tolist()
     messages = [as_text_message(m) for m in conversation]
     encoded = tokenizer.apply_chat_template(
         messages, add_generation_prompt=True, tokenize=True, return_dict=True
@@ -103,20 +131,30 @@ def prompt_ids(tokenizer: Any, conversation: Conversation) -> list[int]:
 
 
 def answer_ids(
-    tokenizer: Any, conversation: Conversation, answer: str, eos_ids: set[int]
+    tokenizer: Any,
+    conversation: Conversation,
+    answer: str,
+    eos_ids: set[int],
+    processor: Any = None,
 ) -> tuple[list[int], list[int]]:
     """Tokens and labels of ``conversation`` answered with ``answer``: labels are -100 on
     everything but the answer and its end-of-turn token (what the template puts after it is
     masked too)."""
-    prompt = prompt_ids(tokenizer, conversation)
-    messages = [as_text_message(m) for m in conversation]
-    full = list(
-        tokenizer.apply_chat_template(
-            [*messages, {"role": "assistant", "content": answer}],
-            tokenize=True,
-            return_dict=True,
-        )["input_ids"]
-    )
+    prompt = prompt_ids(tokenizer, conversation, processor)
+    if processor is not None:
+        from omnirm.models.backends.hf import encode_chat
+
+        encoded = encode_chat(tokenizer, processor, [conversation], answers=[answer])
+        full = encoded["input_ids"][0].tolist()
+    else:
+        messages = [as_text_message(m) for m in conversation]
+        full = list(
+            tokenizer.apply_chat_template(
+                [*messages, {"role": "assistant", "content": answer}],
+                tokenize=True,
+                return_dict=True,
+            )["input_ids"]
+        )
     if full[: len(prompt)] != prompt:
         raise UsageError(
             "the model's chat template renders an answered conversation with another start "
@@ -135,13 +173,22 @@ def check_length(length: int, limit: int, what: str) -> None:
 
 
 def completion_logprobs(
-    net: Any, sequences: torch.Tensor, attention: torch.Tensor, start: int
+    net: Any,
+    sequences: torch.Tensor,
+    attention: torch.Tensor,
+    start: int,
+    media: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Log-probabilities of the tokens of ``sequences`` from position ``start`` on (the
     completions after left-padded prompts), shape (rows, width - start). Positions count real
-    tokens only, as ``generate`` counts them for left-padded rows."""
-    positions = (attention.long().cumsum(-1) - 1).clamp(min=0)
-    logits = net(input_ids=sequences, attention_mask=attention, position_ids=positions).logits
+    tokens only, as ``generate`` counts them for left-padded rows; with ``media`` (the rows'
+    processor inputs: pixel values, audio features …) the model places its own (multimodal
+    rotary positions)."""
+    if media:
+        logits = net(input_ids=sequences, attention_mask=attention, **media).logits
+    else:
+        positions = (attention.long().cumsum(-1) - 1).clamp(min=0)
+        logits = net(input_ids=sequences, attention_mask=attention, position_ids=positions).logits
     logits = logits[:, start - 1 : -1, :].float()
     targets = sequences[:, start:]
     return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -157,4 +204,4 @@ def save_judge(output: Path, policy: Policy) -> None:
     """The merged model and tokenizer at the top of ``output`` (what ``hf:DIR`` loads)."""
     policy.merge()
     policy.net.save_pretrained(output)
-    policy.tokenizer.save_pretrained(output)
+    (policy.processor or policy.tokenizer).save_pretrained(output)

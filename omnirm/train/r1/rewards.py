@@ -4,7 +4,14 @@ Built-in components, each per completion:
 
 - ``correct``: 1 when the answer's verdict (:func:`~omnirm.prompts.verdicts.parse_verdict`) is
   the gold letter for its order, else 0;
-- ``format``: 1 when the answer holds exactly one verdict mark, else 0;
+- ``correct``: with ``ties`` a tie record's gold letter is C, so the verdict is right or wrong
+  among three (A, B, tie);
+- ``format``: 1 when the answer holds exactly one verdict mark, else 0; with
+  ``answer_format="json"`` the mark must be the answer's one well-formed Omni-RRM object
+  (``reasoning``, ``score_A``, ``score_B``, ``better``: :func:`~omnirm.prompts.verdicts.json_verdict`);
+- ``rubric``: the share of the criterion's aspects the reasoning mentions — the record's
+  ``rubric`` dimensions (an object's keys or a list of names), else the keys of a per-criterion
+  ``rationale``, else the content words of its criterion (0 when there are none);
 - ``length``: −(completion tokens / ``max_completion_length``), a penalty on long answers;
 - ``consistency``: the share of the answers to the same record in the other order that reach
   the same outcome (the same response preferred, or both a tie); 0 for an answer without a
@@ -26,6 +33,7 @@ import importlib
 import importlib.util
 import inspect
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +41,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from omnirm.errors import UsageError
-from omnirm.prompts.verdicts import parse_verdict, verdict_marks
+from omnirm.prompts.verdicts import json_verdict, parse_verdict, verdict_marks, without_marks
 
 RewardFn = Callable[..., list[float | None]]
 
@@ -42,8 +50,110 @@ def correct_reward(texts: list[str], golds: list[str]) -> list[float]:
     return [1.0 if parse_verdict(t) == g else 0.0 for t, g in zip(texts, golds, strict=True)]
 
 
-def format_reward(texts: list[str]) -> list[float]:
+def format_reward(texts: list[str], answer_format: str = "marks") -> list[float]:
+    if answer_format == "json":
+        return [
+            1.0 if len(verdict_marks(t)) == 1 and json_verdict(t) is not None else 0.0
+            for t in texts
+        ]
     return [1.0 if len(verdict_marks(t)) == 1 else 0.0 for t in texts]
+
+
+#: Words a criterion is made of that name no aspect of it.
+_COMMON = frozenset(
+    [
+        "that",
+        "this",
+        "with",
+        "which",
+        "what",
+        "when",
+        "where",
+        "than",
+        "then",
+        "them",
+        "they",
+        "their",
+        "there",
+        "these",
+        "those",
+        "from",
+        "into",
+        "about",
+        "above",
+        "over",
+        "under",
+        "more",
+        "most",
+        "less",
+        "least",
+        "very",
+        "much",
+        "many",
+        "also",
+        "only",
+        "just",
+        "both",
+        "each",
+        "other",
+        "such",
+        "answer",
+        "answers",
+        "response",
+        "responses",
+        "prefer",
+        "better",
+        "best",
+        "worse",
+        "should",
+        "would",
+        "could",
+        "does",
+        "have",
+        "been",
+        "being",
+        "make",
+        "makes",
+        "made",
+        "user",
+        "users",
+        "request",
+        "requests",
+        "judge",
+        "overall",
+    ]
+)
+
+
+def rubric_aspects(columns: dict[str, Any]) -> list[str]:
+    """The aspects a record's judgement should cover (see the module docs), lower case."""
+    rubric = columns.get("rubric")
+    if isinstance(rubric, dict) and rubric:
+        return [str(k).lower() for k in rubric]
+    if isinstance(rubric, list) and rubric:
+        return [str(k).lower() for k in rubric]
+    rationale = columns.get("rationale")
+    if isinstance(rationale, dict) and rationale:
+        return [str(k).lower() for k in rationale]
+    criteria = columns.get("criteria")
+    if not isinstance(criteria, str):
+        return []
+    words = re.findall(r"[a-z][a-z-]{3,}", criteria.lower())
+    return list(dict.fromkeys(w for w in words if w not in _COMMON))
+
+
+def rubric_reward(texts: list[str], columns: list[dict[str, Any]]) -> list[float]:
+    values = []
+    for text, row in zip(texts, columns, strict=True):
+        aspects = rubric_aspects(row)
+        reasoning = without_marks(text).lower()
+        covered = sum(
+            1
+            for aspect in aspects
+            if all(re.search(rf"\b{re.escape(w)}", reasoning) for w in aspect.split())
+        )
+        values.append(covered / len(aspects) if aspects else 0.0)
+    return values
 
 
 def length_reward(lengths: list[int], limit: int) -> list[float]:
@@ -97,6 +207,7 @@ class RewardWeights:
     length: float = 0.0
     custom: float = 1.0
     consistency: float = 0.0
+    rubric: float = 0.0
 
 
 def score_completions(
@@ -109,22 +220,25 @@ def score_completions(
     weights: RewardWeights,
     max_completion_length: int,
     step: int,
+    answer_format: str = "marks",
 ) -> tuple[list[float], dict[str, list[float]]]:
     """The total reward of every completion and each component's values (by name)."""
     golds = [c["gold"] for c in columns]
     parts: dict[str, list[float]] = {
         "correct": correct_reward(texts, golds),
-        "format": format_reward(texts),
+        "format": format_reward(texts, answer_format),
         "length": length_reward([len(i) for i in completion_ids], max_completion_length),
         "consistency": consistency_reward(
             texts, [c.get("id") for c in columns], [c["order"] for c in columns]
         ),
+        "rubric": rubric_reward(texts, columns),
     }
     scale = {
         "correct": weights.correct,
         "format": weights.format,
         "length": weights.length,
         "consistency": weights.consistency,
+        "rubric": weights.rubric,
     }
     keys = sorted({k for c in columns for k in c})
     given = {k: [c.get(k) for c in columns] for k in keys}
