@@ -206,11 +206,11 @@ class RewardScorer:
         limit = self.builder.settings.max_length
         encoded: list[Encoded] = []
         slots: list[int | RecordError] = []
-        for index, text in enumerate(texts):
+        for text in texts:
             ids = self.builder._text_ids(text)
             if not ids or len(ids) > limit:
                 problem = "is empty" if not ids else f"has {len(ids)} tokens, over {limit}"
-                slots.append(RecordError(f"the text {problem}", field=f"input[{index}]"))
+                slots.append(RecordError(f"the text {problem}", field="input"))
                 continue
             slots.append(len(encoded))
             encoded.append(Encoded(ids))
@@ -220,7 +220,7 @@ class RewardScorer:
             else []
         )
         results: list[float | RecordError] = []
-        for index, slot in enumerate(slots):
+        for slot in slots:
             if isinstance(slot, RecordError):
                 results.append(slot)
                 continue
@@ -229,9 +229,7 @@ class RewardScorer:
                 mean, std = self.normalization
                 reward = (reward - mean) / std
             if not math.isfinite(reward):
-                results.append(
-                    RecordError(f"the model's reward is {reward}", field=f"input[{index}]")
-                )
+                results.append(RecordError(f"the model's reward is {reward}", field="input"))
                 continue
             results.append(reward)
         return results

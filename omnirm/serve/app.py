@@ -247,7 +247,7 @@ def create_app(
                 if isinstance(outcome, RecordError):
                     raise outcome
                 assert isinstance(outcome, dict)
-                rewards.append(first_reward(outcome, index))
+                rewards.append(first_reward(outcome))
             except RecordError as error:
                 failed.append((f"query[{index}]", error))
         if failed:
@@ -273,9 +273,7 @@ def create_app(
             try:
                 if isinstance(outcome, RecordError):
                     raise outcome
-                reward = (
-                    first_reward(outcome, index) if isinstance(outcome, dict) else float(outcome)
-                )
+                reward = first_reward(outcome) if isinstance(outcome, dict) else float(outcome)
                 rewards.append(reward)
             except RecordError as error:
                 failed.append((f"input[{index}]", error))

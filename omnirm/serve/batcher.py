@@ -61,7 +61,7 @@ def score_payloads(scorer: Scorer, payloads: Sequence[Payload]) -> list[Outcome]
     if records:
         policy = _Collect()
         items = [(line, record) for line, (_, record) in enumerate(records, start=1)]
-        scored = iter(scorer.score(items, policy))
+        scored = iter(list(scorer.score(items, policy)))  # errors are known once it ran
         for line, (index, _) in enumerate(records, start=1):
             error = policy.errors.get(line)
             if error is None:

@@ -118,7 +118,7 @@ class OpenRLHFResponse(BaseModel):
     extra_logs: dict[str, list[float]]
 
 
-def label_fields(label: Any, index: int) -> dict[str, Any]:
+def label_fields(label: Any) -> dict[str, Any]:
     """The record fields a label sets: null or "" none; a JSON object (or a string holding
     one) its keys — ``criteria``, ``id``, ``prompt`` (content parts with media, standing in for
     the prompt text), ``messages``, ``task`` and any pass-through key — except ``responses``;
@@ -138,13 +138,13 @@ def label_fields(label: Any, index: int) -> dict[str, Any]:
     if not isinstance(fields, dict):
         raise RecordError(
             f"expected a string, a JSON object or null, got {type(label).__name__}",
-            field=f"labels[{index}]",
+            field="label",
         )
     for key in _LABEL_FORBIDDEN:
         if key in fields:
             raise RecordError(
                 f"a label may not set {key!r}: the response is the query after its prompt",
-                field=f"labels[{index}].{key}",
+                field=f"label.{key}",
             )
     return fields
 
@@ -168,29 +168,31 @@ def openrlhf_records(request: OpenRLHFRequest) -> list[Record | RecordError]:
     for index, (query, prompt, label) in enumerate(
         zip(request.query, request.prompts, labels, strict=True)
     ):
+        record_id = f"query-{index}"
         try:
+            fields = label_fields(label)
+            record_id = fields.get("id", record_id)
             if not query.startswith(prompt):
                 raise RecordError(
-                    "the query does not begin with its prompt (prompts[i]): the response is "
-                    "read as the query after the prompt",
-                    field=f"query[{index}]",
+                    "the query does not begin with its prompt: the response is read as the "
+                    "query after the prompt",
+                    field="query",
                 )
-            record = {"id": f"query-{index}", "prompt": prompt, "responses": [query[len(prompt) :]]}
-            record.update(label_fields(label, index))
-            out.append(parse_record(record, min_responses=1))
+            record = {"id": record_id, "prompt": prompt, "responses": [query[len(prompt) :]]}
+            out.append(parse_record({**record, **fields}, min_responses=1))
         except RecordError as error:
-            out.append(error)
+            out.append(error.located(record_id=str(record_id)))
     return out
 
 
-def first_reward(scored: dict[str, Any], index: int) -> float:
+def first_reward(scored: dict[str, Any]) -> float:
     """The reward of a one-response record; a judge's missing score is a record error."""
     reward = (scored.get("rewards") or [None])[0]
     if not isinstance(reward, int | float) or not math.isfinite(reward):
         raise RecordError(
             f"no reward for the response (got {reward!r})",
             record_id=scored.get("id"),
-            field=f"query[{index}]",
+            field="rewards",
         )
     return float(reward)
 
