@@ -93,13 +93,16 @@ def create_app(
     """The application around ``scorer`` (opened and closed by the caller). Its batcher starts
     with the application's lifespan and is drained when it ends; ``on_ready`` runs once it
     takes requests."""
+    from omnirm.scorer import fingerprint_digest
+
     metrics = ServeMetrics.create(options.max_batch_size)
     state: dict[str, Batcher] = {}
+    fingerprint = fingerprint_digest(scorer.fingerprint())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         batcher = Batcher(
-            partial(score_payloads, scorer),
+            partial(score_payloads, scorer, fingerprint=fingerprint),
             max_batch_size=options.max_batch_size,
             max_wait_ms=options.max_wait_ms,
             max_queue=options.max_queue,

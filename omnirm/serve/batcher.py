@@ -22,6 +22,7 @@ from typing import Any
 from omnirm.errors import RecordError
 from omnirm.on_error import ErrorPolicy, OnError
 from omnirm.records import InvalidRecord, Record
+from omnirm.resume import item_hash
 from omnirm.scorer import Scorer
 from omnirm.serve.metrics import ServeMetrics
 
@@ -50,11 +51,15 @@ class _Collect(ErrorPolicy):
         self.errors[line] = bad.error if isinstance(bad, InvalidRecord) else bad
 
 
-def score_payloads(scorer: Scorer, payloads: Sequence[Payload]) -> list[Outcome]:
+def score_payloads(
+    scorer: Scorer, payloads: Sequence[Payload], *, fingerprint: str | None = None
+) -> list[Outcome]:
     """One scorer call for a batch: the records through :meth:`Scorer.score` (their shared
     prefixes and media caches included), the texts through the model's ``score_texts``; one
     outcome per payload, in order. A bad record's outcome is its error (with no line number:
-    lines of a batch mean nothing to a client)."""
+    lines of a batch mean nothing to a client). With ``fingerprint`` (the digest of the
+    scorer's fingerprint) scored records are stamped as ``omnirm score`` stamps its lines:
+    ``scored_by.fingerprint`` and ``scored_by.input`` (the hash of the input record)."""
     outcomes: list[Outcome | None] = [None] * len(payloads)
     records = [(i, p) for i, p in enumerate(payloads) if isinstance(p, Record)]
     texts = [(i, p) for i, p in enumerate(payloads) if isinstance(p, str)]
@@ -65,7 +70,11 @@ def score_payloads(scorer: Scorer, payloads: Sequence[Payload]) -> list[Outcome]
         for line, (index, _) in enumerate(records, start=1):
             error = policy.errors.get(line)
             if error is None:
-                outcomes[index] = next(scored)
+                out = next(scored)
+                if fingerprint is not None:
+                    stamp = {"fingerprint": fingerprint, "input": item_hash(records[line - 1][1])}
+                    out = {**out, "scored_by": {**out.get("scored_by", {}), **stamp}}
+                outcomes[index] = out
             else:
                 error.line = None
                 outcomes[index] = error

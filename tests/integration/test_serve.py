@@ -1,0 +1,277 @@
+"""``omnirm serve`` on a tiny reward model: the same rewards as ``omnirm score``, the RL
+protocols, media refused outside the root, and a real server process drained on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from omnirm.options import MediaOptions, ModelOptions, ServeOptions
+from omnirm.scorer import Scorer, load_scorer
+from omnirm.serve.app import create_app
+from tests.conftest import make_record, write_jsonl
+from tests.integration.test_bench import saved_reward_model
+
+Cli = Callable[..., Any]
+
+
+@pytest.fixture(scope="module")
+def reward_model(tiny_qwen2: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return saved_reward_model(tiny_qwen2, tmp_path_factory.mktemp("serve") / "rm")
+
+
+@pytest.fixture(scope="module")
+def scorer(reward_model: Path) -> Iterator[Scorer]:
+    scorer = load_scorer(reward_model, options=ModelOptions(device="cpu"))
+    yield scorer
+    scorer.close()
+
+
+@pytest.fixture(scope="module")
+def client(scorer: Scorer) -> Iterator[TestClient]:
+    options = ServeOptions(max_batch_size=4, max_wait_ms=2.0)
+    with TestClient(create_app(scorer, options)) as client:
+        yield client
+
+
+def records() -> list[dict[str, Any]]:
+    return [
+        make_record("pair", prompt="Name a colour.", responses=["Blue.", "I will not."]),
+        make_record("crit", criteria="Prefer refusals.", responses=["Blue.", "I refuse."]),
+        make_record(
+            "three",
+            prompt="Count to three.",
+            responses=["1 2 3", "one, two, three", "3"],
+            preference=None,
+            ranking=[0, 1, 2],
+        ),
+        make_record(
+            "chat",
+            prompt=None,
+            messages=[
+                {"role": "user", "content": "Hi!"},
+                {"role": "assistant", "content": "Hello."},
+                {"role": "user", "content": "Tell me a joke."},
+            ],
+            responses=["Why did the chicken cross the road?", "No."],
+        ),
+    ]
+
+
+def test_rewards_equal_omnirm_score(
+    cli: Cli, client: TestClient, reward_model: Path, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "records.jsonl", records())
+    expected = cli("score", str(path), "--model", str(reward_model), "--device", "cpu")
+    assert expected.code == 0, expected.stderr
+    answer = client.post("/score", json={"records": records()})
+    assert answer.status_code == 200, answer.text
+    served = answer.json()["records"]
+    for want, got in zip(expected.jsonl(), served, strict=True):
+        assert got["rewards"] == pytest.approx(want["rewards"], abs=1e-5), want["id"]
+        assert {k: v for k, v in got.items() if k not in ("rewards", "margin")} == {
+            k: v for k, v in want.items() if k not in ("rewards", "margin")
+        }
+        assert got.get("margin", 0) == pytest.approx(want.get("margin", 0), abs=1e-5)
+    assert served[0]["scored_by"]["model"] == str(reward_model)
+
+
+def test_one_response_records_get_the_reward_of_that_response(
+    client: TestClient, scorer: Scorer
+) -> None:
+    pairs = records()
+    singles = [
+        {**record, "id": f"{record['id']}#{i}", "responses": [response]}
+        for record in pairs
+        for i, response in enumerate(record["responses"])
+    ]
+    for record in singles:
+        record.pop("preference", None)
+        record.pop("ranking", None)
+    # the library, not only the server: a one-response record is scored on its own
+    from omnirm.api import score
+
+    alone = score([{**singles[0]}], scorer)
+    together = {r["id"]: r["rewards"] for r in client.post("/score", json=pairs).json()["records"]}
+    answer = client.post("/score", json=singles)
+    assert answer.status_code == 200, answer.text
+    for record in answer.json()["records"]:
+        pair_id, index = record["id"].split("#")
+        assert len(record["rewards"]) == 1 and "predicted" not in record
+        assert record["rewards"][0] == pytest.approx(together[pair_id][int(index)], abs=1e-5)
+    assert alone[0]["rewards"] == pytest.approx(together["pair"][:1], abs=1e-5)
+
+
+def test_openrlhf_rewards_are_the_responses_rewards(client: TestClient) -> None:
+    prompts = ["Name a colour.", "Count to three."]
+    responses = ["Blue.", "1 2 3"]
+    answer = client.post(
+        "/openrlhf",
+        json={
+            "query": [p + r for p, r in zip(prompts, responses, strict=True)],
+            "prompts": prompts,
+            "labels": [None, "Prefer digits."],
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body) == {"rewards", "scores", "extra_logs"}
+    expected = client.post(
+        "/score",
+        json=[
+            {"id": "a", "prompt": prompts[0], "responses": [responses[0]]},
+            {
+                "id": "b",
+                "prompt": prompts[1],
+                "responses": [responses[1]],
+                "criteria": "Prefer digits.",
+            },
+        ],
+    ).json()["records"]
+    want = [r["rewards"][0] for r in expected]
+    assert body["rewards"] == pytest.approx(want, abs=1e-6)
+    assert body["scores"] == body["rewards"]
+
+
+def test_classify_texts_are_whole_sequences(client: TestClient, scorer: Scorer) -> None:
+    from omnirm.records import parse_record
+
+    record = records()[1]
+    builder = scorer.scorer.builder  # type: ignore[attr-defined]
+    text = builder.tokenizer.decode(builder.encode(parse_record(record), 0).input_ids)
+    reward = client.post("/score", json=[record]).json()["records"][0]["rewards"][0]
+    raw = client.post("/classify", json={"model": "rm", "input": [text], "use_activation": False})
+    assert raw.status_code == 200, raw.text
+    assert raw.json()["data"][-1]["probs"][-1] == pytest.approx(reward, abs=1e-5)
+    squashed = client.post("/classify", json={"input": text}).json()["data"][0]["probs"][0]
+    assert squashed == pytest.approx(1 / (1 + 2.718281828459045 ** (-reward)), abs=1e-5)
+    chat = client.post(
+        "/classify",
+        json={
+            "messages": [
+                {"role": "user", "content": record["prompt"]},
+                {"role": "assistant", "content": record["responses"][0]},
+            ],
+            "use_activation": False,
+        },
+    )
+    plain = client.post("/score", json=[{**record, "criteria": None}]).json()["records"][0]
+    assert chat.json()["data"][0]["probs"][0] == pytest.approx(plain["rewards"][0], abs=1e-5)
+    too_long = client.post("/classify", json={"input": ["word " * 5000]})
+    assert too_long.status_code == 400
+    assert "input[0]: input: the text has" in too_long.json()["error"]["message"]
+
+
+def test_media_stay_inside_the_root(
+    tiny_qwen2_5_vl: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("serve-vl")
+    model = saved_reward_model(tiny_qwen2_5_vl, folder / "rm")
+    root = folder / "media"
+    root.mkdir()
+    Image.new("RGB", (32, 32), "red").save(root / "red.png")
+    Image.new("RGB", (32, 32), "blue").save(folder / "outside.png")
+    scorer = load_scorer(model, media=MediaOptions(root=root), options=ModelOptions(device="cpu"))
+    try:
+        with TestClient(create_app(scorer, ServeOptions())) as client:
+
+            def image(path: str) -> dict[str, Any]:
+                return make_record(
+                    "img",
+                    prompt=[{"type": "text", "text": "Colour?"}, {"type": "image", "path": path}],
+                    responses=["red", "blue"],
+                )
+
+            inside = client.post("/score", json=[image("red.png")])
+            assert inside.status_code == 200, inside.text
+            for path in ("../outside.png", str(folder / "outside.png")):
+                refused = client.post("/score", json=[image(path)])
+                assert refused.status_code == 400, path
+                message = refused.json()["error"]["message"]
+                assert "record 'img'" in message and "outside the media root" in message
+            url = client.post("/score", json=[image("http://127.0.0.1:9/x.png")])
+            assert url.status_code == 400 and "--allow-urls" in url.json()["error"]["message"]
+    finally:
+        scorer.close()
+
+
+def test_usage_errors_exit_2(cli: Cli, reward_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMNIRM_TEST_NO_SUCH_KEY", raising=False)
+    no_key = cli("serve", "--model", str(reward_model), "--auth-key-env", "OMNIRM_TEST_NO_SUCH_KEY")
+    assert no_key.code == 2 and "OMNIRM_TEST_NO_SUCH_KEY" in no_key.stderr
+    zero = cli("serve", "--model", str(reward_model), "--max-batch-size", "0")
+    assert zero.code == 2 and "--max-batch-size must be at least 1" in zero.stderr
+
+
+def post(url: str, payload: Any, key: str | None = None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(url, json.dumps(payload).encode(), headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_server_process_drains_on_sigterm(reward_model: Path) -> None:
+    env = {**os.environ, "OMNIRM_SERVE_KEY": "k3y", "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
+    command = [
+        sys.executable, "-m", "omnirm", "serve", "--model", str(reward_model), "--device", "cpu",
+        "--host", "127.0.0.1", "--port", "0", "--max-wait-ms", "1500",
+        "--auth-key-env", "OMNIRM_SERVE_KEY",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        found = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert found, line + proc.stderr.read()
+        url = found.group(0)
+        status, health = 0, {}
+        with urllib.request.urlopen(url + "/health", timeout=10) as response:
+            status, health = response.status, json.loads(response.read())
+        assert status == 200 and health["status"] == "ok"
+        assert post(url + "/score", [make_record("a")])[0] == 401
+        answers: list[tuple[int, Any]] = []
+
+        def ask(index: int) -> None:
+            answers.append(post(url + "/score", [make_record(f"r{index}")], key="k3y"))
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)  # they wait in the batcher (--max-wait-ms 1500) when SIGTERM comes
+        proc.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(60)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out == ""  # stdout carries nothing but JSONL, and a server writes none
+    assert sorted(r["records"][0]["id"] for _, r in answers) == [f"r{i}" for i in range(6)]
+    assert all(status == 200 for status, _ in answers)
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url + "/health", timeout=5)
