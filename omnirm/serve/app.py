@@ -13,11 +13,11 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Request, Response
@@ -29,7 +29,15 @@ from omnirm.errors import RecordError, UsageError
 from omnirm.options import JudgeOptions, MediaOptions, ModelOptions, ServeOptions
 from omnirm.records import InvalidRecord, Record
 from omnirm.scorer import Scorer
-from omnirm.serve.batcher import Batcher, Outcome, Payload, QueueFull, ShuttingDown, score_payloads
+from omnirm.serve.batcher import (
+    Arrival,
+    Batcher,
+    Outcome,
+    Payload,
+    QueueFull,
+    ShuttingDown,
+    score_payloads,
+)
 from omnirm.serve.metrics import ServeMetrics
 from omnirm.serve.protocols import (
     ApiError,
@@ -83,6 +91,48 @@ def validated(model: type[BaseModel], value: Any) -> Any:
         raise ApiError(400, f"{where}: {first['msg']}", "invalid_request") from None
 
 
+def json_response(body: dict[str, Any]) -> Response:
+    """JSON out through orjson, without a second validation pass (the shapes are built here)."""
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+class _Observe:
+    """ASGI middleware: counts every HTTP request by endpoint and status, and times it."""
+
+    def __init__(self, app: Any, metrics: ServeMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = [500]
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.metrics.observe_request(scope["path"], status[0], time.monotonic() - started)
+
+
+async def _arriving(request: Request) -> AsyncIterator[Arrival]:
+    """A scoring request, counted as on its way to the batcher until it is queued."""
+    arrival = request.app.state.batcher.arrival()
+    try:
+        yield arrival
+    finally:
+        arrival.done()
+
+
+Arriving = Annotated[Arrival, Depends(_arriving)]
+
+
 def create_app(
     scorer: Scorer,
     options: ServeOptions,
@@ -109,7 +159,7 @@ def create_app(
             metrics=metrics,
         )
         batcher.start()
-        state["batcher"] = batcher
+        state["batcher"] = app.state.batcher = batcher
         if on_ready is not None:
             on_ready()
         try:
@@ -129,14 +179,7 @@ def create_app(
     async def _api_error(request: Request, error: ApiError) -> JSONResponse:
         return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
-    @app.middleware("http")
-    async def _observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.monotonic()
-        response = await call_next(request)
-        metrics.observe_request(request.url.path, response.status_code, time.monotonic() - started)
-        return response
+    app.add_middleware(_Observe, metrics=metrics)
 
     async def authorized(request: Request) -> None:
         if api_key is None:
@@ -152,7 +195,7 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    async def run(payloads: Sequence[Payload]) -> list[Outcome]:
+    async def run(payloads: Sequence[Payload], arrival: Arrival) -> list[Outcome]:
         if len(payloads) > options.max_queue:
             raise ApiError(
                 413,
@@ -161,9 +204,10 @@ def create_app(
                 "request_too_large",
             )
         if not payloads:
+            arrival.done()
             return []
         try:
-            return await state["batcher"].submit(payloads)
+            return await state["batcher"].submit(payloads, arrival)
         except QueueFull:
             raise ApiError(
                 429,
@@ -207,7 +251,7 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/score", dependencies=[Depends(authorized)], response_model=ScoreResponse)
-    async def score(request: Request) -> dict[str, Any]:
+    async def score(request: Request, arrival: Arriving) -> Response:
         raw = await body(request)
         parsed = validated(ScoreRequest, {"records": raw} if isinstance(raw, list) else raw)
         items = parse_records(parsed.records)
@@ -218,7 +262,7 @@ def create_app(
         if bad and not keep:
             raise record_errors(bad)
         records = [item for item in items if isinstance(item, Record)]
-        outcomes = iter(await run(records))
+        outcomes = iter(await run(records, arrival))
         out: list[dict[str, Any]] = []
         failed: list[tuple[str, RecordError]] = []
         for index, (value, item) in enumerate(zip(parsed.records, items, strict=True)):
@@ -231,10 +275,10 @@ def create_app(
                 out.append(result)
         if failed and not keep:
             raise record_errors(failed)
-        return {"records": out}
+        return json_response({"records": out})
 
     @app.post("/openrlhf", dependencies=[Depends(authorized)], response_model=OpenRLHFResponse)
-    async def openrlhf(request: Request) -> dict[str, Any]:
+    async def openrlhf(request: Request, arrival: Arriving) -> Response:
         parsed = validated(OpenRLHFRequest, await body(request))
         items = openrlhf_records(parsed)
         bad = [
@@ -242,7 +286,7 @@ def create_app(
         ]
         if bad:
             raise record_errors(bad)
-        outcomes = await run([item for item in items if isinstance(item, Record)])
+        outcomes = await run([item for item in items if isinstance(item, Record)], arrival)
         rewards: list[float] = []
         failed: list[tuple[str, RecordError]] = []
         for index, outcome in enumerate(outcomes):
@@ -255,10 +299,12 @@ def create_app(
                 failed.append((f"query[{index}]", error))
         if failed:
             raise record_errors(failed)
-        return {"rewards": rewards, "scores": rewards, "extra_logs": {"omnirm_reward": rewards}}
+        return json_response(
+            {"rewards": rewards, "scores": rewards, "extra_logs": {"omnirm_reward": rewards}}
+        )
 
     @app.post("/classify", dependencies=[Depends(authorized)], response_model=ClassifyResponse)
-    async def classify(request: Request) -> dict[str, Any]:
+    async def classify(request: Request, arrival: Arriving) -> Response:
         parsed = validated(ClassifyRequest, await body(request))
         payloads: list[Payload]
         if parsed.messages is not None:
@@ -272,7 +318,7 @@ def create_app(
             raise ApiError(400, "give 'input' (texts) or 'messages'", "invalid_request")
         rewards: list[float] = []
         failed: list[tuple[str, RecordError]] = []
-        for index, outcome in enumerate(await run(payloads)):
+        for index, outcome in enumerate(await run(payloads, arrival)):
             try:
                 if isinstance(outcome, RecordError):
                     raise outcome
@@ -288,17 +334,19 @@ def create_app(
                 label="reward",
                 probs=[activation(reward, parsed.use_activation)],
                 num_classes=1,
-            )
+            ).model_dump()
             for index, reward in enumerate(rewards)
         ]
-        return {
-            "id": f"classify-{uuid.uuid4().hex}",
-            "object": "list",
-            "created": int(time.time()),
-            "model": parsed.model or scorer.label,
-            "data": data,
-            "usage": {"prompt_tokens": 0, "total_tokens": 0},
-        }
+        return json_response(
+            {
+                "id": f"classify-{uuid.uuid4().hex}",
+                "object": "list",
+                "created": int(time.time()),
+                "model": parsed.model or scorer.label,
+                "data": data,
+                "usage": {"prompt_tokens": 0, "total_tokens": 0},
+            }
+        )
 
     return app
 

@@ -2,7 +2,8 @@
 
 Requests put their records (or, for ``/classify``, their texts) on one bounded queue and wait.
 A single loop takes up to ``max_batch_size`` of them — waiting at most ``max_wait_ms`` after the
-oldest arrived for more to come — and hands them to the scorer in a worker thread (one: a model
+oldest arrived for more to come, and not at all when no other request is on its way (being
+read: see :meth:`Batcher.arrival`) — and hands them to the scorer in a worker thread (one: a model
 is not shared between threads), so the event loop keeps answering ``/health``, ``/metrics`` and
 new requests meanwhile. A request that would push the queue past ``max_queue`` is refused
 (:class:`QueueFull`, answered 429) instead of growing memory; :meth:`Batcher.close` refuses new
@@ -37,6 +38,22 @@ class QueueFull(Exception):
 
 class ShuttingDown(Exception):
     """The server is draining and takes no new work (503)."""
+
+
+class Arrival:
+    """A request on its way to the queue (its body being read and checked): while one is, the
+    batcher waits for it (up to ``max_wait_ms``) rather than start a batch without it."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self.batcher = batcher
+        self.here = False
+
+    def done(self) -> None:
+        """The request is queued, or will not be (idempotent)."""
+        if not self.here:
+            self.here = True
+            self.batcher._arriving -= 1
+            self.batcher._wakeup.set()
 
 
 class _Collect(ErrorPolicy):
@@ -117,6 +134,7 @@ class Batcher:
         self._jobs: deque[_Job] = deque()
         self._wakeup = asyncio.Event()
         self._closing = False
+        self._arriving = 0
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omnirm-scorer")
 
@@ -133,9 +151,19 @@ class Batcher:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def submit(self, payloads: Sequence[Payload]) -> list[Outcome]:
+    def arrival(self) -> Arrival:
+        """Count a request as on its way until its :meth:`Arrival.done` (called by
+        :meth:`submit`, or by the request when it fails before)."""
+        self._arriving += 1
+        return Arrival(self)
+
+    async def submit(
+        self, payloads: Sequence[Payload], arrival: Arrival | None = None
+    ) -> list[Outcome]:
         """Queue ``payloads`` and wait for their outcomes, in order. Raises :class:`QueueFull`
         when they do not fit in the queue, :class:`ShuttingDown` while draining."""
+        if arrival is not None:
+            arrival.done()
         if self._closing or self._task is None:
             raise ShuttingDown
         if len(self._jobs) + len(payloads) > self.max_queue:
@@ -173,7 +201,7 @@ class Batcher:
             self._wakeup.clear()
             await self._wakeup.wait()
         deadline = self._jobs[0].enqueued + self.max_wait
-        while len(self._jobs) < self.max_batch_size and not self._closing:
+        while len(self._jobs) < self.max_batch_size and self._arriving > 0 and not self._closing:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

@@ -231,11 +231,16 @@ def post(url: str, payload: Any, key: str | None = None) -> tuple[int, Any]:
         return error.code, json.loads(error.read())
 
 
+def queued(url: str) -> int:
+    with urllib.request.urlopen(url + "/health", timeout=10) as response:
+        return int(json.loads(response.read())["queue"])
+
+
 def test_server_process_drains_on_sigterm(reward_model: Path) -> None:
     env = {**os.environ, "OMNIRM_SERVE_KEY": "k3y", "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
     command = [
         sys.executable, "-m", "omnirm", "serve", "--model", str(reward_model), "--device", "cpu",
-        "--host", "127.0.0.1", "--port", "0", "--max-wait-ms", "1500",
+        "--host", "127.0.0.1", "--port", "0", "--max-batch-size", "8",
         "--auth-key-env", "OMNIRM_SERVE_KEY",
     ]  # fmt: skip
     proc = subprocess.Popen(
@@ -243,9 +248,11 @@ def test_server_process_drains_on_sigterm(reward_model: Path) -> None:
     )
     try:
         assert proc.stderr is not None
-        line = proc.stderr.readline()
-        found = re.search(r"http://127\.0\.0\.1:\d+", line)
-        assert found, line + proc.stderr.read()
+        seen = ""
+        while not (found := re.search(r"http://127\.0\.0\.1:\d+", seen)):
+            line = proc.stderr.readline()
+            assert line, seen  # the server ended before it took requests
+            seen += line
         url = found.group(0)
         status, health = 0, {}
         with urllib.request.urlopen(url + "/health", timeout=10) as response:
@@ -253,14 +260,21 @@ def test_server_process_drains_on_sigterm(reward_model: Path) -> None:
         assert status == 200 and health["status"] == "ok"
         assert post(url + "/score", [make_record("a")])[0] == 401
         answers: list[tuple[int, Any]] = []
+        answered_at: list[float] = []
 
-        def ask(index: int) -> None:
-            answers.append(post(url + "/score", [make_record(f"r{index}")], key="k3y"))
+        def ask(index: int) -> None:  # 30 records a request: seconds of scoring in all
+            batch = [make_record(f"r{index}-{k}", prompt=f"Question {k}?") for k in range(30)]
+            answers.append(post(url + "/score", batch, key="k3y"))
+            answered_at.append(time.monotonic())
 
         threads = [threading.Thread(target=ask, args=(i,)) for i in range(6)]
         for thread in threads:
             thread.start()
-        time.sleep(0.5)  # they wait in the batcher (--max-wait-ms 1500) when SIGTERM comes
+        deadline = time.monotonic() + 30
+        while queued(url) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert queued(url) > 0  # records wait in the queue: their requests are in flight
+        signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join(60)
@@ -271,7 +285,9 @@ def test_server_process_drains_on_sigterm(reward_model: Path) -> None:
             proc.wait()
     assert proc.returncode == 0, err
     assert out == ""  # stdout carries nothing but JSONL, and a server writes none
-    assert sorted(r["records"][0]["id"] for _, r in answers) == [f"r{i}" for i in range(6)]
-    assert all(status == 200 for status, _ in answers)
+    assert all(status == 200 for status, _ in answers), answers
+    ids = sorted(r["id"] for _, answer in answers for r in answer["records"])
+    assert ids == sorted(f"r{i}-{k}" for i in range(6) for k in range(30))
+    assert any(at > signalled for at in answered_at)  # some were in flight at SIGTERM
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url + "/health", timeout=5)

@@ -38,7 +38,9 @@ def test_score_takes_a_list_or_an_object(client: TestClient) -> None:
     records = listed.json()["records"]
     assert [r["id"] for r in records] == ["a", "one"]
     assert records[0]["rewards"] == [1.0, 3.0] and records[1]["rewards"] == [2.0]
-    assert records[0]["scored_by"] == {"model": "fake"}
+    stamp = records[0]["scored_by"]
+    assert stamp["model"] == "fake" and len(stamp["fingerprint"]) == 16  # as score stamps lines
+    assert stamp["input"] != records[1]["scored_by"]["input"]
     wrapped = client.post("/score", json={"records": [pair("a", extra="kept")]})
     assert wrapped.json()["records"][0]["extra"] == "kept"
 

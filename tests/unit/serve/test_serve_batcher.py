@@ -74,21 +74,43 @@ def test_concurrent_requests_share_scorer_calls() -> None:
     assert max(scorer.calls) <= 4 and len(scorer.calls) == 3  # 4 + 4 + 2
 
 
-def test_a_lone_request_waits_at_most_max_wait() -> None:
+def test_waits_only_for_requests_on_their_way() -> None:
     scorer = FakeScorer()
 
-    async def main() -> float:
-        batcher = make_batcher(scorer, max_wait_ms=100.0)
+    async def main() -> tuple[float, float, float]:
+        batcher = make_batcher(scorer, max_wait_ms=400.0)
         batcher.start()
         started = time.monotonic()
-        await batcher.submit([record("a", "x")])
-        took = time.monotonic() - started
-        await batcher.close()
-        return took
+        await batcher.submit([record("alone", "x")])  # nobody else coming: no wait
+        alone = time.monotonic() - started
 
-    took = asyncio.run(main())
-    assert 0.09 <= took < 2.0
-    assert scorer.calls == [1]
+        coming = batcher.arrival()  # a request being read
+
+        async def late() -> list[Outcome]:
+            await asyncio.sleep(0.1)
+            return await batcher.submit([record("late", "xx")], coming)
+
+        started = time.monotonic()
+        await asyncio.gather(batcher.submit([record("early", "x")]), late())
+        together = time.monotonic() - started
+
+        gone = batcher.arrival()  # a request that fails before it is queued
+
+        async def fail() -> None:
+            await asyncio.sleep(0.1)
+            gone.done()
+
+        started = time.monotonic()
+        await asyncio.gather(batcher.submit([record("left", "x")]), fail())
+        left = time.monotonic() - started
+        await batcher.close()
+        return alone, together, left
+
+    alone, together, left = asyncio.run(main())
+    assert alone < 0.3
+    assert 0.1 <= together < 0.4  # waited for the late one, not the whole 400 ms
+    assert 0.1 <= left < 0.4
+    assert scorer.calls == [1, 2, 1]
 
 
 def test_full_queue_refuses_and_close_drains() -> None:
