@@ -317,12 +317,14 @@ def drain(model: Path, records: list[dict[str, Any]]) -> None:
     with server(model, "--max-batch-size", "32") as running:
         outcome: list[tuple[float, int | str, float]] = []
         lock = threading.Lock()
-        barrier = threading.Barrier(clients + 1)
+        barrier = threading.Barrier(clients + 1, timeout=60)
 
         def one(body: bytes) -> None:
             conn = http.client.HTTPConnection(HOST, running.port, timeout=120)
-            conn.connect()
-            barrier.wait()
+            try:
+                conn.connect()
+            finally:
+                barrier.wait()
             try:
                 conn.request("POST", "/score", body, {"Content-Type": "application/json"})
                 sent = time.monotonic()

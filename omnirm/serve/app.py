@@ -13,7 +13,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -138,11 +138,9 @@ def create_app(
     options: ServeOptions,
     *,
     api_key: str | None = None,
-    on_ready: Callable[[], None] | None = None,
 ) -> FastAPI:
     """The application around ``scorer`` (opened and closed by the caller). Its batcher starts
-    with the application's lifespan and is drained when it ends; ``on_ready`` runs once it
-    takes requests."""
+    with the application's lifespan and is drained when it ends."""
     from omnirm.scorer import fingerprint_digest
 
     metrics = ServeMetrics.create(options.max_batch_size)
@@ -160,8 +158,6 @@ def create_app(
         )
         batcher.start()
         state["batcher"] = app.state.batcher = batcher
-        if on_ready is not None:
-            on_ready()
         try:
             yield
         finally:
@@ -351,6 +347,24 @@ def create_app(
     return app
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, saying where it listens once it accepts connections."""
+
+        def __init__(self, config: Any, announced: str) -> None:
+            super().__init__(config)
+            self.announced = announced
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                console.stderr_console().print(self.announced, highlight=False, soft_wrap=True)
+
+    return Server
+
+
 def _ignore_signal(signum: int, frame: Any) -> None:
     """SIGTERM after uvicorn drained: the server is done, exit 0."""
 
@@ -389,18 +403,8 @@ def serve(
         raise UsageError("--batch-size must be at least 1")
     scorer = load_scorer(model, judge, media=media, options=options)
     try:
-        where: list[str] = []
-
-        def announce() -> None:
-            console.stderr_console().print(
-                f"omnirm serve: {scorer.label} on {where[0]} (POST /score /openrlhf /classify, "
-                "GET /health /metrics)",
-                highlight=False,
-                soft_wrap=True,
-            )
-
         config = uvicorn.Config(
-            create_app(scorer, server, api_key=api_key, on_ready=announce),
+            create_app(scorer, server, api_key=api_key),
             host=server.host,
             port=server.port,
             log_config=None,
@@ -412,13 +416,17 @@ def serve(
         )
         sock = config.bind_socket()
         host, port = sock.getsockname()[:2]
-        where.append(f"http://{host if ':' not in host else f'[{host}]'}:{port}")
+        url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+        announced = (
+            f"omnirm serve: {scorer.label} on {url} (POST /score /openrlhf /classify, "
+            "GET /health /metrics)"
+        )
         if console.verbosity() >= 1:
             logging.basicConfig(level=logging.INFO, format="%(message)s")
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _ignore_signal) if main_thread else None
         try:
-            uvicorn.Server(config).run(sockets=[sock])
+            _server_class()(config, announced).run(sockets=[sock])
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)

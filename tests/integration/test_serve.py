@@ -291,3 +291,40 @@ def test_server_process_drains_on_sigterm(reward_model: Path) -> None:
     assert any(at > signalled for at in answered_at)  # some were in flight at SIGTERM
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url + "/health", timeout=5)
+
+
+def readme_functions() -> dict[str, Any]:
+    """The reward functions of the README's "Serving rewards" section, defined."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("## Serving rewards", 1)[1].split("\n## ", 1)[0]
+    namespace: dict[str, Any] = {}
+    for block in re.findall(r"```python\n(.*?)```", section, re.DOTALL):
+        exec(block, namespace)
+    return namespace
+
+
+def test_the_readme_reward_functions_work(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    shim = types.SimpleNamespace(
+        post=lambda url, json, timeout: client.post(
+            url.replace("http://127.0.0.1:8000", ""), json=json
+        )
+    )
+    monkeypatch.setitem(sys.modules, "requests", shim)
+    functions = readme_functions()
+    reward = functions["compute_score"](
+        "gsm8k", "Blue.", "Blue", extra_info={"index": 3, "prompt": "Name a colour."}
+    )
+    want = client.post(
+        "/score", json=[{"id": "x", "prompt": "Name a colour.", "responses": ["Blue."]}]
+    ).json()["records"][0]["rewards"][0]
+    assert reward == pytest.approx(want, abs=1e-6)
+    rewards = functions["omnirm_reward"](
+        prompts=["Name a colour.", [{"role": "user", "content": "Name a colour."}]],
+        completions=["Blue.", [{"role": "assistant", "content": "Blue."}]],
+        criteria=[None, ""],
+    )
+    assert rewards == pytest.approx([want, want], abs=1e-5)
