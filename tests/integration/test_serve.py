@@ -328,3 +328,42 @@ def test_the_readme_reward_functions_work(
         criteria=[None, ""],
     )
     assert rewards == pytest.approx([want, want], abs=1e-5)
+
+
+def test_a_judge_serves_pointwise_rewards_and_pairwise_verdicts(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omnirm.options import JudgeOptions, SamplingOptions
+    from tests.tiny_models import make_tiny_fixed_answer
+
+    root = tmp_path_factory.mktemp("serve-judges")
+    monkeypatch.setenv("OMNIRM_CACHE_DIR", str(root / "cache"))
+    seven = make_tiny_fixed_answer(root / "seven", "Decent. [[7]]")
+    always_a = make_tiny_fixed_answer(root / "always_a", "The first response is better. [[A]]")
+    rollout = {
+        "query": ["Pick a number: 7", "Pick a number: 8"],
+        "prompts": ["Pick a number: "] * 2,
+    }
+    sampling = SamplingOptions(max_new_tokens=24)
+    for spec, mode in ((f"hf:{seven}", "pointwise"), (f"hf:{always_a}", "pairwise")):
+        judge = JudgeOptions(spec=spec, mode=mode, sampling=sampling, use_cache=False)
+        scorer = load_scorer(judge=judge)
+        try:
+            with TestClient(create_app(scorer, ServeOptions())) as client:
+                answer = client.post("/openrlhf", json=rollout)
+                pair = client.post("/score", json=[make_record("p", criteria="Correctness.")])
+        finally:
+            scorer.close()
+        assert pair.status_code == 200, pair.text
+        if mode == "pointwise":
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["rewards"] == [7.0, 7.0]
+            assert pair.json()["records"][0]["rewards"] == [7.0, 7.0]
+        else:
+            assert answer.status_code == 400
+            message = answer.json()["error"]["message"]
+            assert "query[0]: record 'query-0': responses: pairwise judging" in message
+            assert "--mode pointwise" in message
+            scored = pair.json()["records"][0]
+            assert scored["predicted"] == "tie" and scored["consistent"] is False  # A both ways
+            assert pair.json()["records"][0]["scored_by"]["judge"] == spec
