@@ -346,7 +346,7 @@ def test_a_judge_serves_pointwise_rewards_and_pairwise_verdicts(
     }
     sampling = SamplingOptions(max_new_tokens=24)
     for spec, mode in ((f"hf:{seven}", "pointwise"), (f"hf:{always_a}", "pairwise")):
-        judge = JudgeOptions(spec=spec, mode=mode, sampling=sampling, use_cache=False)
+        judge = JudgeOptions(spec=spec, mode=mode, sampling=sampling)  # answers cached
         scorer = load_scorer(judge=judge)
         try:
             with TestClient(create_app(scorer, ServeOptions())) as client:
