@@ -30,6 +30,7 @@ from omnirm.options import JudgeOptions, MediaOptions, ModelOptions, ServeOption
 from omnirm.records import InvalidRecord, Record
 from omnirm.scorer import Scorer
 from omnirm.serve.batcher import (
+    TEXTS_NEED_A_MODEL,
     Arrival,
     Batcher,
     Outcome,
@@ -309,6 +310,8 @@ def create_app(
                 raise record_errors([("messages", record)])
             payloads = [record]
         elif parsed.input is not None:
+            if scorer.kind != "model":
+                raise ApiError(400, TEXTS_NEED_A_MODEL + ": send 'messages'", "invalid_request")
             payloads = [parsed.input] if isinstance(parsed.input, str) else list(parsed.input)
         else:
             raise ApiError(400, "give 'input' (texts) or 'messages'", "invalid_request")

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 from omnirm.errors import RecordError
 from omnirm.on_error import ErrorPolicy, OnError
@@ -30,6 +30,15 @@ from omnirm.serve.metrics import ServeMetrics
 #: What one queued item comes back as: a scored record, a reward (a text), or its error.
 Outcome = dict[str, Any] | float | RecordError
 Payload = Record | str
+
+
+TEXTS_NEED_A_MODEL = "scoring bare texts needs a reward model (--model), not a judge"
+
+
+class TextScorer(Protocol):
+    """A reward model's scorer (``kind == "model"``): it also scores whole formatted texts."""
+
+    def score_texts(self, texts: list[str]) -> list[float | RecordError]: ...
 
 
 class QueueFull(Exception):
@@ -96,12 +105,12 @@ def score_payloads(
                 error.line = None
                 outcomes[index] = error
     if texts:
-        score_texts: Callable[[list[str]], list[float | RecordError]] | None = getattr(
-            scorer, "score_texts", None
-        )
-        if scorer.kind != "model" or score_texts is None:
-            raise RecordError("scoring bare texts needs a reward model (--model), not a judge")
-        for (index, _), outcome in zip(texts, score_texts([t for _, t in texts]), strict=True):
+        rewards: list[float | RecordError]
+        if scorer.kind == "model":
+            rewards = cast(TextScorer, scorer).score_texts([text for _, text in texts])
+        else:
+            rewards = [RecordError(TEXTS_NEED_A_MODEL, field="input") for _ in texts]
+        for (index, _), outcome in zip(texts, rewards, strict=True):
             outcomes[index] = outcome
     assert all(outcome is not None for outcome in outcomes)
     return outcomes  # type: ignore[return-value]

@@ -206,3 +206,13 @@ def test_metrics_and_health(client: TestClient) -> None:
     assert 'omnirm_request_seconds_bucket{endpoint="/score",le="+Inf"} 1.0' in text
     assert "omnirm_queue_depth 0.0" in text
     assert 'omnirm_records_total{outcome="scored"} 3.0' in text
+
+
+def test_a_judge_takes_no_bare_texts() -> None:
+    scorer = FakeScorer()
+    scorer.kind = "judge"
+    with client_for(scorer) as client:
+        refused = client.post("/classify", json={"input": ["text"]})
+        assert refused.status_code == 400
+        assert "needs a reward model" in refused.json()["error"]["message"]
+        assert scorer.calls == []  # refused before it was queued

@@ -37,8 +37,9 @@ def test_score_payloads_keeps_order_and_errors_in_place() -> None:
 def test_texts_need_a_reward_model() -> None:
     scorer = FakeScorer()
     scorer.kind = "judge"
-    with pytest.raises(RecordError, match="needs a reward model"):
-        score_payloads(scorer, ["text"])
+    text, scored = score_payloads(scorer, ["text", record("a", "xy")])
+    assert isinstance(text, RecordError) and "needs a reward model" in str(text)
+    assert isinstance(scored, dict) and scored["rewards"] == [2.0]  # the batch goes on
 
 
 def make_batcher(scorer: FakeScorer, **settings: float) -> Batcher:
