@@ -42,6 +42,7 @@ _EXPORTS = {
     "MediaOptions": "omnirm.options",
     "ModelOptions": "omnirm.options",
     "SamplingOptions": "omnirm.options",
+    "ServeOptions": "omnirm.options",
 }
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "Record",
     "SamplingOptions",
     "Scorer",
+    "ServeOptions",
     "__version__",
     "best_of_n",
     "load_scorer",
@@ -69,7 +71,13 @@ if TYPE_CHECKING:
     from omnirm.api import score, write_records
     from omnirm.bench.run import run_bench
     from omnirm.bon import BonSettings, best_of_n
-    from omnirm.options import JudgeOptions, MediaOptions, ModelOptions, SamplingOptions
+    from omnirm.options import (
+        JudgeOptions,
+        MediaOptions,
+        ModelOptions,
+        SamplingOptions,
+        ServeOptions,
+    )
     from omnirm.records import Record, read_records
     from omnirm.scorer import Scorer, load_scorer
     from omnirm.train.bt import BTConfig, train_bt

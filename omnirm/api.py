@@ -26,7 +26,7 @@ def _items(records: Iterable[Record | dict[str, Any]]) -> Iterator[Item]:
             yield line, record
             continue
         try:
-            yield line, parse_record(record)
+            yield line, parse_record(record, min_responses=1)
         except RecordError as error:  # handled by the error policy, as a file's bad line
             yield line, InvalidRecord(line, error.located(line=line), record)
 
@@ -43,7 +43,9 @@ def score(
 ) -> list[dict[str, Any]]:
     """The records (dicts or :class:`~omnirm.records.Record` s) scored, in order, as dicts with
     ``rewards`` (and for pairs ``predicted``, ``margin``) and ``scored_by`` — by ``scorer``, else
-    by the ``model`` or ``judge`` loaded here (the embedded default model with neither). Media
+    by the ``model`` or ``judge`` loaded here (the embedded default model with neither). A
+    record with one response gets that response's reward (pointwise: a reward model or a
+    ``pointwise`` judge; a pairwise judge refuses it as a bad record). Media
     resolve against ``media.root`` (default: the working directory). A bad record raises its
     :class:`~omnirm.errors.RecordError` unless ``on_error`` is ``skip``.
 

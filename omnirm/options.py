@@ -129,3 +129,36 @@ class ModelOptions:
 
 
 MODEL_DEFAULTS = ModelOptions()
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``omnirm serve`` listens and batches: ``--host``, ``--port``, ``--max-batch-size``,
+    ``--max-wait-ms``, ``--max-queue``, ``--max-request-bytes``, ``--auth-key-env``,
+    ``--drain-seconds``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch_size: int = 32  # records (or texts) per scorer call
+    max_wait_ms: float = 5.0  # how long the first waiting record waits for others
+    max_queue: int = 1024  # records waiting at most; more is answered 429
+    max_request_bytes: int = 8 * 1024 * 1024
+    auth_key_env: str | None = None  # None: no key asked for
+    drain_seconds: float = 60.0  # on SIGTERM, how long in-flight requests may take
+
+    def check(self) -> ServeOptions:
+        """Self, or a :class:`UsageError` (exit 2) naming the first option out of range."""
+        for name in ("max_batch_size", "max_queue", "max_request_bytes"):
+            if getattr(self, name) < 1:
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(f"{flag} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.max_wait_ms <= 10_000:
+            raise UsageError(f"--max-wait-ms must be between 0 and 10000, got {self.max_wait_ms}")
+        if not 0 <= self.port <= 65535:
+            raise UsageError(f"--port must be between 0 and 65535, got {self.port}")
+        if not self.drain_seconds > 0:
+            raise UsageError(f"--drain-seconds must be positive, got {self.drain_seconds}")
+        return self
+
+
+SERVE_DEFAULTS = ServeOptions()

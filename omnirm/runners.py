@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from omnirm import console
-from omnirm.errors import UsageError
+from omnirm.errors import RecordError, UsageError
 from omnirm.media.paths import MediaResolver
 from omnirm.on_error import ErrorPolicy
 from omnirm.options import JudgeOptions, ModelOptions
@@ -105,6 +105,11 @@ class ModelScorer:
 
     def score(self, items: Items, policy: ErrorPolicy) -> Iterator[dict[str, Any]]:
         return self.scorer.score(items, policy)
+
+    def score_texts(self, texts: list[str]) -> list[float | RecordError]:
+        """Rewards of whole, already formatted sequences (see
+        :meth:`~omnirm.scoring.RewardScorer.score_texts`)."""
+        return self.scorer.score_texts(texts)
 
     def provenance(self) -> dict[str, Any]:
         return self.scorer.scored_by

@@ -198,6 +198,42 @@ class RewardScorer:
             items, self._window, lambda w, r: self._emit(w, r, policy), first=first, largest=largest
         )
 
+    def score_texts(self, texts: list[str]) -> list[float | RecordError]:
+        """Rewards of whole sequences already laid out as the model reads them (vLLM's
+        ``/classify`` input: a conversation rendered with the model's chat template), each
+        tokenized as it is and read at its last token; a text over the token budget, or whose
+        reward is not finite, gets a :class:`RecordError` instead (nothing is truncated)."""
+        limit = self.builder.settings.max_length
+        encoded: list[Encoded] = []
+        slots: list[int | RecordError] = []
+        for text in texts:
+            ids = self.builder._text_ids(text)
+            if not ids or len(ids) > limit:
+                problem = "is empty" if not ids else f"has {len(ids)} tokens, over {limit}"
+                slots.append(RecordError(f"the text {problem}", field="input"))
+                continue
+            slots.append(len(encoded))
+            encoded.append(Encoded(ids))
+        rewards = (
+            reward_batches(self.model, self.builder, encoded, self.settings.batch_size)
+            if encoded
+            else []
+        )
+        results: list[float | RecordError] = []
+        for slot in slots:
+            if isinstance(slot, RecordError):
+                results.append(slot)
+                continue
+            reward = rewards[slot]
+            if self.normalization is not None and self.settings.normalize:
+                mean, std = self.normalization
+                reward = (reward - mean) / std
+            if not math.isfinite(reward):
+                results.append(RecordError(f"the model's reward is {reward}", field="input"))
+                continue
+            results.append(reward)
+        return results
+
     def _encode(self, record: Record) -> list[Encoded] | SharedPrefix:
         """The record's prefix and continuations when they can share, else its sequences."""
         if self.settings.share_prefix:

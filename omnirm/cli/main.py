@@ -18,6 +18,7 @@ from omnirm.cli import data, train
 from omnirm.cli.bench import bench
 from omnirm.cli.bon import bon
 from omnirm.cli.score import score
+from omnirm.cli.serve import serve
 from omnirm.errors import OmnirmError, OutputClosed, UsageError
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.add_typer(train.app, name="train")
 app.command("score")(score)
 app.command("bench")(bench)
 app.command("bon")(bon)
+app.command("serve")(serve)
 
 
 def _show_version(value: bool) -> None:
