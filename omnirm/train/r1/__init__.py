@@ -93,7 +93,12 @@ def train_r1(config: R1Config) -> R1Result:
     from omnirm.train.r1.grpo import train_grpo
     from omnirm.train.r1.policy import load_policy, save_adapter, save_judge
     from omnirm.train.r1.rewards import load_reward_fn
-    from omnirm.train.r1.rollouts import VllmRollouts, check_vllm_rollouts, make_rollouts
+    from omnirm.train.r1.rollouts import (
+        RolloutEngine,
+        VllmRollouts,
+        check_vllm_rollouts,
+        make_rollouts,
+    )
     from omnirm.train.r1.rs import rejection_sample, rs_path, weights_digest
     from omnirm.train.r1.sft import train_sft
     from omnirm.train.resume import (
@@ -216,7 +221,7 @@ def train_r1(config: R1Config) -> R1Result:
     kind, _ = detect_kind(resolved.folder, resolved.gguf_file, config.trust_remote_code)
     settings = lora_settings(config, kind, resolved.folder, resolved.gguf_file)
     trained = False
-    sampler = make_rollouts(config)
+    sampler: RolloutEngine | None = make_rollouts(config)
     for index, (stage, label) in enumerate(zip(config.stages, labels, strict=True)):
         if stage != "rs":
             trained = True
@@ -258,12 +263,13 @@ def train_r1(config: R1Config) -> R1Result:
                         "--rs-samples, another --rs-temperature, or sft on rationales first"
                     )
             if stage == "grpo" and config.rollouts == "vllm":
-                if sampler is None:
-                    sampler = VllmRollouts(config, policy, resolved.path, label)
-                if isinstance(sampler, VllmRollouts) and any(
-                    earlier != "rs" for earlier in config.stages[:index]
-                ):
-                    sampler.load(policy.net)  # an earlier stage changed the base weights
+                if isinstance(sampler, VllmRollouts):  # an earlier GRPO stage's
+                    sampler.close()
+                # the engine starts on this stage's weights: the base's files, or a copy of
+                # the weights an earlier stage left (a GGUF base: its dequantised weights)
+                changed = any(earlier != "rs" for earlier in config.stages[:index])
+                start = None if changed or resolved.gguf_file else resolved.path
+                sampler = VllmRollouts(config, policy, start, label)
             policy.attach_lora(config, settings)
             checkpoints = StageCheckpoints(
                 accelerator, output, config.save_steps, index, lambda: asdict(result)

@@ -11,9 +11,14 @@ The vLLM engine follows the policy every step: with LoRA the policy's adapter is
 ``LoRARequest`` naming it (a new id each step, so vLLM never reuses an old adapter); with
 ``full`` the policy's weights are loaded into the engine's model (``load_weights`` on its
 worker, through ``LLM.collective_rpc``, the engine running in this process) and its prefix
-cache is cleared (its keys are tokens, not weights). A stage that starts from weights changed
-by an earlier stage loads them into the engine first. vLLM's sampler is not transformers':
-with the same seed the two engines draw different answers.
+cache is cleared (its keys are tokens, not weights). Each GRPO stage starts a new engine: on
+the base model's files, or on a safetensors copy of the weights an earlier stage left (or of a
+GGUF base, dequantised). vLLM's sampler is not transformers': with the same seed the two
+engines draw different answers.
+
+The engine runs in one process (``--rollouts vllm`` is refused under ``accelerate launch``)
+and its own share of the GPU (``vllm_gpu_memory_utilization``) beside the policy; tensor
+parallelism is not offered (the weights are loaded into the one worker in this process).
 """
 
 from __future__ import annotations
@@ -296,7 +301,8 @@ def vllm_engine_options(config: R1Config) -> dict[str, Any]:
         "gpu_memory_utilization": config.vllm_gpu_memory_utilization,
         "max_model_len": config.max_length + config.max_completion_length,
         "seed": config.seed,
-        "dtype": "bfloat16" if config.bf16 is not False else "float32",
+        # as the policy computes: bf16 where it trains in bf16, fp32 with --no-bf16
+        "dtype": {True: "bfloat16", False: "float32", None: "auto"}[config.bf16],
     }
     if not config.full:
         options.update(enable_lora=True, max_loras=1, max_lora_rank=vllm_lora_rank(config.lora_r))
@@ -335,16 +341,25 @@ def _load_weights_on_worker(worker: Any, weights: list[tuple[str, torch.Tensor]]
 
 
 class VllmRollouts:
-    """Rollouts from an in-process vLLM engine started on the base weights of ``source``;
+    """Rollouts from an in-process vLLM engine started on the model at ``source`` (None: a
+    safetensors copy of the policy's weights as they are, its adapter not attached yet);
     :meth:`sync` brings it to the policy's weights before each step's samples."""
 
-    def __init__(self, config: R1Config, policy: Policy, source: str, label: str = "grpo") -> None:
+    def __init__(
+        self, config: R1Config, policy: Policy, source: str | None, label: str = "grpo"
+    ) -> None:
         from omnirm.models.backends.vllm import _accepts_pil_images, create_engine
 
         # the engine runs in this process, so that load_weights reaches its model
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         self.config = config
         self.label = label
+        self._folder = tempfile.TemporaryDirectory(prefix="omnirm-r1-vllm-")
+        if source is None:  # the policy's weights as they are now (no adapter attached)
+            start = Path(self._folder.name) / "start"
+            policy.net.save_pretrained(str(start), safe_serialization=True)
+            (policy.processor or policy.tokenizer).save_pretrained(str(start))
+            source = str(start)
         self.llm: Any = create_engine(
             Path(source),
             label="--rollouts vllm",
@@ -354,7 +369,6 @@ class VllmRollouts:
             **vllm_engine_options(config),
         )
         self._pil_images = _accepts_pil_images()
-        self._folder = tempfile.TemporaryDirectory(prefix="omnirm-r1-lora-")
         self.lora_request: Any = None
 
     def load(self, net: Any) -> None:

@@ -91,7 +91,7 @@ def test_engine_options_follow_the_config() -> None:
         "gpu_memory_utilization": 0.3,
         "max_model_len": 340,
         "seed": 0,
-        "dtype": "bfloat16",
+        "dtype": "auto",
         "enable_lora": True,
         "max_loras": 1,
         "max_lora_rank": 16,
@@ -99,6 +99,7 @@ def test_engine_options_follow_the_config() -> None:
     full = vllm_engine_options(_config(full=True, bf16=False, seed=7))
     assert "enable_lora" not in full and "max_lora_rank" not in full
     assert (full["dtype"], full["seed"]) == ("float32", 7)
+    assert vllm_engine_options(_config(bf16=True))["dtype"] == "bfloat16"
     assert [vllm_lora_rank(r) for r in (1, 8, 9, 64, 65, 512)] == [8, 8, 16, 64, 128, 512]
     with pytest.raises(UsageError, match="--lora-r 600"):
         vllm_lora_rank(600)
