@@ -476,6 +476,32 @@ def make_tiny_qwen2(folder: Path, *, bpe_ranks: int | None = DEFAULT_BPE_RANKS) 
     return _save(Path(folder), model, tokenizer)
 
 
+def make_tiny_vllm_qwen2(folder: Path) -> Path:
+    """A tiny random Qwen2 chat model with head size 64 (vLLM's attention kernels want that)."""
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = build_qwen_tokenizer()
+    endoftext, im_end = _ids(tokenizer, "<|endoftext|>", "<|im_end|>")
+    config = Qwen2Config(
+        **_text_kwargs(
+            tokenizer,
+            hidden_size=128,
+            intermediate_size=256,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+        ),
+        tie_word_embeddings=True,
+        bos_token_id=endoftext,
+        eos_token_id=im_end,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+    )
+    model = _build(config, Qwen2ForCausalLM)
+    model.generation_config = GenerationConfig(
+        bos_token_id=endoftext, eos_token_id=[im_end, endoftext], pad_token_id=endoftext
+    )
+    return _save(folder, model, tokenizer)
+
+
 def make_tiny_fixed_answer(
     folder: Path, answer: str, *, bpe_ranks: int | None = DEFAULT_BPE_RANKS
 ) -> Path:

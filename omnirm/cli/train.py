@@ -537,6 +537,19 @@ def r1(
             metavar="token|sequence",
         ),
     ] = "token",
+    rollouts: Annotated[
+        str,
+        typer.Option(
+            help="GRPO: sample with the policy (transformers generate, CPU or GPU) or with an "
+            "in-process vLLM engine synced to the policy every step (a CUDA GPU and "
+            "pip install 'omnirm\\[vllm]'; one process).",
+            metavar="generate|vllm",
+        ),
+    ] = "generate",
+    vllm_gpu_memory_utilization: Annotated[
+        float,
+        typer.Option(help="--rollouts vllm: share of GPU memory the engine may take."),
+    ] = 0.3,
     correct_weight: Annotated[
         float, typer.Option(help="Reward weight: the verdict matches the gold label.")
     ] = 1.0,
@@ -646,6 +659,11 @@ def r1(
         "clip_epsilon": ("clip_epsilon", clip_epsilon),
         "updates_per_batch": ("updates_per_batch", updates_per_batch),
         "loss_norm": ("loss_norm", loss_norm),
+        "rollouts": ("rollouts", rollouts),
+        "vllm_gpu_memory_utilization": (
+            "vllm_gpu_memory_utilization",
+            vllm_gpu_memory_utilization,
+        ),
         "correct_weight": ("correct_weight", correct_weight),
         "format_weight": ("format_weight", format_weight),
         "length_weight": ("length_weight", length_weight),

@@ -76,34 +76,20 @@ class VLLMBackend(JudgeBackend):
         self._model_name = resolved.display if resolved.is_hub else model
         self.source = Path(resolved.path)
         self.dtype = dtype
-        vllm = _import_vllm(model)
-        _require_cuda(model)
         self._modalities = model_modalities(self.source, trust_remote_code)
-        limits = (
-            dict(limit_mm_per_prompt)
-            if limit_mm_per_prompt is not None
-            else {kind: DEFAULT_MM_LIMITS[kind] for kind in sorted(self._modalities)}
+        self._llm: Any = create_engine(
+            self.source,
+            label=f"--judge vllm:{model}",
+            instead=_JUDGE_ALTERNATIVES,
+            modalities=self._modalities,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            limit_mm_per_prompt=limit_mm_per_prompt,
+            seed=seed,
         )
-        options: dict[str, Any] = {}
-        if limits:  # vLLM refuses limit_mm_per_prompt for text-only models
-            options["limit_mm_per_prompt"] = limits
-        if max_model_len is not None:
-            options["max_model_len"] = max_model_len
-        try:
-            self._llm: Any = vllm.LLM(
-                model=str(self.source),
-                enable_prefix_caching=True,
-                tensor_parallel_size=tensor_parallel_size,
-                gpu_memory_utilization=gpu_memory_utilization,
-                dtype=dtype,
-                trust_remote_code=trust_remote_code,
-                seed=seed,
-                **options,
-            )
-        except Exception as error:  # unsupported architecture, out of memory, bad options …
-            raise OmnirmError(
-                f"--judge vllm:{model}: vLLM could not load the model: {error}"
-            ) from error
         self._pil_images = _accepts_pil_images()
 
     @property
@@ -168,33 +154,79 @@ class VLLMBackend(JudgeBackend):
 # ------------------------------------------------------------------------------ checks
 
 
-def _import_vllm(model: str) -> Any:
+_JUDGE_ALTERNATIVES = (
+    "use --judge hf:PATH (transformers, also on CPU) or --judge openai:MODEL (any "
+    "OpenAI-compatible server)"
+)
+
+
+def require_vllm(label: str, instead: str) -> Any:
+    """The ``vllm`` module, or a :class:`UsageError` naming ``label`` (the option that asked
+    for it), how to install vLLM, and what to use ``instead`` when vLLM is missing, broken, or
+    torch sees no CUDA GPU."""
     try:
         import vllm
     except ImportError as error:
         raise UsageError(
-            f"--judge vllm:{model}: vLLM is not installed. Install it with "
-            "pip install 'omnirm[vllm]' (it needs a CUDA GPU), or use --judge hf:PATH "
-            "(transformers, also on CPU) or --judge openai:MODEL (any OpenAI-compatible server)"
+            f"{label}: vLLM is not installed. Install it with pip install 'omnirm[vllm]' (it "
+            f"needs a CUDA GPU), or {instead}"
         ) from error
     except Exception as error:  # installed but broken (CUDA libraries, version clashes)
         raise UsageError(
-            f"--judge vllm:{model}: vLLM is installed but failed to import "
-            f"({type(error).__name__}: {error}); reinstall it with pip install 'omnirm[vllm]', "
-            "or use --judge hf:PATH or --judge openai:MODEL"
+            f"{label}: vLLM is installed but failed to import ({type(error).__name__}: "
+            f"{error}); reinstall it with pip install 'omnirm[vllm]', or {instead}"
         ) from error
-    return vllm
-
-
-def _require_cuda(model: str) -> None:
     import torch
 
     if not torch.cuda.is_available():
         raise UsageError(
-            f"--judge vllm:{model}: vLLM needs a CUDA GPU and torch sees none "
-            "(check nvidia-smi and CUDA_VISIBLE_DEVICES); without a GPU use --judge hf:PATH, "
-            "or --judge openai:MODEL against a server that has one"
+            f"{label}: vLLM needs a CUDA GPU and torch sees none (check nvidia-smi and "
+            f"CUDA_VISIBLE_DEVICES); without a GPU {instead}"
         )
+    return vllm
+
+
+def create_engine(
+    source: Path,
+    *,
+    label: str,
+    instead: str,
+    modalities: frozenset[str],
+    tensor_parallel_size: int = 1,
+    gpu_memory_utilization: float = 0.9,
+    max_model_len: int | None = None,
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    limit_mm_per_prompt: dict[str, int] | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> Any:
+    """An in-process ``vllm.LLM`` on the model at ``source`` with prefix caching, room for
+    the media it reads (``modalities``) and any further engine ``options`` (e.g.
+    ``enable_lora``); errors name ``label``."""
+    vllm = require_vllm(label, instead)
+    limits = (
+        dict(limit_mm_per_prompt)
+        if limit_mm_per_prompt is not None
+        else {kind: DEFAULT_MM_LIMITS[kind] for kind in sorted(modalities)}
+    )
+    if limits:  # vLLM refuses limit_mm_per_prompt for text-only models
+        options["limit_mm_per_prompt"] = limits
+    if max_model_len is not None:
+        options["max_model_len"] = max_model_len
+    try:
+        return vllm.LLM(
+            model=str(source),
+            enable_prefix_caching=True,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            seed=seed,
+            **options,
+        )
+    except Exception as error:  # unsupported architecture, out of memory, bad options …
+        raise OmnirmError(f"{label}: vLLM could not load the model: {error}") from error
 
 
 def _accepts_pil_images() -> bool:

@@ -52,6 +52,7 @@ __all__ = ["STAGES", "R1Config", "R1Result", "train_r1"]
 RESUMABLE_CHANGES = (
     "data", "output", "media_root", "allow_outside_root", "allow_urls", "media_limits",
     "gradient_checkpointing", "max_record_bytes", "save_steps", "plot", "cache", "use_cache",
+    "vllm_gpu_memory_utilization",
 )  # fmt: skip
 STAGE_WEIGHTS = "stages"  # with full: each finished stage's weights, to replay on --resume
 
@@ -92,6 +93,12 @@ def train_r1(config: R1Config) -> R1Result:
     from omnirm.train.r1.grpo import train_grpo
     from omnirm.train.r1.policy import load_policy, save_adapter, save_judge
     from omnirm.train.r1.rewards import load_reward_fn
+    from omnirm.train.r1.rollouts import (
+        RolloutEngine,
+        VllmRollouts,
+        check_vllm_rollouts,
+        make_rollouts,
+    )
     from omnirm.train.r1.rs import rejection_sample, rs_path, weights_digest
     from omnirm.train.r1.sft import train_sft
     from omnirm.train.resume import (
@@ -119,6 +126,7 @@ def train_r1(config: R1Config) -> R1Result:
         cpu=not torch.cuda.is_available(),
     )
     check_launch(accelerator.num_processes)
+    check_vllm_rollouts(config, accelerator.num_processes)
     set_seed(config.seed)
     main = accelerator.is_main_process
     how = prepare_output(config, command="omnirm train r1")
@@ -213,6 +221,7 @@ def train_r1(config: R1Config) -> R1Result:
     kind, _ = detect_kind(resolved.folder, resolved.gguf_file, config.trust_remote_code)
     settings = lora_settings(config, kind, resolved.folder, resolved.gguf_file)
     trained = False
+    sampler: RolloutEngine | None = make_rollouts(config)
     for index, (stage, label) in enumerate(zip(config.stages, labels, strict=True)):
         if stage != "rs":
             trained = True
@@ -253,6 +262,14 @@ def train_r1(config: R1Config) -> R1Result:
                         "was right in both orders in none of its samples): try more "
                         "--rs-samples, another --rs-temperature, or sft on rationales first"
                     )
+            if stage == "grpo" and config.rollouts == "vllm":
+                if isinstance(sampler, VllmRollouts):  # an earlier GRPO stage's
+                    sampler.close()
+                # the engine starts on this stage's weights: the base's files, or a copy of
+                # the weights an earlier stage left (a GGUF base: its dequantised weights)
+                changed = any(earlier != "rs" for earlier in config.stages[:index])
+                start = None if changed or resolved.gguf_file else resolved.path
+                sampler = VllmRollouts(config, policy, start, label)
             policy.attach_lora(config, settings)
             checkpoints = StageCheckpoints(
                 accelerator, output, config.save_steps, index, lambda: asdict(result)
@@ -266,7 +283,7 @@ def train_r1(config: R1Config) -> R1Result:
             else:
                 steps = train_grpo(
                     config, policy, examples, accelerator, log, functions,
-                    label=label, checkpoints=checkpoints, start_step=resume_at,
+                    label=label, checkpoints=checkpoints, start_step=resume_at, sampler=sampler,
                 )  # fmt: skip
             result.steps[label] = steps
             accelerator.free_memory()  # the next stage prepares (and saves) its own objects
@@ -277,6 +294,8 @@ def train_r1(config: R1Config) -> R1Result:
                     _save_stage_weights(output / STAGE_WEIGHTS / label, policy)
             policy.merge()
         save_state(accelerator, output, 0, asdict(result), {"stage": index + 1, "step": 0})
+    if isinstance(sampler, VllmRollouts):
+        sampler.close()
     accelerator.wait_for_everyone()
     policy.merge()
     result.weights_sha256 = weights_digest(policy.net)

@@ -17,6 +17,8 @@ STAGE_NAMES: tuple[str, ...] = ("sft", "rs", "grpo")
 STAGES: tuple[str, ...] = ("sft", "grpo", "sft,grpo", "rs", "rs,sft", "rs,sft,grpo", "sft,rs,sft")
 #: How a judge writes its verdict: ``[[A]]`` marks, or Omni-RRM's JSON object.
 ANSWER_FORMATS = ("marks", "json")
+#: Where GRPO's rollouts come from: the policy with transformers ``generate``, or vLLM.
+ROLLOUT_ENGINES = ("generate", "vllm")
 
 
 #: What an r1 run's ``training_config.json`` records besides its settings.
@@ -69,6 +71,8 @@ class R1Config:
     clip_epsilon: float = 0.2
     loss_norm: str = "token"  # "token" (DAPO, TRL's default) or "sequence" (GRPO's paper)
     updates_per_batch: int = 1  # optimizer steps on each batch of rollouts (PPO epochs)
+    rollouts: str = "generate"  # one of ROLLOUT_ENGINES
+    vllm_gpu_memory_utilization: float = 0.3  # the engine's share (the policy trains beside it)
     correct_weight: float = 1.0
     format_weight: float = 0.5
     length_weight: float = 0.0
@@ -144,6 +148,12 @@ class R1Config:
                 f"--answer-format must be one of {', '.join(ANSWER_FORMATS)}, got "
                 f"{self.answer_format!r}"
             )
+        if self.rollouts not in ROLLOUT_ENGINES:
+            raise UsageError(
+                f"--rollouts must be one of {', '.join(ROLLOUT_ENGINES)}, got {self.rollouts!r}"
+            )
+        if not 0.0 < self.vllm_gpu_memory_utilization < 1.0:
+            raise UsageError("--vllm-gpu-memory-utilization must be in (0, 1)")
         if self.rs_samples < 1:
             raise UsageError("--rs-samples must be at least 1")
         if self.rs_temperature < 0:

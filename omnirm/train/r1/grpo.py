@@ -2,8 +2,9 @@
 score against each other.
 
 Per step, on each process: ``prompts_per_step`` prompts (both orders of the records, records
-shuffled per pass with the seed, a record's two orders kept next to each other) are answered ``generations`` times each with transformers ``generate``
-(KV cache, sampling at ``temperature`` / ``top_p``). Each answer is rewarded
+shuffled per pass with the seed, a record's two orders kept next to each other) are answered ``generations`` times each (sampling at ``temperature`` / ``top_p``) by the
+rollout engine (:mod:`.rollouts`): transformers ``generate`` with the KV cache, or vLLM
+synced to the policy every step. Each answer is rewarded
 (:mod:`omnirm.train.r1.rewards`); advantages are the rewards normalised within their prompt's
 group, (r − mean) / (std + 1e-4). The loss is PPO's clipped surrogate per answer token,
 min(ρA, clip(ρ, 1 − ε, 1 + ε)A) with ρ the probability ratio to the policy that sampled, plus
@@ -26,7 +27,6 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -36,149 +36,10 @@ from omnirm.errors import RecordError
 from omnirm.models.backends.hf import as_text_message
 from omnirm.train.r1.config import R1Config
 from omnirm.train.r1.data import JudgeExample
-from omnirm.train.r1.policy import Policy, completion_logprobs, prompt_ids
+from omnirm.train.r1.policy import Policy, prompt_ids
 from omnirm.train.r1.rewards import RewardFn, RewardWeights, score_completions
+from omnirm.train.r1.rollouts import GenerateRollouts, RolloutEngine
 from omnirm.train.r1.sft import _EVERY_STEP
-
-
-@dataclass
-class Chunk:
-    """Rows of a step's rollouts that go through the model together: left-padded prompts
-    (width ``start``) followed by the answers; ``mask`` marks answer tokens (up to and including
-    the first end token); ``media`` the processor's inputs for these rows (media judges)."""
-
-    rows: slice
-    sequences: torch.Tensor
-    attention: torch.Tensor
-    mask: torch.Tensor
-    start: int
-    media: dict[str, torch.Tensor] | None = None
-
-    def logprobs(self, net: Any) -> torch.Tensor:
-        return completion_logprobs(net, self.sequences, self.attention, self.start, self.media)
-
-
-@dataclass
-class Rollouts:
-    """A step's sampled answers, grouped by prompt, in ``chunks`` of rows."""
-
-    chunks: list[Chunk]
-    texts: list[str]
-    completion_ids: list[list[int]]
-    truncated: list[bool]
-
-
-def sample(
-    net: Any,
-    policy: Policy,
-    prompts: list[list[int]],
-    config: R1Config,
-    device: torch.device,
-    conversations: list[Any] | None = None,
-) -> Rollouts:
-    """``config.generations`` sampled answers to each prompt, grouped by prompt: text prompts
-    generated together (left-padded) and cut into chunks of ``batch_size`` rows; a media
-    judge's ``conversations`` one at a time (the processor's inputs repeat per answer)."""
-    if policy.processor is not None:
-        assert conversations is not None
-        parts = [_sample_one(net, policy, c, config, device) for c in conversations]
-        chunks, texts, kept, truncated = [], [], [], []
-        for n, (chunk, rollout) in enumerate(parts):
-            group = config.generations
-            chunk.rows = slice(n * group, (n + 1) * group)
-            chunks.append(chunk)
-            texts += rollout.texts
-            kept += rollout.completion_ids
-            truncated += rollout.truncated
-        return Rollouts(chunks, texts, kept, truncated)
-    pad = int(policy.tokenizer.pad_token_id)
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-    attention = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt) :] = torch.tensor(prompt)
-        attention[row, width - len(prompt) :] = 1
-    inputs = {"input_ids": ids.to(device), "attention_mask": attention.to(device)}
-    whole, rollout = _generate(net, policy, inputs, config)
-    size = config.batch_size
-    chunks = [
-        Chunk(
-            slice(first, first + size),
-            whole.sequences[first : first + size],
-            whole.attention[first : first + size],
-            whole.mask[first : first + size],
-            whole.start,
-        )
-        for first in range(0, whole.sequences.shape[0], size)
-    ]
-    return Rollouts(chunks, rollout.texts, rollout.completion_ids, rollout.truncated)
-
-
-def _sample_one(
-    net: Any, policy: Policy, conversation: Any, config: R1Config, device: torch.device
-) -> tuple[Chunk, Rollouts]:
-    from omnirm.models.backends.hf import encode_chat
-
-    encoded = encode_chat(policy.tokenizer, policy.processor, [conversation])
-    inputs = {k: v.to(device) for k, v in encoded.items()}
-    chunk, rollout = _generate(net, policy, inputs, config)
-    group = config.generations
-    media = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
-    answer_width = chunk.sequences.shape[1] - chunk.start
-    for key, value in media.items():
-        if key.endswith("token_type_ids"):  # per token (text 0, image 1 …): answers are text
-            value = torch.nn.functional.pad(value, (0, answer_width))
-        media[key] = torch.cat([value] * group)
-    chunk.media = media
-    return chunk, rollout
-
-
-def _generate(
-    net: Any, policy: Policy, inputs: dict[str, torch.Tensor], config: R1Config
-) -> tuple[Chunk, Rollouts]:
-    """Sample the answers to the (left-padded) ``inputs``: all rows as one chunk."""
-    pad = int(policy.tokenizer.pad_token_id)
-    ids, attention = inputs["input_ids"], inputs["attention_mask"]
-    width = ids.shape[1]
-    options: dict[str, Any] = {}
-    if policy.processor is not None:
-        # a media placeholder sampled into an answer would ask the model for media it lacks
-        special = set(policy.tokenizer.all_special_ids) | {
-            i for i, token in policy.tokenizer.added_tokens_decoder.items() if token.special
-        }
-        options["suppress_tokens"] = sorted(special - policy.eos_ids)
-    was_training = net.training
-    net.eval()
-    with torch.no_grad():
-        out = net.generate(
-            **inputs,
-            **options,
-            do_sample=True,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            top_k=0,
-            max_new_tokens=config.max_completion_length,
-            num_return_sequences=config.generations,
-            pad_token_id=pad,
-            eos_token_id=sorted(policy.eos_ids),
-            use_cache=True,
-        )
-    net.train(was_training)
-    completions = out[:, width:]
-    mask = torch.zeros_like(completions)
-    texts, kept, truncated = [], [], []
-    for row, tokens in enumerate(completions.tolist()):
-        end = next((i for i, t in enumerate(tokens) if t in policy.eos_ids), None)
-        length = len(tokens) if end is None else end + 1
-        mask[row, :length] = 1
-        completions[row, length:] = pad
-        kept.append(tokens[:length])
-        truncated.append(end is None)
-        texts.append(policy.tokenizer.decode(tokens[:length], skip_special_tokens=True).strip())
-    sequences = torch.cat([ids.repeat_interleave(config.generations, 0), completions], dim=1)
-    full_attention = torch.cat([attention.repeat_interleave(config.generations, 0), mask], dim=1)
-    chunk = Chunk(slice(0, len(texts)), sequences, full_attention, mask, width)
-    return chunk, Rollouts([chunk], texts, kept, truncated)
 
 
 def group_advantages(rewards: torch.Tensor, group: int) -> torch.Tensor:
@@ -200,13 +61,16 @@ def train_grpo(
     label: str = "grpo",
     checkpoints: Any = None,
     start_step: int = 0,
+    sampler: RolloutEngine | None = None,
 ) -> int:
     """Run the GRPO stage ``label`` on ``policy`` (its adapter attached); returns the optimizer
     steps. ``checkpoints`` (a :class:`~omnirm.train.r1.StageCheckpoints`) restores the state of
-    ``start_step`` and saves new ones."""
+    ``start_step`` and saves new ones. ``sampler`` samples the answers (default: the policy
+    with transformers ``generate``)."""
     from transformers import get_scheduler
 
     main = accelerator.is_main_process
+    engine = sampler if sampler is not None else GenerateRollouts(config)
     prompts: list[tuple[JudgeExample, list[int]]] = []
     for example in examples:
         ids = prompt_ids(policy.tokenizer, example.conversation, policy.processor)
@@ -274,13 +138,13 @@ def train_grpo(
                 continue
             rank, size = accelerator.process_index, config.prompts_per_step
             mine = [prompts[i] for i in taken[rank * size : (rank + 1) * size]]
-            rollouts = sample(
+            rollouts = engine.sample(
                 net,
                 policy,
                 [ids for _, ids in mine],
-                config,
-                accelerator.device,
                 [example.conversation for example, _ in mine],
+                accelerator.device,
+                step,
             )
             generation_seconds = time.perf_counter() - began
             group = config.generations

@@ -30,7 +30,7 @@ from omnirm.models.backends.vllm import (
     model_modalities,
     to_vllm_messages,
 )
-from tests.tiny_models import sample_audio, sample_image, sample_video
+from tests.tiny_models import make_tiny_vllm_qwen2, sample_audio, sample_image, sample_video
 
 # ---------------------------------------------------------------------------- refusals
 
@@ -242,34 +242,6 @@ def test_model_files_list_config_tokenizer_and_weights(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- on a GPU
 
 
-def _tiny_vllm_model(folder: Path) -> Path:
-    """A tiny random Qwen2 chat model with head size 64 (vLLM's attention kernels want that)."""
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
-    from tests.tiny_models import _build, _ids, _save, _text_kwargs, build_qwen_tokenizer
-
-    tokenizer = build_qwen_tokenizer()
-    endoftext, im_end = _ids(tokenizer, "<|endoftext|>", "<|im_end|>")
-    config = Qwen2Config(
-        **_text_kwargs(
-            tokenizer,
-            hidden_size=128,
-            intermediate_size=256,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-        ),
-        tie_word_embeddings=True,
-        bos_token_id=endoftext,
-        eos_token_id=im_end,
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
-    )
-    model = _build(config, Qwen2ForCausalLM)
-    model.generation_config = GenerationConfig(
-        bos_token_id=endoftext, eos_token_id=[im_end, endoftext], pad_token_id=endoftext
-    )
-    return _save(folder, model, tokenizer)
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(
     not torch.cuda.is_available() or importlib.util.find_spec("vllm") is None,
@@ -279,7 +251,7 @@ def test_vllm_judges_a_conversation(tmp_path: Path) -> None:
     # OMNIRM_VLLM_TEST_MODEL may name a real local model folder (a multimodal one is tried
     # with an image too); otherwise a tiny random text model is built.
     named = os.environ.get("OMNIRM_VLLM_TEST_MODEL")
-    folder = Path(named) if named else _tiny_vllm_model(tmp_path / "tiny")
+    folder = Path(named) if named else make_tiny_vllm_qwen2(tmp_path / "tiny")
     backend = open_backend(f"vllm:{folder}", gpu_memory_utilization=0.3, max_model_len=2048)
     try:
         assert backend.kind == "vllm" and backend.model == str(folder)
