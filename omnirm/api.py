@@ -90,10 +90,7 @@ def score_file(
 
     >>> score_file("pairs.jsonl", output=Path("scored.jsonl"))  # doctest: +SKIP
     """
-    from omnirm.jsonl import STDIN, JsonlWriter, count_lines, display_name
-    from omnirm.records import iter_records
-    from omnirm.resume import ResumableOutput
-    from omnirm.scorer import fingerprint_digest
+    from omnirm.distributed import World
 
     if model is not None and judge is not None:
         raise UsageError(
@@ -103,36 +100,135 @@ def score_file(
         raise UsageError("--resume needs -o FILE (the output to continue)")
     if options is not None and options.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    name = display_name(source)
-    # The output is locked (and checked against the input) before the model loads.
-    with JsonlWriter(output, append=resume, inputs=[source], flush_seconds=0) as writer:
-        scorer = load_scorer(model, judge, media=media, source=source, options=options)
-        max_bytes = record_bytes(max_record_bytes)
-        try:
-            out = ResumableOutput(
-                writer,
-                fingerprint_digest(scorer.fingerprint()),
-                path=writer.file.path if resume and writer.file else None,
-                source=name,
-                provenance=scorer.provenance(),
+    world = World.from_env()
+    scoring = _Scoring(model, judge, options, media, on_error, record_bytes(max_record_bytes))
+    if world.sharded:
+        return _score_sharded(scoring, world, source, output=output, resume=resume)
+    return scoring.run(source, output, resume=resume)
+
+
+@dataclass
+class _Scoring:
+    """What :func:`score_file` scores with (the same on every rank of a sharded run)."""
+
+    model: str | Path | None
+    judge: str | JudgeOptions | None
+    options: ModelOptions | None
+    media: MediaOptions | None
+    on_error: OnError | str
+    max_bytes: int
+
+    def run(
+        self,
+        source: str | Path,
+        output: Path | None,
+        *,
+        resume: bool,
+        append: bool | None = None,
+        world: Any = None,
+    ) -> ScoreRun:
+        """Score ``source`` (``world``'s share of it, when given) into ``output``; ``append``
+        (default: ``resume``) adds to the file in place."""
+        from omnirm.jsonl import STDIN, JsonlWriter, count_lines, display_name
+        from omnirm.records import iter_records
+        from omnirm.resume import ResumableOutput
+        from omnirm.scorer import fingerprint_digest
+
+        def records() -> Iterator[Item]:
+            items = iter_records(source, max_bytes=self.max_bytes)
+            return items if world is None else world.take(items)
+
+        name = display_name(source)
+        append = resume if append is None else append
+        # The output is locked (and checked against the input) before the model loads.
+        with JsonlWriter(output, append=append, inputs=[source], flush_seconds=0) as writer:
+            scorer = load_scorer(
+                self.model, self.judge, media=self.media, source=source, options=self.options
             )
-            if resume and source != STDIN:
-                out.check_input(iter_records(source, max_bytes=max_bytes))
-            policy = ErrorPolicy(on_error, out.errors)
-            items = out.pending(iter_records(source, max_bytes=max_bytes))
-            lines = count_lines(source)
-            total = None if lines is None else max(0, lines - len(out))
-            for record in console.progress(scorer.score(items, policy), scorer.verb, total):
-                out.write(record)
-            if resume and source == STDIN:
-                out.check_all_matched()
-        finally:
-            scorer.close()
-    if out.skipped:
-        console.info(f"resumed: {out.skipped} records were already scored")
-    for line in scorer.summary():
-        console.info(line)
-    return ScoreRun(policy, out.skipped)
+            try:
+                out = ResumableOutput(
+                    writer,
+                    fingerprint_digest(scorer.fingerprint()),
+                    path=writer.file.path if resume and writer.file else None,
+                    source=name,
+                    provenance=scorer.provenance(),
+                )
+                if resume and source != STDIN:
+                    out.check_input(records())
+                policy = ErrorPolicy(self.on_error, out.errors)
+                items = out.pending(records())
+                lines = count_lines(source)
+                if lines is not None and world is not None:
+                    lines = world.share(lines)
+                total = None if lines is None else max(0, lines - len(out))
+                for record in console.progress(scorer.score(items, policy), scorer.verb, total):
+                    out.write(record)
+                if resume and source == STDIN:
+                    out.check_all_matched()
+            finally:
+                scorer.close()
+        if out.skipped:
+            console.info(f"resumed: {out.skipped} records were already scored")
+        for line in scorer.summary():
+            console.info(line)
+        return ScoreRun(policy, out.skipped)
+
+
+def _score_sharded(
+    scoring: _Scoring, world: Any, source: str | Path, *, output: Path | None, resume: bool
+) -> ScoreRun:
+    """:func:`score_file` as one rank of several (see :mod:`omnirm.distributed`): this rank's
+    share into its shard file, then rank 0 merges the shards into ``output`` in input order."""
+    from dataclasses import replace
+
+    from omnirm.distributed import (
+        ProcessGroup,
+        merge_shards,
+        prepare_shards,
+        refuse_stdin,
+        shard_folder,
+    )
+    from omnirm.jsonl import JsonlWriter, display_name
+    from omnirm.records import iter_records
+
+    refuse_stdin(source, world, "score")
+    options = scoring.options or ModelOptions()
+    scoring = replace(scoring, options=replace(options, device=world.device(options.device)))
+    if isinstance(scoring.judge, JudgeOptions):
+        scoring.judge = replace(scoring.judge, device=world.device(scoring.judge.device))
+    with ProcessGroup(world) as group:
+        folder = shard_folder(output, group)
+        # rank 0 locks the output first, as one process does, and clears or checks the shards
+        final = JsonlWriter(output, inputs=[source]) if world.main else None
+        try:
+            if world.main:
+                prepare_shards(folder, world, output=output, resume=resume)
+            group.barrier()
+            shard = folder / world.shard_name()
+            run = scoring.run(
+                source, shard, resume=resume and shard.exists(), append=True, world=world
+            )
+            group.barrier()  # every shard complete
+            if final is not None:
+                written, dropped = merge_shards(
+                    iter_records(source, max_bytes=scoring.max_bytes),
+                    folder,
+                    world,
+                    final,
+                    source=display_name(source),
+                    may_drop=OnError(scoring.on_error) == OnError.SKIP,
+                )
+                skipped = f", {dropped} records skipped" if dropped else ""
+                console.info(
+                    f"{written} lines of {world.size} shards merged in input order{skipped}"
+                )
+        except BaseException as error:
+            if final is not None:
+                final.__exit__(type(error), error, None)
+            raise
+        if final is not None:
+            final.close()
+    return run
 
 
 def write_records(records: Iterable[Record | dict[str, Any]], path: str | Path) -> int:
