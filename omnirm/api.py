@@ -177,58 +177,28 @@ class _Scoring:
 def _score_sharded(
     scoring: _Scoring, world: Any, source: str | Path, *, output: Path | None, resume: bool
 ) -> ScoreRun:
-    """:func:`score_file` as one rank of several (see :mod:`omnirm.distributed`): this rank's
-    share into its shard file, then rank 0 merges the shards into ``output`` in input order."""
+    """:func:`score_file` as one rank of several (see :mod:`omnirm.distributed`)."""
     from dataclasses import replace
 
-    from omnirm.distributed import (
-        ProcessGroup,
-        merge_shards,
-        prepare_shards,
-        refuse_stdin,
-        shard_folder,
-    )
-    from omnirm.jsonl import JsonlWriter, display_name
-    from omnirm.records import iter_records
+    from omnirm.distributed import run_sharded
 
-    refuse_stdin(source, world, "score")
     options = scoring.options or ModelOptions()
-    scoring = replace(scoring, options=replace(options, device=world.device(options.device)))
+    options = replace(options, device=world.device(options.device) or options.device)
+    scoring = replace(scoring, options=options)
     if isinstance(scoring.judge, JudgeOptions):
         scoring.judge = replace(scoring.judge, device=world.device(scoring.judge.device))
-    with ProcessGroup(world) as group:
-        folder = shard_folder(output, group)
-        # rank 0 locks the output first, as one process does, and clears or checks the shards
-        final = JsonlWriter(output, inputs=[source]) if world.main else None
-        try:
-            if world.main:
-                prepare_shards(folder, world, output=output, resume=resume)
-            group.barrier()
-            shard = folder / world.shard_name()
-            run = scoring.run(
-                source, shard, resume=resume and shard.exists(), append=True, world=world
-            )
-            group.barrier()  # every shard complete
-            if final is not None:
-                written, dropped = merge_shards(
-                    iter_records(source, max_bytes=scoring.max_bytes),
-                    folder,
-                    world,
-                    final,
-                    source=display_name(source),
-                    may_drop=OnError(scoring.on_error) == OnError.SKIP,
-                )
-                skipped = f", {dropped} records skipped" if dropped else ""
-                console.info(
-                    f"{written} lines of {world.size} shards merged in input order{skipped}"
-                )
-        except BaseException as error:
-            if final is not None:
-                final.__exit__(type(error), error, None)
-            raise
-        if final is not None:
-            final.close()
-    return run
+    return run_sharded(
+        world,
+        source,
+        output,
+        lambda shard, resume_shard: scoring.run(
+            source, shard, resume=resume_shard, append=True, world=world
+        ),
+        command="score",
+        resume=resume,
+        may_drop=OnError(scoring.on_error) == OnError.SKIP,
+        max_bytes=scoring.max_bytes,
+    )
 
 
 def write_records(records: Iterable[Record | dict[str, Any]], path: str | Path) -> int:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ from omnirm.records import InvalidRecord, Record
 from omnirm.resume import item_hash, item_key, line_key
 
 T = TypeVar("T")
+R = TypeVar("R")
 Item = tuple[int, Record | InvalidRecord]
 
 #: How long a rank waits for the others at a barrier (ranks may finish far apart).
@@ -284,6 +285,71 @@ def merge_shards(
     return counts
 
 
+def run_sharded(
+    world: World,
+    source: str | Path,
+    output: Path | None,
+    work: Callable[[Path, bool], R],
+    *,
+    command: str,
+    resume: bool = False,
+    may_drop: bool = False,
+    max_bytes: int | None = None,
+    merged: Callable[[dict[str, Any]], None] | None = None,
+) -> R:
+    """One rank of a sharded run: ``work(shard, resume_shard)`` writes this rank's share of
+    ``source`` (dealt by :meth:`World.take`) to its shard file, appending; then rank 0 merges
+    the shards into ``output`` (None: standard output) in input order, each line also handed
+    to ``merged``. Rank 0 locks ``output`` first, as one process does, and clears stale shards
+    (``resume``: checks them). Returns what ``work`` returned on this rank."""
+    from omnirm import console
+    from omnirm.jsonl import JsonlWriter, display_name
+    from omnirm.records import iter_records
+
+    refuse_stdin(source, world, command)
+    with ProcessGroup(world) as group:
+        folder = shard_folder(output, group)
+        final = JsonlWriter(output, inputs=[source]) if world.main else None
+        try:
+            if world.main:
+                prepare_shards(folder, world, output=output, resume=resume)
+            group.barrier()
+            shard = folder / world.shard_name()
+            result = work(shard, resume and shard.exists())
+            group.barrier()  # every shard complete
+            if final is not None:
+                sink: Sink = final if merged is None else _Tee(final, merged)
+                written, dropped = merge_shards(
+                    iter_records(source, max_bytes=max_bytes),
+                    folder,
+                    world,
+                    sink,
+                    source=display_name(source),
+                    may_drop=may_drop,
+                )
+                skipped = f", {dropped} records skipped" if dropped else ""
+                console.info(
+                    f"{written} lines of {world.size} shards merged in input order{skipped}"
+                )
+        except BaseException as error:
+            if final is not None:
+                final.__exit__(type(error), error, None)
+            raise
+        if final is not None:
+            final.close()
+    return result
+
+
+class _Tee:
+    def __init__(self, sink: Sink, also: Callable[[dict[str, Any]], None]) -> None:
+        self.sink = sink
+        self.also = also
+
+    def write(self, obj: Any) -> None:
+        self.sink.write(obj)
+        self.also(obj)
+
+
 def refuse_stdin(source: str | Path, world: World, command: str) -> None:
     from omnirm.jsonl import STDIN
 
@@ -301,5 +367,6 @@ __all__ = [
     "merge_shards",
     "prepare_shards",
     "refuse_stdin",
+    "run_sharded",
     "shard_folder",
 ]

@@ -90,6 +90,56 @@ def test_two_ranks_score_as_one_process(cli: Callable[..., Any], rm: Path, tmp_p
     assert not list(tmp_path.glob(".omnirm-shards-*"))
 
 
+def assert_close(a: Any, b: Any, path: str = "") -> None:
+    """Equal JSON values, numbers to 1e-4 (a bench's statistics of rewards equal to 1e-6)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for key in a:
+            assert_close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_close(x, y, f"{path}[{index}]")
+    elif isinstance(a, float):
+        assert b == pytest.approx(a, abs=1e-4), path
+    else:
+        assert a == b, path
+
+
+def test_bench_and_bon_under_two_ranks(cli: Callable[..., Any], rm: Path, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "gold.jsonl", gold_pairs(15))
+    args = ["bench", "--model", str(rm), str(source), "--json", "--bootstrap", "50"]
+    single = cli(*args, "--scores", str(tmp_path / "one-store.jsonl"))
+    assert single.code == 0, single.stderr
+    proc = run([*args, "--scores", str(tmp_path / "store.jsonl")], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (report,) = [json.loads(line) for line in proc.stdout.splitlines()]  # rank 0 only
+    assert_close(report, single.jsonl()[0])
+    # one store a rank (each is locked by its writer)
+    assert (tmp_path / "store.rank-00001-of-00002.jsonl").exists()
+
+    candidates = [
+        {"id": f"c{i}", "prompt": f"Q {i}?", "responses": [f"a{i}", f"b {i} b", "c"],
+         "gold_scores": [0.1, 0.5, 0.2 + i / 100]}
+        for i in range(9)
+    ]  # fmt: skip
+    source = write_jsonl(tmp_path / "candidates.jsonl", candidates)
+    single = cli("bon", "--model", str(rm), str(source))
+    assert single.code == 0, single.stderr
+    out = tmp_path / "best.jsonl"
+    proc = run(["bon", "--model", str(rm), str(source), "-o", str(out)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    merged, expected = read(out), single.jsonl()
+    assert [r["id"] for r in merged] == [r["id"] for r in expected]
+    assert [r["best"] for r in merged] == [r["best"] for r in expected]
+    for a, b in zip(merged, expected, strict=True):
+        assert a["rewards"] == pytest.approx(b["rewards"], abs=1e-5)
+    quality = [line for line in proc.stderr.splitlines() if "selection quality" in line]
+    assert quality == [line for line in single.stderr.splitlines() if "selection quality" in line]
+    proc = run(["bon", "--model", str(rm), str(source), "--pairs", str(tmp_path / "p")], tmp_path)
+    assert proc.returncode != 0 and "--group-by and --pairs run in one process" in proc.stderr
+
+
 @pytest.mark.slow
 def test_bad_records_skipped_or_recorded_across_ranks(
     cli: Callable[..., Any], rm: Path, tmp_path: Path
