@@ -15,7 +15,7 @@ from omnirm import console
 from omnirm.errors import RecordError, UsageError
 from omnirm.jsonl import MAX_RECORD_BYTES
 from omnirm.on_error import ErrorPolicy, OnError
-from omnirm.options import JudgeOptions, MediaOptions, ModelOptions, record_bytes
+from omnirm.options import JudgeOptions, MediaOptions, ModelOptions, RayOptions, record_bytes
 from omnirm.records import InvalidRecord, Record, parse_record
 from omnirm.scorer import Item, Scorer, load_scorer
 
@@ -82,11 +82,14 @@ def score_file(
     resume: bool = False,
     on_error: OnError | str = OnError.FAIL,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    ray: RayOptions | None = None,
 ) -> ScoreRun:
     """``omnirm score``: the records of ``source`` (a JSONL file or ``-``) scored into ``output``
     (None: standard output) as they come. ``resume`` skips the records ``output`` holds (scored
     by the same scorer, settings and input) and appends the rest. The output is locked before
-    the scorer loads; summaries go to stderr.
+    the scorer loads; summaries go to stderr. Launched by ``torchrun``/``accelerate launch``,
+    each process scores its share and the first merges them (:mod:`omnirm.distributed`);
+    with ``ray``, a Ray Data actor pool scores (:mod:`omnirm.integrations.ray`).
 
     >>> score_file("pairs.jsonl", output=Path("scored.jsonl"))  # doctest: +SKIP
     """
@@ -100,11 +103,48 @@ def score_file(
         raise UsageError("--resume needs -o FILE (the output to continue)")
     if options is not None and options.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if ray is not None:
+        return _score_on_ray(
+            source, ray, model=model, judge=judge, options=options, media=media, output=output,
+            resume=resume, on_error=on_error,
+        )  # fmt: skip
     world = World.from_env()
     scoring = _Scoring(model, judge, options, media, on_error, record_bytes(max_record_bytes))
     if world.sharded:
         return _score_sharded(scoring, world, source, output=output, resume=resume)
     return scoring.run(source, output, resume=resume)
+
+
+def _score_on_ray(
+    source: str | Path,
+    ray: RayOptions,
+    *,
+    model: str | Path | None,
+    judge: str | JudgeOptions | None,
+    options: ModelOptions | None,
+    media: MediaOptions | None,
+    output: Path | None,
+    resume: bool,
+    on_error: OnError | str,
+) -> ScoreRun:
+    from omnirm.integrations.ray import score_with_ray
+
+    if resume:
+        raise UsageError(
+            "--resume does not work with --ray (Ray Data has no per-record resume): score "
+            "anew, or resume without --ray"
+        )
+    if isinstance(judge, str):
+        judge = JudgeOptions(spec=judge)
+    run = score_with_ray(
+        source, output=output, model=None if model is None else str(model), judge=judge,
+        options=options, media=media, on_error=on_error, address=ray.address,
+        concurrency=ray.concurrency, num_gpus=ray.num_gpus, batch_size=ray.batch_size,
+    )  # fmt: skip
+    policy = ErrorPolicy(on_error)
+    policy.count = run.errors
+    console.info(f"{run.lines} lines written by {ray.concurrency} Ray actor(s)")
+    return ScoreRun(policy)
 
 
 @dataclass
