@@ -10,7 +10,7 @@ actors, each loading the reward model or judge once::
     scored = ds.map_batches(
         RecordScorer,
         fn_constructor_kwargs={"model": "/shared/rm", "column": "text"},
-        concurrency=4,           # actors
+        concurrency=4,           # actors (newer Ray: compute=ActorPoolStrategy(size=4))
         num_gpus=1,              # per actor
         batch_size=64,
         batch_format="pyarrow",  # or "pandas", "numpy"
@@ -347,17 +347,16 @@ def score_with_ray(
     context.execution_options.preserve_order = True  # the output in input order
     context.enable_progress_bars = console.verbosity() >= 1
     # Reading takes no CPU slot: actors holding every slot would leave none to read with.
-    read: dict[str, Any] = {"ray_remote_args": {"num_cpus": 0}}
     absolute = str(path.resolve())
     ds = (
-        ray.data.read_parquet(absolute, **read)
+        ray.data.read_parquet(absolute, num_cpus=0)
         if parquet_in
-        else ray.data.read_text(absolute, **read)
+        else ray.data.read_text(absolute, num_cpus=0)
     )
     scored = ds.map_batches(
         RecordScorer,
         fn_constructor_kwargs=kwargs,
-        concurrency=concurrency,
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_gpus=num_gpus or None,
         batch_size=batch_size,
         batch_format="pyarrow",
