@@ -19,8 +19,9 @@ A launcher starts one process per GPU (or per CPU share) and sets ``WORLD_SIZE``
 - **Resume.** ``--resume`` continues each shard from its own file with the usual fingerprint
   checks (a shard never mixes models or settings), under the same number of processes.
 
-Devices: ``--device auto`` (or ``cuda``) becomes ``cuda:LOCAL_RANK``. The process group is
-initialised here when the launcher has not: NCCL on GPUs, gloo on CPUs.
+Devices: ``--device auto`` (or ``cuda``) becomes ``cuda:LOCAL_RANK`` (modulo the GPUs there
+are). The process group is initialised here when the launcher has not: NCCL with a GPU per
+process, else gloo (CPUs, or several processes sharing a GPU).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class World:
     size: int = 1
     rank: int = 0
     local_rank: int = 0
+    local_size: int = 1  # processes on this node
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> World:
@@ -64,6 +66,7 @@ class World:
             size = int(environ.get("WORLD_SIZE", "1"))
             rank = int(environ.get("RANK", "0"))
             local = int(environ.get("LOCAL_RANK", str(rank)))
+            local_size = int(environ.get("LOCAL_WORLD_SIZE", str(size)))
         except ValueError:
             raise UsageError(
                 "WORLD_SIZE, RANK and LOCAL_RANK must be whole numbers (set by torchrun or "
@@ -71,7 +74,7 @@ class World:
             ) from None
         if size < 1 or not 0 <= rank < size:
             raise UsageError(f"RANK {rank} is not within WORLD_SIZE {size}")
-        return cls(size, rank, local)
+        return cls(size, rank, local, local_size)
 
     @property
     def sharded(self) -> bool:
@@ -119,10 +122,13 @@ class ProcessGroup:
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            gpu = torch.cuda.is_available()
-            if gpu:
-                torch.cuda.set_device(self.world.local_rank % torch.cuda.device_count())
-            dist.init_process_group("nccl" if gpu else "gloo", timeout=BARRIER_TIMEOUT)
+            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            # NCCL needs a GPU of its own per process; more processes than GPUs share them
+            # (each scores on cuda:LOCAL_RANK mod GPUs) and talk over gloo
+            nccl = 0 < self.world.local_size <= gpus
+            if gpus:
+                torch.cuda.set_device(self.world.local_rank % gpus)
+            dist.init_process_group("nccl" if nccl else "gloo", timeout=BARRIER_TIMEOUT)
             self._owned = True
         self._nccl = dist.get_backend() == "nccl"
         return self
