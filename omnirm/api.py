@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnirm import console
 from omnirm.errors import RecordError, UsageError
@@ -18,6 +18,9 @@ from omnirm.on_error import ErrorPolicy, OnError
 from omnirm.options import JudgeOptions, MediaOptions, ModelOptions, RayOptions, record_bytes
 from omnirm.records import InvalidRecord, Record, parse_record
 from omnirm.scorer import Item, Scorer, load_scorer
+
+if TYPE_CHECKING:
+    from omnirm.distributed import World
 
 
 def _items(records: Iterable[Record | dict[str, Any]]) -> Iterator[Item]:
@@ -165,7 +168,7 @@ class _Scoring:
         *,
         resume: bool,
         append: bool | None = None,
-        world: Any = None,
+        world: World | None = None,
     ) -> ScoreRun:
         """Score ``source`` (``world``'s share of it, when given) into ``output``; ``append``
         (default: ``resume``) adds to the file in place."""
@@ -215,7 +218,7 @@ class _Scoring:
 
 
 def _score_sharded(
-    scoring: _Scoring, world: Any, source: str | Path, *, output: Path | None, resume: bool
+    scoring: _Scoring, world: World, source: str | Path, *, output: Path | None, resume: bool
 ) -> ScoreRun:
     """:func:`score_file` as one rank of several (see :mod:`omnirm.distributed`)."""
     from dataclasses import replace

@@ -106,6 +106,7 @@ def assert_close(a: Any, b: Any, path: str = "") -> None:
         assert a == b, path
 
 
+@pytest.mark.slow
 def test_bench_and_bon_under_two_ranks(cli: Callable[..., Any], rm: Path, tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "gold.jsonl", gold_pairs(15))
     args = ["bench", "--model", str(rm), str(source), "--json", "--bootstrap", "50"]
