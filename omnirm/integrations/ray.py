@@ -210,13 +210,15 @@ def judge_requests(
     criteria: str | None = None,
     prompt_template: str | Path | None = None,
     ties: bool = False,
+    answer_format: str = "marks",
     media: MediaOptions | None = None,
     modalities: Iterable[str] = ("image", "video", "audio"),
 ) -> list[dict[str, Any]]:
     """The requests omnirm's judge makes for ``record``, as OpenAI-style chat messages (media
     inlined as base64) for ``ray.data.llm``'s processors or any chat endpoint: a list of
     ``{"label": "ab" | "ba" | "response I", "messages": [...]}``. ``mode``, ``orders``,
-    ``criteria``, ``prompt_template`` and ``ties`` are those of ``omnirm score --judge``;
+    ``criteria``, ``prompt_template``, ``ties`` and ``answer_format`` (``marks``: ``[[A]]``, or
+    ``json``) are those of ``omnirm score --judge``;
     ``modalities`` are the media the judge model reads. Answer them in order and read the
     answers with :func:`read_answers`."""
     from omnirm.judging.conversations import ConversationBuilder
@@ -235,7 +237,11 @@ def judge_requests(
         )
     record = record if isinstance(record, Record) else parse_record(record)
     builder = ConversationBuilder(
-        template, (media or MediaOptions()).resolver(), frozenset(modalities), ties=ties
+        template,
+        (media or MediaOptions()).resolver(),
+        frozenset(modalities),
+        ties=ties,
+        answer_format=answer_format,
     )
     return [
         {"label": label, "messages": to_openai_messages(conversation)}
