@@ -9,15 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnirm import console
 from omnirm.errors import RecordError, UsageError
 from omnirm.jsonl import MAX_RECORD_BYTES
 from omnirm.on_error import ErrorPolicy, OnError
-from omnirm.options import JudgeOptions, MediaOptions, ModelOptions, record_bytes
+from omnirm.options import JudgeOptions, MediaOptions, ModelOptions, RayOptions, record_bytes
 from omnirm.records import InvalidRecord, Record, parse_record
 from omnirm.scorer import Item, Scorer, load_scorer
+
+if TYPE_CHECKING:
+    from omnirm.distributed import World
 
 
 def _items(records: Iterable[Record | dict[str, Any]]) -> Iterator[Item]:
@@ -82,18 +85,18 @@ def score_file(
     resume: bool = False,
     on_error: OnError | str = OnError.FAIL,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    ray: RayOptions | None = None,
 ) -> ScoreRun:
     """``omnirm score``: the records of ``source`` (a JSONL file or ``-``) scored into ``output``
     (None: standard output) as they come. ``resume`` skips the records ``output`` holds (scored
     by the same scorer, settings and input) and appends the rest. The output is locked before
-    the scorer loads; summaries go to stderr.
+    the scorer loads; summaries go to stderr. Launched by ``torchrun``/``accelerate launch``,
+    each process scores its share and the first merges them (:mod:`omnirm.distributed`);
+    with ``ray``, a Ray Data actor pool scores (:mod:`omnirm.integrations.ray`).
 
     >>> score_file("pairs.jsonl", output=Path("scored.jsonl"))  # doctest: +SKIP
     """
-    from omnirm.jsonl import STDIN, JsonlWriter, count_lines, display_name
-    from omnirm.records import iter_records
-    from omnirm.resume import ResumableOutput
-    from omnirm.scorer import fingerprint_digest
+    from omnirm.distributed import World
 
     if model is not None and judge is not None:
         raise UsageError(
@@ -103,36 +106,142 @@ def score_file(
         raise UsageError("--resume needs -o FILE (the output to continue)")
     if options is not None and options.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    name = display_name(source)
-    # The output is locked (and checked against the input) before the model loads.
-    with JsonlWriter(output, append=resume, inputs=[source], flush_seconds=0) as writer:
-        scorer = load_scorer(model, judge, media=media, source=source, options=options)
-        max_bytes = record_bytes(max_record_bytes)
-        try:
-            out = ResumableOutput(
-                writer,
-                fingerprint_digest(scorer.fingerprint()),
-                path=writer.file.path if resume and writer.file else None,
-                source=name,
-                provenance=scorer.provenance(),
+    if ray is not None:
+        return _score_on_ray(
+            source, ray, model=model, judge=judge, options=options, media=media, output=output,
+            resume=resume, on_error=on_error,
+        )  # fmt: skip
+    world = World.from_env()
+    scoring = _Scoring(model, judge, options, media, on_error, record_bytes(max_record_bytes))
+    if world.sharded:
+        return _score_sharded(scoring, world, source, output=output, resume=resume)
+    return scoring.run(source, output, resume=resume)
+
+
+def _score_on_ray(
+    source: str | Path,
+    ray: RayOptions,
+    *,
+    model: str | Path | None,
+    judge: str | JudgeOptions | None,
+    options: ModelOptions | None,
+    media: MediaOptions | None,
+    output: Path | None,
+    resume: bool,
+    on_error: OnError | str,
+) -> ScoreRun:
+    from omnirm.integrations.ray import score_with_ray
+
+    if resume:
+        raise UsageError(
+            "--resume does not work with --ray (Ray Data has no per-record resume): score "
+            "anew, or resume without --ray"
+        )
+    if isinstance(judge, str):
+        judge = JudgeOptions(spec=judge)
+    run = score_with_ray(
+        source, output=output, model=None if model is None else str(model), judge=judge,
+        options=options, media=media, on_error=on_error, address=ray.address,
+        concurrency=ray.concurrency, num_gpus=ray.num_gpus, batch_size=ray.batch_size,
+    )  # fmt: skip
+    policy = ErrorPolicy(on_error)
+    policy.count = run.errors
+    console.info(f"{run.lines} lines written by {ray.concurrency} Ray actor(s)")
+    return ScoreRun(policy)
+
+
+@dataclass
+class _Scoring:
+    """What :func:`score_file` scores with (the same on every rank of a sharded run)."""
+
+    model: str | Path | None
+    judge: str | JudgeOptions | None
+    options: ModelOptions | None
+    media: MediaOptions | None
+    on_error: OnError | str
+    max_bytes: int
+
+    def run(
+        self,
+        source: str | Path,
+        output: Path | None,
+        *,
+        resume: bool,
+        append: bool | None = None,
+        world: World | None = None,
+    ) -> ScoreRun:
+        """Score ``source`` (``world``'s share of it, when given) into ``output``; ``append``
+        (default: ``resume``) adds to the file in place."""
+        from omnirm.jsonl import STDIN, JsonlWriter, count_lines, display_name
+        from omnirm.records import iter_records
+        from omnirm.resume import ResumableOutput
+        from omnirm.scorer import fingerprint_digest
+
+        def records() -> Iterator[Item]:
+            items = iter_records(source, max_bytes=self.max_bytes)
+            return items if world is None else world.take(items)
+
+        name = display_name(source)
+        append = resume if append is None else append
+        # The output is locked (and checked against the input) before the model loads.
+        with JsonlWriter(output, append=append, inputs=[source], flush_seconds=0) as writer:
+            scorer = load_scorer(
+                self.model, self.judge, media=self.media, source=source, options=self.options
             )
-            if resume and source != STDIN:
-                out.check_input(iter_records(source, max_bytes=max_bytes))
-            policy = ErrorPolicy(on_error, out.errors)
-            items = out.pending(iter_records(source, max_bytes=max_bytes))
-            lines = count_lines(source)
-            total = None if lines is None else max(0, lines - len(out))
-            for record in console.progress(scorer.score(items, policy), scorer.verb, total):
-                out.write(record)
-            if resume and source == STDIN:
-                out.check_all_matched()
-        finally:
-            scorer.close()
-    if out.skipped:
-        console.info(f"resumed: {out.skipped} records were already scored")
-    for line in scorer.summary():
-        console.info(line)
-    return ScoreRun(policy, out.skipped)
+            try:
+                out = ResumableOutput(
+                    writer,
+                    fingerprint_digest(scorer.fingerprint()),
+                    path=writer.file.path if resume and writer.file else None,
+                    source=name,
+                    provenance=scorer.provenance(),
+                )
+                if resume and source != STDIN:
+                    out.check_input(records())
+                policy = ErrorPolicy(self.on_error, out.errors)
+                items = out.pending(records())
+                lines = count_lines(source)
+                if lines is not None and world is not None:
+                    lines = world.share(lines)
+                total = None if lines is None else max(0, lines - len(out))
+                for record in console.progress(scorer.score(items, policy), scorer.verb, total):
+                    out.write(record)
+                if resume and source == STDIN:
+                    out.check_all_matched()
+            finally:
+                scorer.close()
+        if out.skipped:
+            console.info(f"resumed: {out.skipped} records were already scored")
+        for line in scorer.summary():
+            console.info(line)
+        return ScoreRun(policy, out.skipped)
+
+
+def _score_sharded(
+    scoring: _Scoring, world: World, source: str | Path, *, output: Path | None, resume: bool
+) -> ScoreRun:
+    """:func:`score_file` as one rank of several (see :mod:`omnirm.distributed`)."""
+    from dataclasses import replace
+
+    from omnirm.distributed import run_sharded
+
+    options = scoring.options or ModelOptions()
+    options = replace(options, device=world.device(options.device) or options.device)
+    scoring = replace(scoring, options=options)
+    if isinstance(scoring.judge, JudgeOptions):
+        scoring.judge = replace(scoring.judge, device=world.device(scoring.judge.device))
+    return run_sharded(
+        world,
+        source,
+        output,
+        lambda shard, resume_shard: scoring.run(
+            source, shard, resume=resume_shard, append=True, world=world
+        ),
+        command="score",
+        resume=resume,
+        may_drop=OnError(scoring.on_error) == OnError.SKIP,
+        max_bytes=scoring.max_bytes,
+    )
 
 
 def write_records(records: Iterable[Record | dict[str, Any]], path: str | Path) -> int:

@@ -43,7 +43,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from omnirm.errors import RecordError, UsageError
 from omnirm.jsonl import MAX_RECORD_BYTES, Sink
@@ -52,6 +52,9 @@ from omnirm.options import JudgeOptions, MediaOptions, ModelOptions, record_byte
 from omnirm.records import InvalidRecord, Record, parse_record
 from omnirm.resume import ResumableOutput
 from omnirm.scorer import Scorer
+
+if TYPE_CHECKING:
+    from omnirm.distributed import World
 
 Scores = list[float | None]
 
@@ -637,6 +640,111 @@ def best_of_n(
     >>> run.policy.exit_code()  # doctest: +SKIP
     0
     """
+    from dataclasses import replace
+
+    from omnirm.distributed import World, run_sharded
+
+    world = World.from_env()
+    if not world.sharded:
+        return _best_of_n(
+            source,
+            models=models,
+            judges=judges,
+            judge_options=judge_options,
+            scorers=scorers,
+            options=options,
+            media=media,
+            settings=settings,
+            group_by=group_by,
+            output=output,
+            resume=resume,
+            pairs=pairs,
+            pairs_format=pairs_format,
+            pair_mode=pair_mode,
+            pair_margin=pair_margin,
+            on_error=on_error,
+            max_record_bytes=max_record_bytes,
+        )
+    if group_by is not None or pairs is not None:
+        raise UsageError(
+            f"bon under {world.size} processes: --group-by and --pairs run in one process only "
+            "(group the candidates, or write pairs from the output, in a run of one process)"
+        )
+    if resume and output is None:
+        raise UsageError("--resume needs -o FILE (the output to continue)")
+    options = options or ModelOptions()
+    options = replace(options, device=world.device(options.device) or options.device)
+    if judge_options is not None:
+        judge_options = replace(judge_options, device=world.device(judge_options.device))
+    quality = Quality()
+
+    def merged(line: dict[str, Any]) -> None:
+        gold, best = line.get("gold_scores"), line.get("best")
+        if isinstance(gold, list) and isinstance(best, int):
+            quality.add(gold, best)
+
+    run = run_sharded(
+        world,
+        source,
+        output,
+        lambda shard, resume_shard: _best_of_n(
+            source,
+            models=models,
+            judges=judges,
+            judge_options=judge_options,
+            scorers=scorers,
+            options=options,
+            media=media,
+            settings=settings,
+            group_by=group_by,
+            output=shard,
+            resume=resume_shard,
+            pairs=pairs,
+            pairs_format=pairs_format,
+            pair_mode=pair_mode,
+            pair_margin=pair_margin,
+            on_error=on_error,
+            max_record_bytes=max_record_bytes,
+            append=True,
+            world=world,
+        ),
+        command="bon",
+        resume=resume,
+        may_drop=OnError(on_error) == OnError.SKIP,
+        max_bytes=record_bytes(max_record_bytes),
+        merged=merged if world.main else None,
+    )
+    if quality.records:
+        from omnirm import console
+
+        console.info(quality.summary())
+    return replace(run, quality=quality) if world.main else run
+
+
+def _best_of_n(
+    source: str | Path = "-",
+    *,
+    models: Sequence[str | None] = (),
+    judges: Sequence[str] = (),
+    judge_options: JudgeOptions | None = None,
+    scorers: Sequence[Scorer] = (),
+    options: ModelOptions | None = None,
+    media: MediaOptions | None = None,
+    settings: BonSettings | None = None,
+    group_by: str | None = None,
+    output: Path | None = None,
+    resume: bool = False,
+    pairs: Path | None = None,
+    pairs_format: str = "omnirm",
+    pair_mode: str = "best-worst",
+    pair_margin: float = 0.0,
+    on_error: OnError | str = OnError.FAIL,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    append: bool | None = None,
+    world: World | None = None,
+) -> BonRun:
+    """:func:`best_of_n` into ``output``, appending with ``append`` (default: ``resume``); with
+    ``world``, only its share of the input (one rank of a sharded run)."""
     import contextlib
     from dataclasses import replace
 
@@ -665,7 +773,12 @@ def best_of_n(
     with contextlib.ExitStack() as stack:
         # Outputs are locked (and checked against the input) before any model loads.
         writer = stack.enter_context(
-            JsonlWriter(output, append=resume, inputs=[source], flush_seconds=0)
+            JsonlWriter(
+                output,
+                append=resume if append is None else append,
+                inputs=[source],
+                flush_seconds=0,
+            )
         )
         pair_writer = None
         if pairs is not None:
@@ -699,9 +812,13 @@ def best_of_n(
             items = group_candidates(items, group_by, run.policy)
         else:
             items = iter_records(source, max_bytes=max_bytes)
+            items = world.take(items) if world is not None else items
         if resume and (group_by is not None or source != STDIN):
+            again = iter_records(source, max_bytes=max_bytes)
             out.check_input(
-                items if group_by is not None else iter_records(source, max_bytes=max_bytes)
+                items
+                if group_by is not None
+                else (world.take(again) if world is not None else again)
             )
         for record, line in run.run(items):
             if record.gold_scores is not None:
@@ -719,7 +836,7 @@ def best_of_n(
         for problem in pair_writer.problems:
             console.warn(f"pair {problem}")
         console.info(f"{pair_writer.count} preference pairs written to {pairs} ({pairs_format})")
-    if quality.records:
+    if quality.records and world is None:  # a sharded run: rank 0 sums the merged lines
         console.info(quality.summary())
     count = pair_writer.count if pair_writer is not None else 0
     return BonRun(run.policy, quality, count, out.skipped)

@@ -162,3 +162,17 @@ class ServeOptions:
 
 
 SERVE_DEFAULTS = ServeOptions()
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where ``score --ray`` runs: ``--ray-address`` (None: a local cluster started for the
+    run), ``--ray-concurrency`` (scoring actors) and ``--ray-num-gpus`` (GPUs per actor)."""
+
+    address: str | None = None
+    concurrency: int = 1
+    num_gpus: float = 0.0
+    batch_size: int = 64  # records per actor call
+
+
+RAY_DEFAULTS = RayOptions()

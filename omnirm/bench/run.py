@@ -7,14 +7,16 @@ labels scored here, or records already scored elsewhere (``omnirm score … | om
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from omnirm import console
 from omnirm.bench.items import BenchItem, bench_item
 from omnirm.bench.store import ScoreStore
+from omnirm.distributed import ProcessGroup, World, merge, refuse_stdin
 from omnirm.errors import RecordError, UsageError
 from omnirm.jsonl import MAX_RECORD_BYTES, Sink
 from omnirm.on_error import ErrorPolicy, OnError
@@ -100,6 +102,7 @@ class BenchRun:
     protocol: dict[str, str]
     policy: ErrorPolicy  # its exit_code() ends the command
     reused: int = 0  # records whose scores came from the score cache
+    shown: bool = True  # this process prints the report (False: a rank other than 0)
 
     @property
     def title(self) -> str:
@@ -178,38 +181,108 @@ def run_bench(
             scorer = load_scorer(model, media=media, source=where, name=name, options=options)
     if items is None:
         items = _records(suite, data, tasks, source, max_record_bytes)
+    world = World.from_env()
+    sharded = world.sharded and scorer is not None
+    if sharded and source is not None:
+        refuse_stdin(source, world, "bench")
     store = None
     if scorer is not None:
         digest = fingerprint_digest(scorer.fingerprint())
+        path = Path(scores or default_store_path(digest))
+        if sharded:  # one store a rank: a store is locked by the process writing it
+            path = path.with_name(f"{path.stem}.{world.shard_name()}")
         store = ScoreStore(
-            scores or default_store_path(digest),
-            digest,
-            inputs=[source, data if data is not None and data.is_file() else None],
+            path, digest, inputs=[source, data if data is not None and data.is_file() else None]
         )
     counts: dict[str, int] = {}
     policy = ErrorPolicy(on_error, errors)
-    try:
-        scored = scored_records(items, scorer, store, policy, counts)
-        progress = console.progress(scored, scorer.verb if scorer else "reading")
-        bench_records = bench_items(progress, policy, None if scorer else name)
-    finally:
-        if store is not None:
-            store.close()
-        if scorer is not None and owned:
-            scorer.close()
-    if scorer is not None:
-        for line in scorer.summary():
-            console.info(line)
-        if counts.get("reused"):
-            console.info(f"{counts['reused']} records reused from {store.path if store else ''}")
-    if not bench_records:
-        raise UsageError(f"{name}: no record to benchmark")
-    result = _evaluate(bench_records, calibrate, bootstrap, bootstrap_seed)
-    from omnirm.bench.metrics import official_score
+    with ProcessGroup(world) if sharded else contextlib.nullcontext() as group:
+        try:
+            scored: Iterable[dict[str, Any]] | None
+            if isinstance(group, ProcessGroup):
+                again = lambda: _records(suite, data, tasks, source, max_record_bytes)  # noqa: E731
+                scored = _scored_by_ranks(group, items, again, scorer, store, policy, counts)
+            else:
+                scored = scored_records(items, scorer, store, policy, counts)
+            bench_records: list[BenchItem] = []
+            if scored is not None:
+                progress = console.progress(scored, scorer.verb if scorer else "reading")
+                bench_records = bench_items(progress, policy, None if scorer else name)
+        finally:
+            if store is not None:
+                store.close()
+            if scorer is not None and owned:
+                scorer.close()
+        if scorer is not None:
+            for line in scorer.summary():
+                console.info(line)
+            if counts.get("reused"):
+                console.info(
+                    f"{counts['reused']} records reused from {store.path if store else ''}"
+                )
+        if isinstance(group, ProcessGroup) and not world.main:
+            run = cast(BenchRun, group.broadcast(None))  # rank 0's report
+            return replace(run, policy=ErrorPolicy(on_error), shown=False)
+        if not bench_records:
+            raise UsageError(f"{name}: no record to benchmark")
+        result = _evaluate(bench_records, calibrate, bootstrap, bootstrap_seed)
+        from omnirm.bench.metrics import official_score
 
-    official = official_score(official_rule, bench_records)
-    protocol = bench_protocol(suite, tasks, scorer, result, official, calibrate, bootstrap)
-    return BenchRun(name, result, official, protocol, policy, counts.get("reused", 0))
+        official = official_score(official_rule, bench_records)
+        protocol = bench_protocol(suite, tasks, scorer, result, official, calibrate, bootstrap)
+        run = BenchRun(name, result, official, protocol, policy, counts.get("reused", 0))
+        run.shown = world.main
+        if isinstance(group, ProcessGroup):
+            group.broadcast(replace(run, policy=ErrorPolicy(on_error)))
+        return run
+
+
+def _scored_by_ranks(
+    group: ProcessGroup,
+    items: Iterable[tuple[int, Record | InvalidRecord]],
+    again: Callable[[], Iterable[tuple[int, Record | InvalidRecord]]],
+    scorer: Scorer | None,
+    store: ScoreStore | None,
+    policy: ErrorPolicy,
+    counts: dict[str, int],
+) -> list[dict[str, Any]] | None:
+    """This rank's share of ``items`` scored; on rank 0, every rank's records gathered in input
+    order (read ``again``), the error records of ``--on-error record`` written to ``policy``'s
+    writer and its counts summed; None on the other ranks."""
+    stream: list[dict[str, Any]] = []
+    errors: list[int] = []  # positions of error records in ``stream``
+
+    class Lines:
+        def write(self, obj: Any) -> None:
+            errors.append(len(stream))
+            stream.append(obj)
+
+    local = ErrorPolicy(policy.mode, Lines())
+    for record in console.progress(
+        scored_records(group.world.take(items), scorer, store, local, counts),
+        scorer.verb if scorer else "reading",
+    ):
+        stream.append(record)
+    gathered = group.gather((stream, errors, local.count, local.first, counts))
+    if gathered is None:
+        return None
+    error_lines = {id(lines[i]) for lines, positions, *_ in gathered for i in positions}
+    policy.count = sum(count for _, _, count, _, _ in gathered)
+    policy.first = next((first for *_, first, _ in gathered if first is not None), None)
+    for key in ("reused", "scored"):
+        counts[key] = sum(rank_counts.get(key, 0) for *_, rank_counts in gathered)
+    merged: list[dict[str, Any]] = []
+
+    class Split:
+        def write(self, obj: Any) -> None:
+            if id(obj) not in error_lines:
+                merged.append(obj)
+            elif policy.writer is not None:
+                policy.writer.write(obj)
+
+    merge(again(), [iter(lines) for lines, *_ in gathered], Split(),
+          may_drop=policy.mode is OnError.SKIP)  # fmt: skip
+    return merged
 
 
 def _unscored(items: list[Any]) -> bool:

@@ -270,6 +270,8 @@ def bench(
             errors=None if json_out else errors,
             max_record_bytes=max_record_bytes,
         )
+    if not run.shown:  # a rank other than 0 of a data-parallel run: rank 0 reports
+        return run.policy.exit_code()
     print_report(run, title=run.title, protocol=run.protocol)
     if run.official is not None:
         console.info(official_summary(run.official))

@@ -65,7 +65,8 @@ from omnirm.cli.judge_options import (
     judge_options,
 )
 from omnirm.on_error import OnError
-from omnirm.options import ModelOptions
+from omnirm.options import RAY_DEFAULTS as RAY
+from omnirm.options import ModelOptions, RayOptions
 
 
 def score(
@@ -134,6 +135,38 @@ def score(
     max_mesh_render_work: MaxMeshRenderWorkOpt = MEDIA_LIMITS.max_mesh_render_work,
     max_mesh_seconds: MaxMeshSecondsOpt = MEDIA_LIMITS.max_mesh_seconds,
     max_record_bytes: MaxRecordBytesOpt = MAX_RECORD_BYTES,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Score on a Ray cluster: a pool of Ray Data actors, each loading the model or "
+            "judge once (pip install 'omnirm[ray]'). FILE is JSONL or Parquet; -o NAME.parquet "
+            "writes Parquet (columns id, record). No --resume.",
+            rich_help_panel="Scaling out",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --ray: the cluster to join (ray://HOST:10001, auto); default: a local "
+            "one started for the run.",
+            rich_help_panel="Scaling out",
+        ),
+    ] = RAY.address,
+    ray_concurrency: Annotated[
+        int,
+        typer.Option(
+            help="With --ray: how many scoring actors.", min=1, rich_help_panel="Scaling out"
+        ),
+    ] = RAY.concurrency,
+    ray_num_gpus: Annotated[
+        float,
+        typer.Option(
+            help="With --ray: GPUs per actor (0: CPU; 0.5 shares a GPU between two).",
+            min=0.0,
+            rich_help_panel="Scaling out",
+        ),
+    ] = RAY.num_gpus,
 ) -> int:
     """Score records with a reward model ([bold]--model[/bold]) or a generative judge
     ([bold]--judge[/bold]); with neither, the embedded default reward model scores them
@@ -152,6 +185,10 @@ def score(
     rerun or [bold]--resume[/bold] asks nothing twice.
 
     Media paths resolve against [bold]--media-root[/bold] (default: the input's folder).
+
+    Data-parallel: under [bold]torchrun[/bold] or [bold]accelerate launch[/bold] each process
+    scores its share of FILE and the first merges them into one output in input order
+    ([bold]--resume[/bold] continues each share); [bold]--ray[/bold] scores on a Ray cluster.
     """
     from omnirm.api import score_file
 
@@ -220,5 +257,8 @@ def score(
         resume=resume,
         on_error=on_error,
         max_record_bytes=max_record_bytes,
+        ray=RayOptions(address=ray_address, concurrency=ray_concurrency, num_gpus=ray_num_gpus)
+        if ray
+        else None,
     )
     return run.policy.exit_code()

@@ -237,22 +237,11 @@ class Judge:
             yield self._annotate(item, mine)
 
     def _requests(self, slot: int, record: Record) -> list[_Request]:
-        criteria = self.settings.criteria
-        if self.settings.mode == "pointwise":
-            return [
-                _Request(slot, f"response {i}", self.builder.pointwise(record, i, criteria))
-                for i in range(record.num_responses)
-            ]
-        if record.num_responses != 2:
-            raise RecordError(
-                f"pairwise judging takes two responses, this record has {record.num_responses}: "
-                "use --mode pointwise (or omnirm bon for rankings)",
-                field="responses",
-            )
-        requests = [_Request(slot, "ab", self.builder.pairwise(record, 0, 1, criteria))]
-        if self.settings.orders == "both":
-            requests.append(_Request(slot, "ba", self.builder.pairwise(record, 1, 0, criteria)))
-        return requests
+        settings = self.settings
+        asked = judge_conversations(
+            self.builder, record, settings.mode, settings.orders, settings.criteria
+        )
+        return [_Request(slot, label, conversation) for label, conversation in asked]
 
     def _answer(self, requests: list[_Request]) -> None:
         """Answers for every request: from the cache, else the backend; unparseable answers are
@@ -345,9 +334,7 @@ class Judge:
         )
 
     def _parse(self, text: str) -> Any:
-        if self.settings.mode == "pointwise":
-            return parse_score(text, *SCORE_RANGE)
-        return parse_verdict(text)
+        return parse_answer(self.settings.mode, text)
 
     # -- output -------------------------------------------------------------------------------
 
@@ -363,27 +350,22 @@ class Judge:
             report.completion_tokens += request.completion_tokens
             report.seconds += request.seconds
             judgements.append(self._judgement(request))
-        if self.settings.mode == "pointwise":
-            scores = [request.parsed for request in requests]
-            out["rewards"] = scores
-            if len(scores) == 2:
-                out["predicted"] = _from_scores(scores[0], scores[1])
-        elif self.settings.verdict != "text":
+        if self.settings.verdict != "text" and self.settings.mode != "pointwise":
             self._annotate_probabilities(out, requests)
         else:
-            outcomes = [verdict_outcome(r.parsed, r.label) for r in requests]
-            if len(outcomes) == 2:
-                predicted, consistent = combine_orders(outcomes[0], outcomes[1])
-                out["consistent"] = consistent
-                if consistent is not None:
-                    report.consistent += 1 if consistent else 0
-                    report.inconsistent += 0 if consistent else 1
-            else:
-                predicted = outcomes[0]
-                out["consistent"] = None
-            out["predicted"] = predicted
             first = requests[0].answer
-            out["rationale"] = first.text if first is not None else None
+            out.update(
+                answer_fields(
+                    self.settings.mode,
+                    [r.label for r in requests],
+                    [r.parsed for r in requests],
+                    first.text if first is not None else None,
+                )
+            )
+            consistent = out.get("consistent")
+            if consistent is not None:
+                report.consistent += 1 if consistent else 0
+                report.inconsistent += 0 if consistent else 1
         out["judgements"] = judgements
         out["usage"] = {
             "requests": len(requests),
@@ -439,6 +421,62 @@ class Judge:
             seconds=round(request.seconds, 4),
         )
         return entry
+
+
+def judge_conversations(
+    builder: ConversationBuilder,
+    record: Record,
+    mode: str,
+    orders: str,
+    criteria: str | None = None,
+) -> list[tuple[str, Conversation]]:
+    """The conversations a record is judged by, each with its label: ``ab`` (and ``ba`` with
+    ``orders == "both"``) for a pairwise judge, ``response I`` per response for a pointwise
+    one. A pairwise judge takes two responses (a :class:`RecordError` otherwise)."""
+    if mode == "pointwise":
+        return [
+            (f"response {i}", builder.pointwise(record, i, criteria))
+            for i in range(record.num_responses)
+        ]
+    if record.num_responses != 2:
+        raise RecordError(
+            f"pairwise judging takes two responses, this record has {record.num_responses}: "
+            "use --mode pointwise (or omnirm bon for rankings)",
+            field="responses",
+        )
+    asked = [("ab", builder.pairwise(record, 0, 1, criteria))]
+    if orders == "both":
+        asked.append(("ba", builder.pairwise(record, 1, 0, criteria)))
+    return asked
+
+
+def parse_answer(mode: str, text: str) -> Any:
+    """A judge's answer read: a pairwise verdict (``A``, ``B``, ``C``) or a pointwise score;
+    None when it holds none (or several)."""
+    if mode == "pointwise":
+        return parse_score(text, *SCORE_RANGE)
+    return parse_verdict(text)
+
+
+def answer_fields(
+    mode: str, labels: list[str], parsed: list[Any], rationale: str | None
+) -> dict[str, Any]:
+    """What a record's parsed text answers (one per label of :func:`judge_conversations`) add
+    to it: pointwise ``rewards`` (and ``predicted`` for a pair); pairwise ``predicted`` (the
+    orders combined), ``consistent`` and ``rationale`` (the first answer)."""
+    if mode == "pointwise":
+        out: dict[str, Any] = {"rewards": parsed}
+        if len(parsed) == 2:
+            out["predicted"] = _from_scores(parsed[0], parsed[1])
+        return out
+    outcomes = [
+        verdict_outcome(verdict, label) for verdict, label in zip(parsed, labels, strict=True)
+    ]
+    if len(outcomes) == 2:
+        predicted, consistent = combine_orders(outcomes[0], outcomes[1])
+    else:
+        predicted, consistent = outcomes[0], None
+    return {"consistent": consistent, "predicted": predicted, "rationale": rationale}
 
 
 def _probabilities_as_answer(result: VerdictProbabilities) -> Generation:

@@ -1,0 +1,1 @@
+"""omnirm inside other engines: :mod:`omnirm.integrations.ray` (Ray Data)."""
