@@ -139,10 +139,15 @@ def completion_logprobs(
 ) -> torch.Tensor:
     """Log-probabilities of the tokens of ``sequences`` from position ``start`` on (the
     completions after left-padded prompts), shape (rows, width - start). Positions count real
-    tokens only, as ``generate`` counts them for left-padded rows."""
+    tokens only, as ``generate`` counts them for left-padded rows. Only the completion's
+    positions go through the LM head (``logits_to_keep``): logits over the whole prompt would
+    be (rows × width × vocabulary) floats, and their gradient as many, for nothing."""
     positions = (attention.long().cumsum(-1) - 1).clamp(min=0)
-    logits = net(input_ids=sequences, attention_mask=attention, position_ids=positions).logits
-    logits = logits[:, start - 1 : -1, :].float()
+    keep = sequences.shape[1] - start + 1  # the last prompt position predicts the first token
+    logits = net(
+        input_ids=sequences, attention_mask=attention, position_ids=positions, logits_to_keep=keep
+    ).logits
+    logits = logits[:, :-1, :].float()
     targets = sequences[:, start:]
     return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
