@@ -183,13 +183,23 @@ def completion_logprobs(
     completions after left-padded prompts), shape (rows, width - start). Positions count real
     tokens only, as ``generate`` counts them for left-padded rows; with ``media`` (the rows'
     processor inputs: pixel values, audio features …) the model places its own (multimodal
-    rotary positions)."""
+    rotary positions). Only the completion's positions go through the LM head
+    (``logits_to_keep``): logits over the whole prompt would be (rows × width × vocabulary)
+    floats, and their gradient as many, for nothing."""
+    keep = sequences.shape[1] - start + 1  # the last prompt position predicts the first token
     if media:
-        logits = net(input_ids=sequences, attention_mask=attention, **media).logits
+        logits = net(
+            input_ids=sequences, attention_mask=attention, logits_to_keep=keep, **media
+        ).logits
     else:
         positions = (attention.long().cumsum(-1) - 1).clamp(min=0)
-        logits = net(input_ids=sequences, attention_mask=attention, position_ids=positions).logits
-    logits = logits[:, start - 1 : -1, :].float()
+        logits = net(
+            input_ids=sequences,
+            attention_mask=attention,
+            position_ids=positions,
+            logits_to_keep=keep,
+        ).logits
+    logits = logits[:, :-1, :].float()
     targets = sequences[:, start:]
     return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 

