@@ -94,9 +94,17 @@ def smollm2_folder() -> Path:
 
     print(f"converting {gguf} to an fp32 folder in {CACHE} (once)", file=sys.stderr)
     partial = CACHE.with_suffix(".partial")
+    from transformers import GgufConfig
+
     model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        gguf.parent,
+        gguf_file=gguf.name,
+        dtype=torch.float32,
+        quantization_config=GgufConfig(gguf_file=gguf.name, dequantize=True),
     )
+    model.hf_quantizer = None  # dequantised: dense weights, which save
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     model.save_pretrained(partial)
     AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(partial)
     partial.rename(CACHE)
