@@ -40,7 +40,7 @@ from omnirm.models.reward_model import RewardModel
 from omnirm.records import InvalidRecord, Record, iter_records_at
 from omnirm.train.batching import GroupedSampler, LengthGroupedSampler, contrast_key
 from omnirm.train.losses import bradley_terry_loss, centering_loss, davidson_loss
-from omnirm.train.memory import memory_estimate
+from omnirm.train.memory import memory_estimate, release_freed_activations
 from omnirm.train.packing import PackedRecord, collate_packed, pack_record, supports_packing
 from omnirm.train.pairs import Pair, implied_pairs
 from omnirm.train.records_file import RecordFile
@@ -379,6 +379,7 @@ def train_bt(config: BTConfig) -> TrainResult:
     from omnirm.models.checkpoint import build_reward_model, save_reward_model
 
     config.validate()
+    release_freed_activations()
     output = Path(config.output)
     use_bf16 = config.bf16 if config.bf16 is not None else bf16_supported()
     accelerator = Accelerator(

@@ -94,3 +94,32 @@ def memory_estimate(
     return MemoryEstimate(
         weights, 12 * trainable, activations, tokens, config.gradient_checkpointing
     )
+
+
+#: glibc's ``mallopt`` parameter for the size from which blocks are mapped, not taken from the
+#: heap, and the threshold set here (glibc's own starting value).
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 128 * 1024
+
+
+def release_freed_activations() -> bool:
+    """Fix glibc's mmap threshold, so that the large blocks a training step frees go back to the
+    system at once. Returns whether it was set (glibc on Linux only).
+
+    glibc raises the threshold to the size of every mapped block that is freed (up to 32 MiB), so
+    after the first step a CPU step's activations — blocks of a few MiB — come from the heap, and
+    memory freed in the middle of the heap is kept: measured on SmolLM2-135M with gradient
+    checkpointing, the resident memory grew by about 25 MB per layer per 1,000 tokens over what
+    autograd actually held, more than the checkpointed activations themselves. A fixed
+    threshold (setting it turns the adjustment off) keeps the peak to what is in use.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # another C library (musl): its allocator returns large blocks already
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
