@@ -107,7 +107,8 @@ def score(
     from omnirm.models.prefix import base_model
     from omnirm.on_error import ErrorPolicy
     from omnirm.records import parse_record
-    from omnirm.scoring import Scorer, ScoreSettings
+    from omnirm.scoring import RewardScorer as Scorer
+    from omnirm.scoring import ScoreSettings
 
     base = base_model(model.backbone)
     for name in ("get_image_features", "get_video_features"):  # no reuse left from a last run
