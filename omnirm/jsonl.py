@@ -81,12 +81,22 @@ def iter_json_lines(
     located :class:`RecordError` instead of a value, so the caller decides whether to stop or
     go on. Line numbers start at 1.
     """
+    for number, _, value in iter_json_lines_at(source, name=name, max_bytes=max_bytes):
+        yield number, value
+
+
+def iter_json_lines_at(
+    source: str | Path, *, name: str | None = None, max_bytes: int | None = MAX_RECORD_BYTES
+) -> Iterator[tuple[int, int, Any | RecordError]]:
+    """:func:`iter_json_lines` with each line's byte offset: ``(line_number, offset, value)``,
+    so that a reader can come back to a line later (:func:`read_json_line_at`)."""
     shown = name or display_name(source)
     with open_input(source) as handle:
-        for number, raw in enumerate(_lines(handle, max_bytes), start=1):
+        for number, (offset, raw) in enumerate(_lines(handle, max_bytes), start=1):
             if isinstance(raw, int):
                 yield (
                     number,
+                    offset,
                     RecordError(
                         f"line has {raw} bytes, over the limit of {max_bytes} per record "
                         "(--max-record-bytes); not read",
@@ -98,21 +108,35 @@ def iter_json_lines(
             if not raw.strip():
                 continue
             try:
-                yield number, orjson.loads(raw)
+                yield number, offset, orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                yield number, InvalidJson(f"invalid JSON: {exc}", text, source=shown, line=number)
+                yield (
+                    number,
+                    offset,
+                    InvalidJson(f"invalid JSON: {exc}", text, source=shown, line=number),
+                )
 
 
-def _lines(handle: IO[bytes], max_bytes: int | None) -> Iterator[bytes | int]:
-    """The lines of ``handle``; a line longer than ``max_bytes`` (newline not counted) comes
-    out as its length, read past in blocks rather than held in memory."""
+def read_json_line_at(handle: IO[bytes], offset: int) -> Any:
+    """The JSON value of the line that starts at byte ``offset`` of an open file."""
+    handle.seek(offset)
+    return orjson.loads(handle.readline())
+
+
+def _lines(handle: IO[bytes], max_bytes: int | None) -> Iterator[tuple[int, bytes | int]]:
+    """The lines of ``handle`` with their byte offsets; a line longer than ``max_bytes``
+    (newline not counted) comes out as its length, read past in blocks rather than held in
+    memory. Offsets are counted here, so standard input (not seekable) is read the same way."""
+    offset = 0
     while True:
         raw = handle.readline() if max_bytes is None else handle.readline(max_bytes + 1)
         if not raw:
             return
+        start = offset
+        offset += len(raw)
         if max_bytes is None or len(raw) <= max_bytes or raw.endswith(b"\n"):
-            yield raw
+            yield start, raw
             continue
         size = len(raw)
         while not raw.endswith(b"\n"):
@@ -120,7 +144,8 @@ def _lines(handle: IO[bytes], max_bytes: int | None) -> Iterator[bytes | int]:
             if not raw:
                 break
             size += len(raw)
-        yield size - raw.endswith(b"\n")
+        offset = start + size
+        yield start, size - raw.endswith(b"\n")
 
 
 def dumps(obj: Any) -> str:

@@ -26,7 +26,7 @@ from typing import Any, Literal, TypedDict, Union
 from typing_extensions import Required
 
 from omnirm.errors import RecordError
-from omnirm.jsonl import MAX_RECORD_BYTES, InvalidJson, display_name, iter_json_lines
+from omnirm.jsonl import MAX_RECORD_BYTES, InvalidJson, display_name, iter_json_lines_at
 
 MEDIA_TYPES: tuple[str, ...] = ("image", "video", "audio", "mesh")
 PART_TYPES: tuple[str, ...] = ("text", *MEDIA_TYPES)
@@ -492,15 +492,29 @@ def iter_records(
     :class:`InvalidRecord` with a fully located error instead of stopping the stream: the
     caller applies its ``--on-error`` policy.
     """
+    for line, _, item in iter_records_at(
+        source, name=name, max_bytes=max_bytes, min_responses=min_responses
+    ):
+        yield line, item
+
+
+def iter_records_at(
+    source: str | Path,
+    *,
+    name: str | None = None,
+    max_bytes: int | None = MAX_RECORD_BYTES,
+    min_responses: int = 2,
+) -> Iterator[tuple[int, int, Record | InvalidRecord]]:
+    """:func:`iter_records` with each line's byte offset: ``(line, offset, item)``."""
     shown = name or display_name(source)
-    for line, value in iter_json_lines(source, name=shown, max_bytes=max_bytes):
+    for line, offset, value in iter_json_lines_at(source, name=shown, max_bytes=max_bytes):
         if isinstance(value, RecordError):
-            yield line, InvalidRecord(line, value)
+            yield line, offset, InvalidRecord(line, value)
             continue
         try:
-            yield line, parse_record(value, min_responses=min_responses)
+            yield line, offset, parse_record(value, min_responses=min_responses)
         except RecordError as error:
-            yield line, InvalidRecord(line, error.located(source=shown, line=line), value)
+            yield line, offset, InvalidRecord(line, error.located(source=shown, line=line), value)
 
 
 def read_records(source: str | Path) -> Iterator[Record]:

@@ -28,7 +28,7 @@ import torch
 
 from omnirm.errors import RecordError
 from omnirm.models.inputs import Encoded
-from omnirm.models.prefix import PositionIds, select_rows
+from omnirm.models.prefix import PositionIds, SharedPrefix, encode_shared_prefix, select_rows
 from omnirm.models.reward_model import RewardModel
 from omnirm.on_error import ErrorPolicy
 from omnirm.records import InvalidRecord, Record
@@ -99,15 +99,6 @@ def reward_batches(
         for i, value in zip(chunk, out.tolist(), strict=True):
             rewards[i] = float(value)
     return rewards
-
-
-@dataclass
-class SharedPrefix:
-    """One record's responses as a shared prefix and a continuation per response."""
-
-    prefix: Encoded
-    continuations: list[Encoded]
-    full: list[Encoded | None]  # whole sequences, kept where a continuation has media
 
 
 @torch.no_grad()
@@ -250,23 +241,7 @@ class RewardScorer:
 
     def _encode_shared(self, record: Record) -> SharedPrefix | None:
         """None when a sequence would need truncating (its prompt is then cut per response)."""
-        criteria = self.settings.criteria
-        limit = self.builder.settings.max_length
-        prefix, quick = self.builder.encode_shared(record, criteria=criteria)
-        continuations: list[Encoded] = []
-        whole: list[Encoded | None] = []
-        for index, continuation in enumerate(quick):
-            full = None
-            if continuation is None:  # media in the response: encode it whole and split
-                full = self.builder.encode(record, index, criteria=criteria)
-                continuation = (
-                    None if full.truncated_tokens else self.builder.continuation(full, prefix)
-                )
-            if continuation is None or prefix.length + continuation.length > limit:
-                return None
-            continuations.append(continuation)
-            whole.append(full)
-        return SharedPrefix(prefix, continuations, whole)
+        return encode_shared_prefix(self.builder, record, criteria=self.settings.criteria)
 
     def _window(
         self, window: list[tuple[int, Record | InvalidRecord]]

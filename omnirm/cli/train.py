@@ -180,7 +180,28 @@ def bt(
         str,
         typer.Option(help="Tie pairs: skip them, or train them with Davidson's model (davidson)."),
     ] = "skip",
-    gradient_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
+    gradient_checkpointing: Annotated[
+        bool,
+        typer.Option(
+            help="Recompute each layer's activations in the backward pass instead of keeping "
+            "them: a fraction of the memory for about a third more compute."
+        ),
+    ] = True,
+    share_prefix: Annotated[
+        bool,
+        typer.Option(
+            help="Run each record's criterion, history and prompt (with its media) once for all "
+            "its responses, each response seeing only the prompt and itself: the same loss and "
+            "gradients as one sequence per response, for fewer tokens."
+        ),
+    ] = True,
+    group_by_length: Annotated[
+        bool,
+        typer.Option(
+            help="Batch records of similar length together (seeded, shuffled by batch), so "
+            "little is padded. --contrastive-batches takes precedence."
+        ),
+    ] = True,
     bf16: Annotated[
         Optional[bool],  # noqa: UP045
         typer.Option(
@@ -283,6 +304,8 @@ def bt(
         "center_rewards": ("center_rewards", center_rewards),
         "ties": ("ties", ties),
         "gradient_checkpointing": ("gradient_checkpointing", gradient_checkpointing),
+        "share_prefix": ("share_prefix", share_prefix),
+        "group_by_length": ("group_by_length", group_by_length),
         "bf16": ("bf16", bf16),
         "criteria": ("criteria", criteria),
         "criteria_position": ("criteria_position", criteria_position),

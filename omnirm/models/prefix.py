@@ -19,11 +19,57 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from omnirm.models.inputs import Encoded
+from omnirm.records import Record
+
+
+@dataclass
+class SharedPrefix:
+    """One record's responses as a shared prefix and a continuation per response."""
+
+    prefix: Encoded
+    continuations: list[Encoded]
+    full: list[Encoded | None]  # whole sequences, kept where a continuation has media
+
+
+def encode_shared_prefix(
+    builder: Any,
+    record: Record,
+    *,
+    criteria: str | None = None,
+    responses: Sequence[int] | None = None,
+) -> SharedPrefix | None:
+    """The record's prompt encoded once and a continuation for each of ``responses`` (default:
+    all), or None when a whole sequence would need truncating (its prompt is then cut per
+    response, so the responses no longer share it)."""
+    limit = builder.settings.max_length
+    prefix, quick = builder.encode_shared(record, criteria=criteria)
+    wanted = range(len(quick)) if responses is None else responses
+    continuations: list[Encoded] = []
+    whole: list[Encoded | None] = []
+    for index in wanted:
+        continuation, full = quick[index], None
+        if continuation is None:  # media in the response: encode it whole and split
+            full = builder.encode(record, index, criteria=criteria)
+            continuation = None if full.truncated_tokens else builder.continuation(full, prefix)
+        if continuation is None or prefix.length + continuation.length > limit:
+            return None
+        continuations.append(continuation)
+        whole.append(full)
+    return SharedPrefix(prefix, continuations, whole)
+
+
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean attention mask as the additive float mask eager attention adds to scores."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+        ~mask, torch.finfo(dtype).min
+    )
 
 
 def base_model(module: Any) -> Any:
@@ -56,6 +102,12 @@ class PositionIds:
             set(inspect.signature(self._rope_index).parameters) if self._rope_index else set()
         )
         self._next: dict[int, int] = {}  # next text position after a prefix, by id(prefix)
+
+    def of_sequence(self, sequence: Encoded) -> torch.Tensor:
+        """Positions of a whole unpadded sequence: (length,), or (3, length) for mrope."""
+        if self._rope_index is None:
+            return torch.arange(sequence.length)
+        return self._mrope(sequence)
 
     def for_continuation(self, prefix: Encoded, full: Encoded | None, width: int) -> torch.Tensor:
         """Positions of a continuation of ``prefix``, padded to ``width``: shape (width,), or

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from omnirm.models.head import gather_last
-from omnirm.models.prefix import continuation_hidden, prefix_cache
+from omnirm.models.prefix import additive_mask, continuation_hidden, prefix_cache
 
 
 class RewardModel(nn.Module):
@@ -45,11 +45,26 @@ class RewardModel(nn.Module):
     def native_model(self) -> Any:
         return self._native[0] if self._native else None
 
-    def forward(self, **inputs: Any) -> torch.Tensor:
+    def forward(self, read_at: torch.Tensor | None = None, **inputs: Any) -> torch.Tensor:
+        """Rewards of a right-padded batch, one per row (read at its last real token), or —
+        for packed rows (:mod:`omnirm.train.packing`: a 4D boolean ``attention_mask``) — one
+        per ``read_at`` entry (row, position)."""
         attention_mask = inputs["attention_mask"]
+        if attention_mask.dim() == 4 and attention_mask.dtype == torch.bool and self._eager():
+            dtype = self.backbone.get_input_embeddings().weight.dtype
+            inputs["attention_mask"] = additive_mask(attention_mask, dtype)
         outputs = self.backbone(**inputs, use_cache=False, return_dict=True)
         hidden = _last_hidden_state(outputs)
+        if read_at is not None:
+            return self.head(hidden[read_at[:, 0], read_at[:, 1]])
         return self.head(gather_last(hidden, attention_mask))
+
+    def _eager(self) -> bool:
+        """Whether the backbone's attention adds the mask to its scores (eager), rather than
+        reading a boolean one (sdpa)."""
+        config = self.backbone.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        return getattr(text, "_attn_implementation", None) == "eager"
 
     def prefix_cache(self, **inputs: Any) -> Any:
         """The KV cache of a batch of shared prefixes (see :mod:`omnirm.models.prefix`)."""

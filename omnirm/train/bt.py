@@ -4,9 +4,12 @@ One readable loop on accelerate, so the same file runs on one CPU, under ``accel
 with DDP on several GPUs (or several CPU processes with gloo), and with FSDP or DeepSpeed
 through accelerate's config. Per step:
 
-1. a batch of records is encoded: every response that takes part in a pair is one sequence
-   (criterion → system, prompt → user, response → assistant; see :mod:`omnirm.models.inputs`);
-2. the reward model scores all sequences at once;
+1. a batch of records is encoded: by default each record is one row — its criterion, history and
+   prompt (with media) once, then every response that takes part in a pair, each seeing only the
+   prompt and itself (:mod:`omnirm.train.packing`; the same rewards and gradients as one whole
+   sequence per response, for a fraction of the tokens). Records of similar length are batched
+   together (:class:`~omnirm.train.batching.LengthGroupedSampler`);
+2. the reward model scores all responses at once (gradient checkpointing on by default);
 3. the loss runs over the pairs the records imply (:func:`omnirm.train.pairs.implied_pairs`):
    Bradley-Terry with an optional margin and reward centering, in fp32; tie pairs are skipped,
    or trained with Davidson's tie model (``ties="davidson"``).
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,12 +35,15 @@ from omnirm import console
 from omnirm.errors import RecordError, UsageError
 from omnirm.jsonl import MAX_RECORD_BYTES, display_name
 from omnirm.media import MediaLimits, MediaResolver
-from omnirm.models.inputs import TooLongError
+from omnirm.models.inputs import Encoded, TooLongError
 from omnirm.models.reward_model import RewardModel
-from omnirm.records import InvalidRecord, Record, iter_records
-from omnirm.train.batching import GroupedSampler, contrast_key
+from omnirm.records import InvalidRecord, Record, iter_records_at
+from omnirm.train.batching import GroupedSampler, LengthGroupedSampler, contrast_key
 from omnirm.train.losses import bradley_terry_loss, centering_loss, davidson_loss
+from omnirm.train.memory import memory_estimate, release_freed_activations
+from omnirm.train.packing import PackedRecord, collate_packed, pack_record, supports_packing
 from omnirm.train.pairs import Pair, implied_pairs
+from omnirm.train.records_file import RecordFile
 from omnirm.train.resume import (
     check_same_run,
     clear_output,
@@ -65,7 +72,7 @@ class BTConfig:
     batch_size: int = 8
     eval_batch_size: int = 16
     grad_accum: int = 1
-    max_length: int = 1024
+    max_length: int = 1024  # per (prompt, response) sequence
     lora_r: int = 16
     lora_alpha: int | None = None  # default: 2 × r
     lora_dropout: float = 0.0  # as peft, LLaMA-Factory and TRL; dropout masks are costly on CPU
@@ -78,7 +85,9 @@ class BTConfig:
     center_rewards: float = 0.0
     ties: TiePolicy = "skip"
     freeze_media: bool = True
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = True  # as TRL and LLaMA-Factory: activations recomputed
+    share_prefix: bool = True  # each record's prompt runs once for all its responses
+    group_by_length: bool = True  # batches of records of similar length
     bf16: bool | None = None  # default: on for GPUs that support it
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03
@@ -155,6 +164,7 @@ class PairBatch:
     worse: torch.Tensor
     tie: torch.Tensor
     record: torch.Tensor  # for each pair, the index of its record in the batch
+    read_at: torch.Tensor | None = None  # packed rows: (row, position) of each response's end
 
     def to(self, device: torch.device | str) -> PairBatch:
         """The batch on ``device`` (accelerate calls this for prepared data loaders)."""
@@ -164,29 +174,75 @@ class PairBatch:
             worse=self.worse.to(device),
             tie=self.tie.to(device),
             record=self.record.to(device),
+            read_at=self.read_at.to(device) if self.read_at is not None else None,
         )
+
+    def rewards(self, model: Any) -> torch.Tensor:
+        """The model's reward for every response of the batch, in the order pairs index."""
+        if self.read_at is not None:
+            return model(**self.inputs, read_at=self.read_at)
+        return model(**self.inputs)
+
+
+#: Records whose text encodings a collator keeps (least recently used out): bounded, so that a
+#: run's memory does not grow with its data set.
+ENCODING_CACHE = 1024
 
 
 class PairCollator:
-    """Turns a list of records into a :class:`PairBatch`: each response that takes part in a
-    pair is encoded once, and the pairs point at those sequences."""
+    """Turns a list of records into a :class:`PairBatch`. With ``backbone`` (prefix sharing)
+    each record is one packed row (:mod:`omnirm.train.packing`); without, each response that
+    takes part in a pair is one sequence. Either way the pairs point at the responses' rewards,
+    in record order."""
 
-    def __init__(self, builder: Any, ties: TiePolicy, criteria: str | None = None) -> None:
+    def __init__(
+        self,
+        builder: Any,
+        ties: TiePolicy,
+        criteria: str | None = None,
+        *,
+        backbone: Any = None,
+        cache_size: int = ENCODING_CACHE,
+    ) -> None:
         self.builder = builder
         self.ties = ties
         self.criteria = criteria
-        self._cache: dict[tuple[str, int], Any] = {}
+        self.backbone = backbone  # set: records are packed rows sharing their prefix
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, PackedRecord | list[Encoded]] = OrderedDict()
 
-    def encoded(self, record: Record, response: int) -> Any:
-        """The encoding of one response, kept for text (cheap to hold); sequences with media are
-        encoded again when needed (the builder keeps recently decoded files)."""
-        key = (record.id, response)
-        item = self._cache.get(key)
-        if item is None:
-            item = self.builder.encode(record, response, criteria=self.criteria)
-            if not item.media:
-                self._cache[key] = item
+    def responses_of(self, record: Record) -> list[int]:
+        """The responses that take part in the record's trainable pairs, in order."""
+        return sorted({i for p in self.pairs_of(record) for i in (p.better, p.worse)})
+
+    def encoded(self, record: Record) -> PackedRecord | list[Encoded]:
+        """The record's encoding (one packed row, or one sequence per response), kept for text
+        records in a bounded cache; records with media are encoded again when needed (the builder
+        keeps recently decoded files)."""
+        item = self._cache.get(record.id)
+        if item is not None:
+            self._cache.move_to_end(record.id)
+            return item
+        responses = self.responses_of(record)
+        if self.backbone is not None:
+            item = pack_record(self.builder, record, responses, self.criteria)
+            has_media = any(part.media for part in (item.prefix, *item.segments))
+        else:
+            item = [self.builder.encode(record, i, criteria=self.criteria) for i in responses]
+            has_media = any(sequence.media for sequence in item)
+        if not has_media and self.cache_size:
+            self._cache[record.id] = item
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         return item
+
+    def length_of(self, record: Record) -> int:
+        """Tokens the record puts into a batch's widest row: its packed row, or its longest
+        sequence."""
+        item = self.encoded(record)
+        if isinstance(item, PackedRecord):
+            return item.length
+        return max(sequence.length for sequence in item)
 
     def pairs_of(self, record: Record) -> list[Pair]:
         pairs = implied_pairs(record)
@@ -198,23 +254,33 @@ class PairCollator:
         worse: list[int] = []
         tie: list[bool] = []
         owner: list[int] = []
+        first = 0  # index of the record's first response among the batch's rewards
         for position, record in enumerate(records):
-            slots: dict[int, int] = {}
+            responses = self.responses_of(record)
+            slot = {response: first + k for k, response in enumerate(responses)}
             for pair in self.pairs_of(record):
-                for response in (pair.better, pair.worse):
-                    if response not in slots:
-                        slots[response] = len(encoded)
-                        encoded.append(self.encoded(record, response))
-                better.append(slots[pair.better])
-                worse.append(slots[pair.worse])
+                better.append(slot[pair.better])
+                worse.append(slot[pair.worse])
                 tie.append(pair.tie)
                 owner.append(position)
+            item = self.encoded(record)
+            if isinstance(item, PackedRecord):
+                encoded.append(item)
+            else:
+                encoded.extend(item)
+            first += len(responses)
+        read_at = None
+        if self.backbone is not None:
+            inputs, read_at = collate_packed(self.builder, self.backbone, encoded)
+        else:
+            inputs = self.builder.collate(encoded)
         return PairBatch(
-            inputs=self.builder.collate(encoded),
+            inputs=inputs,
             better=torch.tensor(better, dtype=torch.long),
             worse=torch.tensor(worse, dtype=torch.long),
             tie=torch.tensor(tie, dtype=torch.bool),
             record=torch.tensor(owner, dtype=torch.long),
+            read_at=read_at,
         )
 
 
@@ -232,18 +298,19 @@ def pair_loss(rewards: torch.Tensor, batch: PairBatch, config: BTConfig) -> torc
 
 def load_training_records(
     path: str, collator: PairCollator, *, report: bool = True, max_bytes: int = MAX_RECORD_BYTES
-) -> tuple[list[Record], int]:
-    """Records of ``path`` that imply at least one trainable pair and fit ``--max-length``
-    (each response is encoded once here, so an over-long record is reported before training
-    starts, not in the middle of a step), and how many records were left out.
+) -> tuple[RecordFile, int, int]:
+    """The records of ``path`` that imply at least one trainable pair and fit ``--max-length``
+    (each is encoded once here, so an over-long record is reported before training starts, not
+    in the middle of a step), how many records were left out, and how many pairs the kept ones
+    imply. The records stay on disk (:class:`~omnirm.train.records_file.RecordFile`).
 
     Over-long records are left out with a warning; any other bad record (malformed, missing or
     unreadable media, media the model cannot read) stops the run with an error naming it.
     """
-    kept: list[Record] = []
-    unlabelled = too_long = 0
+    kept = RecordFile(path)
+    unlabelled = too_long = pairs_total = 0
     shown = display_name(path)
-    for line, record in iter_records(path, max_bytes=max_bytes):
+    for line, offset, record in iter_records_at(path, max_bytes=max_bytes):
         if isinstance(record, InvalidRecord):
             raise record.error
         pairs = collator.pairs_of(record)
@@ -251,8 +318,7 @@ def load_training_records(
             unlabelled += 1
             continue
         try:
-            for response in sorted({i for p in pairs for i in (p.better, p.worse)}):
-                collator.encoded(record, response)
+            length = collator.length_of(record)
         except TooLongError as error:
             too_long += 1
             if report and too_long <= 3:
@@ -261,7 +327,8 @@ def load_training_records(
         except RecordError as error:
             error.located(source=shown, line=line)
             raise
-        kept.append(record)
+        kept.add(offset, length)
+        pairs_total += len(pairs)
     if too_long and report:
         console.warn(
             f"{shown}: {too_long} records left out because they do not fit --max-length "
@@ -269,7 +336,7 @@ def load_training_records(
         )
     if unlabelled and report:
         console.info(f"{shown}: {unlabelled} records without a trainable pair left out")
-    return kept, unlabelled + too_long
+    return kept, unlabelled + too_long, pairs_total
 
 
 @torch.no_grad()
@@ -280,7 +347,7 @@ def evaluate(model: torch.nn.Module, loader: Any, accelerator: Any) -> dict[str,
     model.eval()
     correct_sum = pairs_sum = loss_sum = 0.0
     for batch in loader:
-        rewards = model(**batch.inputs)
+        rewards = batch.rewards(model)
         # per-record sums, so that gather_for_metrics can drop duplicated records
         n = batch.record.max().item() + 1 if batch.record.numel() else 0
         keep = (~batch.tie).float()
@@ -312,6 +379,7 @@ def train_bt(config: BTConfig) -> TrainResult:
     from omnirm.models.checkpoint import build_reward_model, save_reward_model
 
     config.validate()
+    release_freed_activations()
     output = Path(config.output)
     use_bf16 = config.bf16 if config.bf16 is not None else bf16_supported()
     accelerator = Accelerator(
@@ -350,33 +418,44 @@ def train_bt(config: BTConfig) -> TrainResult:
     accelerator.wait_for_everyone()
 
     model, builder, model_config = build_reward_model(config, media_resolver(config, config.data))
-    collator = PairCollator(builder, config.ties, config.criteria)
-    train_records, skipped = load_training_records(
+    backbone = sharing_backbone(model, config, report=main)
+    collator = PairCollator(builder, config.ties, config.criteria, backbone=backbone)
+    train_records, skipped, train_pairs = load_training_records(
         config.data, collator, report=main, max_bytes=config.max_record_bytes
     )
-    if not train_records:
+    if not len(train_records):
         raise UsageError(f"{config.data}: no record implies a trainable pair")
     eval_collator = collator
-    eval_records: list[Record] = []
+    eval_records: RecordFile | list[Record] = []
     if config.eval:  # its media resolve against its own folder (unless --media-root)
         eval_builder = builder.with_resolver(media_resolver(config, config.eval))
-        eval_collator = PairCollator(eval_builder, config.ties, config.criteria)
+        eval_collator = PairCollator(eval_builder, config.ties, config.criteria, backbone=backbone)
         eval_records = load_training_records(
             config.eval, eval_collator, report=main, max_bytes=config.max_record_bytes
         )[0]
-    result = TrainResult(
-        train_pairs=sum(len(collator.pairs_of(r)) for r in train_records), skipped_records=skipped
-    )
+    result = TrainResult(train_pairs=train_pairs, skipped_records=skipped)
     if main:
         console.info(
             f"training on {len(train_records)} records ({result.train_pairs} pairs), "
             f"evaluating on {len(eval_records)}, {world_line(accelerator)}"
         )
 
-    train_loader: Any = training_loader(train_records, collator, config)
+    train_loader: Any = training_loader(
+        train_records, collator, config, lengths=train_records.lengths
+    )
+    if main:
+        console.info(
+            memory_estimate(
+                model,
+                train_loader,
+                train_records.lengths,
+                config,
+                rows_per_record=1.0 if backbone is not None else 2.0,
+            ).summary()
+        )
     eval_loader: Any = (
         DataLoader(eval_records, batch_size=config.eval_batch_size, collate_fn=eval_collator)  # type: ignore[arg-type]
-        if eval_records
+        if len(eval_records)
         else None
     )
     train_loader = accelerator.prepare(train_loader)  # sharded: its length is per process
@@ -429,7 +508,7 @@ def train_bt(config: BTConfig) -> TrainResult:
                 loader = accelerator.skip_first_batches(train_loader, skip_batches)
             for batch in loader:
                 with accelerator.accumulate(model):
-                    rewards = model(**batch.inputs)
+                    rewards = batch.rewards(model)
                     loss = pair_loss(rewards, batch, config)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and config.max_grad_norm:
@@ -476,16 +555,25 @@ def train_bt(config: BTConfig) -> TrainResult:
     return result
 
 
-def training_loader(records: list[Record], collator: Any, config: BTConfig) -> Any:
-    """The training DataLoader: shuffled record by record, or with ``contrastive_batches`` by
-    pair (:class:`omnirm.train.batching.GroupedSampler`)."""
+def training_loader(
+    records: Sequence[Record] | RecordFile,
+    collator: Any,
+    config: BTConfig,
+    lengths: Sequence[int] | None = None,
+) -> Any:
+    """The training DataLoader: with ``contrastive_batches`` grouped by pair
+    (:class:`~omnirm.train.batching.GroupedSampler`), else with ``group_by_length`` and the
+    records' ``lengths`` in batches of similar length
+    (:class:`~omnirm.train.batching.LengthGroupedSampler`), else shuffled record by record."""
     from torch.utils.data import DataLoader
 
-    sampler = (
-        GroupedSampler([contrast_key(r) for r in records], config.batch_size, config.seed)
-        if config.contrastive_batches
-        else None
-    )
+    sampler: Any = None
+    if config.contrastive_batches:
+        sampler = GroupedSampler(
+            [contrast_key(records[i]) for i in range(len(records))], config.batch_size, config.seed
+        )
+    elif config.group_by_length and lengths is not None:
+        sampler = LengthGroupedSampler(lengths, config.batch_size, config.seed)
     return DataLoader(
         records,  # type: ignore[arg-type]
         batch_size=config.batch_size,
@@ -493,6 +581,22 @@ def training_loader(records: list[Record], collator: Any, config: BTConfig) -> A
         sampler=sampler,
         collate_fn=collator,
     )
+
+
+def sharing_backbone(model: RewardModel, config: BTConfig, *, report: bool = True) -> Any:
+    """The backbone that packed rows are computed for, or None when records are encoded as
+    whole sequences (``--no-share-prefix``, or an attention kernel that cannot take the packed
+    rows' mask)."""
+    if not config.share_prefix:
+        return None
+    if not supports_packing(model.backbone):
+        if report:
+            console.info(
+                "this backbone's attention takes no custom mask: each response is trained as a "
+                "whole sequence (no shared prompt)"
+            )
+        return None
+    return model.backbone
 
 
 def _write_eval_rewards(

@@ -42,13 +42,13 @@ SAME_RUN = (
     "batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "lora_dropout",
     "lora_layers", "full", "seed", "margin", "center_rewards", "ties", "freeze_media", "bf16",
     "weight_decay", "warmup_ratio", "max_grad_norm", "head_dropout", "criteria", "video_frames",
-    "mesh_views", "mesh_size", "processes",
+    "mesh_views", "mesh_size", "processes", "group_by_length", "contrastive_batches",
 )  # fmt: skip
 #: Options that may change between the parts of a run (a warning names them).
 HARMLESS = (
     "data", "eval", "eval_batch_size", "eval_every", "save_every", "output", "media_root",
     "allow_outside_root", "allow_urls", "media_limits", "gradient_checkpointing",
-    "max_record_bytes",
+    "max_record_bytes", "share_prefix",
 )  # fmt: skip
 #: What a user would type for a field that is not spelt as its option.
 _OPTION = {

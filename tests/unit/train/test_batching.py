@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,3 +100,66 @@ def test_the_training_loader_under_accelerate_keeps_pairs_together() -> None:
     flat = [sorted(i for batch in seen for i in batch) for seen in epochs]
     assert flat[0] == flat[1]
     assert epochs[0] != epochs[1]
+
+
+def padded_tokens(batches: list[list[int]], lengths: list[int]) -> int:
+    return sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batches)
+
+
+def test_length_grouped_batches_hold_similar_lengths_in_a_seeded_order() -> None:
+    import random
+
+    from omnirm.train.batching import LengthGroupedSampler
+
+    rng = random.Random(0)
+    lengths = [rng.randint(20, 1000) for _ in range(1000)]
+    sampler = LengthGroupedSampler(lengths, batch_size=8, seed=5)
+    order = [int(i) for i in sampler]
+    assert sorted(order) == list(range(1000))
+    grouped = batches(order, 8)
+    shuffled = list(range(1000))
+    rng.shuffle(shuffled)
+    assert padded_tokens(grouped, lengths) < 0.1 * padded_tokens(batches(shuffled, 8), lengths)
+    # the batches come in a random order, not longest first
+    widths = [max(lengths[i] for i in b) for b in grouped]
+    assert widths != sorted(widths, reverse=True) and widths != sorted(widths)
+    again = LengthGroupedSampler(lengths, batch_size=8, seed=5)
+    assert [int(i) for i in again] == order
+    again.set_epoch(1)
+    assert [int(i) for i in again] != order
+    assert [int(i) for i in LengthGroupedSampler(lengths, 8, seed=6)] != order
+
+
+def test_a_resumed_length_grouped_loader_goes_on_exactly_where_it_stopped() -> None:
+    """What train bt does on --resume: the same (seed, epoch) order, its seen batches skipped."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
+
+    from omnirm.train.bt import BTConfig, training_loader
+
+    records = [
+        parse_record({"id": f"r{i}", "prompt": "Q?", "responses": ["a", "b"], "preference": 0})
+        for i in range(50)
+    ]
+    lengths = [(i * 37) % 101 for i in range(50)]
+    config = BTConfig(model="m", data="d", output="o", batch_size=4, seed=3)
+
+    def loader() -> Any:
+        accelerator = Accelerator(
+            cpu=True, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True)
+        )
+        prepared = accelerator.prepare(
+            training_loader(records, lambda rows: [r.id for r in rows], config, lengths=lengths)
+        )
+        return accelerator, prepared
+
+    accelerator, whole = loader()
+    whole.set_epoch(1)
+    uninterrupted = list(whole)
+    assert len(uninterrupted) == 13
+    for batch in uninterrupted:  # similar lengths together
+        widths = [lengths[int(r[1:])] for r in batch]
+        assert max(widths) - min(widths) <= 40
+    accelerator, resumed = loader()
+    resumed.set_epoch(1)
+    assert list(accelerator.skip_first_batches(resumed, 5)) == uninterrupted[5:]
