@@ -64,7 +64,8 @@ class BuildOutput:
         source: str,
         append: bool | None = None,
     ) -> None:
-        """``append`` (default: ``resume``) adds to existing files in place (a rank's shards)."""
+        """``append`` (default: ``resume`` on files that exist) writes in place, line by line,
+        rather than through a temporary file (a rank's shards, kept if the rank is killed)."""
         if resume and output is None:
             raise UsageError("--resume needs -o FILE (the output to continue)")
         self.fingerprint = fingerprint
@@ -77,16 +78,20 @@ class BuildOutput:
             for path, kept in ((output, True), (rejects, False)):
                 if path is not None and path.exists():
                     self._load(path, kept)
-        append = resume if append is None else append
+
+        def appended(path: Path | None) -> bool:
+            if append is not None:
+                return append
+            return resume and path is not None and path.exists()
+
         self._stack = contextlib.ExitStack()
         self.kept = self._stack.enter_context(
-            JsonlWriter(output, append=append and output is not None and output.exists(),
-                        inputs=[source])
-        )  # fmt: skip
+            JsonlWriter(output, append=appended(output), inputs=[source])
+        )
         self.rejected: JsonlWriter | None = None
         if rejects is not None:
             self.rejected = self._stack.enter_context(
-                JsonlWriter(rejects, append=append and rejects.exists(), inputs=[source],
+                JsonlWriter(rejects, append=appended(rejects), inputs=[source],
                             option="--rejects")
             )  # fmt: skip
 

@@ -109,3 +109,40 @@ def test_pairs_under_two_ranks_as_one_process(
     assert sharded["rejected"] == single["rejected"]
     assert sharded["kept"] == single["kept"]
     assert _timeless(sharded["stats"]) == _timeless(single["stats"])
+
+
+def test_criteria_shards_resume_from_their_own_lines(
+    models: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Two ranks cut off (rank 0 after its first input, rank 1 half-way through its first
+    input's two lines): ``--resume`` continues each shard and merges the same output."""
+    records = [
+        {"id": f"q{i}", "prompt": f"{i} + {i}?", "responses": [str(2 * i), f"It is {2 * i}."],
+         "preference": 0}
+        for i in range(4)
+    ]  # fmt: skip
+    data = write_jsonl(tmp_path / "in.jsonl", records)
+    out, stats = tmp_path / "out.jsonl", tmp_path / "stats.json"
+    args = [
+        "data", "criteria", str(data), "--teacher", f"hf:{models['teacher']}",
+        "--verifier", f"hf:{models['always_b']}", "--max-new-tokens", "24", "--contrastive",
+        "-o", str(out), "--stats", str(stats),
+    ]  # fmt: skip
+    proc = run(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    whole = read(tmp_path / "out.rejected.jsonl")
+    assert [line["id"] for line in whole][:4] == ["q0:c0", "q0:c1", "q1:c0", "q1:c1"]
+    # what the ranks had written when they were stopped (q0, q2 are rank 0's; q1, q3 rank 1's)
+    shards = tmp_path / ".out.jsonl.shards"
+    shards.mkdir()
+    write_jsonl(shards / "rank-00000-of-00002.rejected.jsonl", whole[0:2])
+    write_jsonl(shards / "rank-00001-of-00002.rejected.jsonl", whole[2:3])
+    proc = run([*args, "--resume"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read(tmp_path / "out.rejected.jsonl") == whole
+    figures = json.loads(stats.read_text())
+    assert figures["resumed"] == 1  # q0; q1 was half-written: built again (from the cache)
+    assert figures["inputs"] == 3 and figures["rejected"] == 6
+    assert figures["calls"]["calls"] == 0 and figures["calls"]["cached"] > 0  # one shared cache
+    assert not shards.exists()
