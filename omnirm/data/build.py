@@ -433,6 +433,8 @@ def run_build(
         )
     if limit is not None and limit < 0:
         raise UsageError(f"--limit must be at least 0, got {limit}")
+    if resume and output is None:
+        raise UsageError("--resume needs -o FILE (the output to continue)")
     rejects = rejects if rejects is not None else default_rejects(output)
     world = World.from_env()
     if rejects is None and world.main:
