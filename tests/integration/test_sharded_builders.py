@@ -16,8 +16,6 @@ from tests.conftest import write_jsonl
 from tests.integration.test_data_build_hf import models  # noqa: F401 (a fixture)
 from tests.integration.test_sharded_scoring import read, run
 
-pytestmark = pytest.mark.slow  # each two-rank run loads every model in both ranks (~40 s)
-
 
 def _timeless(figures: Any) -> Any:
     """``--stats`` figures without wall-clock and generation times."""
@@ -87,6 +85,7 @@ def test_criteria_under_two_ranks_as_one_process(
                                            "response is better": 1}  # fmt: skip
 
 
+@pytest.mark.slow  # ~35 s: every model loaded in both ranks, as the criteria test does
 def test_pairs_under_two_ranks_as_one_process(
     cli: Callable[..., Any],
     models: dict[str, Path],  # noqa: F811
@@ -111,6 +110,7 @@ def test_pairs_under_two_ranks_as_one_process(
     assert _timeless(sharded["stats"]) == _timeless(single["stats"])
 
 
+@pytest.mark.slow  # ~50 s: two two-rank runs
 def test_criteria_shards_resume_from_their_own_lines(
     models: dict[str, Path],  # noqa: F811
     tmp_path: Path,
