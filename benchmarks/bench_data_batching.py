@@ -44,9 +44,9 @@ def run_once(
             stats,
         )
         began = time.perf_counter()
-        run_build(pipeline, iter_records(data), stats, output=out, rejects=out.with_suffix(".rej"),
+        run_build(pipeline, lambda: iter_records(data), stats, output=out, rejects=out.with_suffix(".rej"),
                   resume=False, source=str(data), on_error=OnError.FAIL)  # fmt: skip
-        return time.perf_counter() - began, stats.calls().calls
+        return time.perf_counter() - began, stats.to_dict()["calls"]["calls"]
     finally:
         models.close()
 

@@ -1,4 +1,4 @@
-"""Data-parallel ``score``, ``bench`` and ``bon`` under ``torchrun`` or ``accelerate launch``.
+"""Data-parallel ``score``, ``bench``, ``bon`` and the ``data`` builders under ``torchrun`` or ``accelerate launch``.
 
 A launcher starts one process per GPU (or per CPU share) and sets ``WORLD_SIZE``, ``RANK`` and
 ``LOCAL_RANK``; one process (no such variables, or ``WORLD_SIZE=1``) runs as it always has.
@@ -12,7 +12,8 @@ A launcher starts one process per GPU (or per CPU share) and sets ``WORLD_SIZE``
   ``.OUT.shards/rank-00001-of-00002.jsonl`` beside ``-o OUT`` (a hidden folder in the working
   directory without ``-o``), appended line by line so that a killed rank keeps what it wrote.
 - **Merge.** After a barrier, rank 0 walks the input again and takes each item's line from
-  the shard that owns it: the output is in input order, written through a temporary file
+  the shard that owns it (the ``data`` builders: each item's lines, kept and rejected, from
+  the two shards of its rank): the output is in input order, written through a temporary file
   renamed into place, and every input record is checked to appear exactly once (a record
   missing from its shard is an error unless ``--on-error skip`` dropped it). The shards are
   then removed; on failure they stay, for ``--resume``.
@@ -102,9 +103,11 @@ class World:
             return f"cuda:{self.local_rank % torch.cuda.device_count()}"
         return device
 
-    def shard_name(self, rank: int | None = None) -> str:
+    def shard_name(self, rank: int | None = None, suffix: str = "") -> str:
+        """``rank-R-of-N{suffix}.jsonl``: a rank's shard of an output (``suffix`` tells apart
+        the outputs of one command, e.g. ``.rejected``)."""
         rank = self.rank if rank is None else rank
-        return f"rank-{rank:05d}-of-{self.size:05d}.jsonl"
+        return f"rank-{rank:05d}-of-{self.size:05d}{suffix}.jsonl"
 
 
 class ProcessGroup:
@@ -176,7 +179,14 @@ def shard_folder(output: Path | None, group: ProcessGroup) -> Path:
     return Path.cwd() / f".omnirm-shards-{name}"
 
 
-def prepare_shards(folder: Path, world: World, *, output: Path | None, resume: bool) -> None:
+def prepare_shards(
+    folder: Path,
+    world: World,
+    *,
+    output: Path | None,
+    resume: bool,
+    suffixes: Iterable[str] = ("",),
+) -> None:
     """Rank 0, before any rank writes: a fresh run removes stale shards; ``--resume`` needs the
     shards of the same number of processes (or none yet, and no finished output)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -185,7 +195,7 @@ def prepare_shards(folder: Path, world: World, *, output: Path | None, resume: b
         for path in present:
             path.unlink()
         return
-    ours = {world.shard_name(rank) for rank in range(world.size)}
+    ours = {world.shard_name(rank, suffix) for rank in range(world.size) for suffix in suffixes}
     other = [path.name for path in present if path.name not in ours]
     if other:
         raise UsageError(
@@ -223,6 +233,25 @@ def _input_stamp(line: dict[str, Any]) -> str | None:
     return None
 
 
+def scored_line_key(line: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The record a scored (or error) line was written for: its key and, when stamped, the hash
+    of the input it was scored from."""
+    return line_key(line), _input_stamp(line)
+
+
+LineKey = Callable[[dict[str, Any]], tuple[str | None, str | None]]
+
+
+@dataclass
+class ShardedOutput:
+    """One output of a sharded merge: each rank's shard lines (in that rank's input order), the
+    shards' names (for messages), and where the merged lines go."""
+
+    shards: list[Iterator[dict[str, Any]]]
+    sink: Sink
+    names: list[str]
+
+
 def merge(
     items: Iterable[Item],
     shards: list[Iterator[dict[str, Any]]],
@@ -234,61 +263,82 @@ def merge(
 ) -> tuple[int, int]:
     """Write the lines of ``shards`` (one iterator per rank, each in its input order) to
     ``sink`` in the order of ``items`` (the whole input, dealt as :meth:`World.take` deals
-    it). Each item takes the next line of its rank's shard when that line carries its key
-    (and was scored from this very input); checked: every line is used once, and no item
-    lacks a line unless ``may_drop`` (``--on-error skip``). Returns (lines written, items
-    without a line)."""
-    size = len(shards)
-    names = names or [f"shard {rank}" for rank in range(size)]
-    heads = [next(shard, None) for shard in shards]
-    written = dropped = 0
-    for position, (line, item) in enumerate(items):
-        rank = position % size
-        head = heads[rank]
-        key = item_key(item)
-        stamp = None if head is None else _input_stamp(head)
-        if head is not None and line_key(head) == key and stamp in (None, item_hash(item)):
-            sink.write(head)
-            written += 1
-            heads[rank] = next(shards[rank], None)
-            continue
-        if not may_drop:
-            raise UsageError(
-                f"{source}:{line}: record {key!r} has no line in {names[rank]} (a record lost); "
-                "the shards are kept: run again with --resume"
-            )
-        dropped += 1
-    for rank, head in enumerate(heads):
-        if head is not None:
-            raise UsageError(
-                f"{names[rank]}: line of record {line_key(head)!r} matches no record of "
-                f"{source} in order (a duplicate, or a line of another input); the shards are "
-                "kept"
-            )
-    return written, dropped
+    it): one line per item (see :func:`merge_outputs`). Returns (lines written, items without
+    a line)."""
+    names = names or [f"shard {rank}" for rank in range(len(shards))]
+    return merge_outputs(
+        items, [ShardedOutput(shards, sink, names)], source=source, may_drop=may_drop
+    )
 
 
-def merge_shards(
+def merge_outputs(
     items: Iterable[Item],
-    folder: Path,
-    world: World,
-    sink: Sink,
+    outputs: list[ShardedOutput],
     *,
     source: str = "the input",
     may_drop: bool = False,
+    several: bool = False,
+    key: LineKey = scored_line_key,
+    check: Callable[[list[dict[str, Any]]], str | None] | None = None,
 ) -> tuple[int, int]:
-    """:func:`merge` of the shard files in ``folder``; the folder is removed once merged."""
-    paths = [folder / world.shard_name(rank) for rank in range(world.size)]
-    counts = merge(
-        items,
-        [_shard_lines(path) for path in paths],
-        sink,
-        names=[str(path) for path in paths],
-        source=source,
-        may_drop=may_drop,
-    )
-    shutil.rmtree(folder, ignore_errors=True)
-    return counts
+    """Merge each output's shards in the order of ``items``. An item takes, from each output,
+    the next line of its rank's shard when that line carries its key (and was written from
+    this very input) — with ``several``, every such line in a row (a builder writes several
+    lines per input, some kept, some rejected). Checked: every line is used once, each item
+    has a line in some output unless ``may_drop`` (``--on-error skip``), and ``check`` finds
+    no problem with an item's lines. Returns (lines written, items without a line)."""
+    size = len(outputs[0].shards)
+    heads = [[next(shard, None) for shard in output.shards] for output in outputs]
+    written = dropped = 0
+    for position, (line, item) in enumerate(items):
+        rank = position % size
+        wanted, digest = item_key(item), item_hash(item)
+        taken: list[dict[str, Any]] = []
+        for index, output in enumerate(outputs):
+            while True:
+                head = heads[index][rank]
+                if head is None:
+                    break
+                found, stamp = key(head)
+                if found != wanted or stamp not in (None, digest):
+                    break
+                output.sink.write(head)
+                taken.append(head)
+                heads[index][rank] = next(output.shards[rank], None)
+                if not several:
+                    break
+        if not taken:
+            if not may_drop:
+                names = " or ".join(output.names[rank] for output in outputs)
+                raise UsageError(
+                    f"{source}:{line}: record {wanted!r} has no line in {names} (a record "
+                    "lost); the shards are kept: run again with --resume"
+                )
+            dropped += 1
+            continue
+        problem = check(taken) if check is not None else None
+        if problem is not None:
+            raise UsageError(f"{source}:{line}: record {wanted!r}: {problem}; the shards are kept")
+        written += len(taken)
+    for output, rank_heads in zip(outputs, heads, strict=True):
+        for rank, head in enumerate(rank_heads):
+            if head is not None:
+                raise UsageError(
+                    f"{output.names[rank]}: line of record {key(head)[0]!r} matches no record "
+                    f"of {source} in order (a duplicate, or a line of another input); the "
+                    "shards are kept"
+                )
+    return written, dropped
+
+
+@dataclass(frozen=True)
+class Target:
+    """A file a sharded command writes: ``path`` (None: standard output), the ``suffix`` of its
+    shards' names, and the option that names it (for messages)."""
+
+    path: Path | None
+    suffix: str = ""
+    option: str = "-o"
 
 
 def run_sharded(
@@ -308,40 +358,91 @@ def run_sharded(
     the shards into ``output`` (None: standard output) in input order, each line also handed
     to ``merged``. Rank 0 locks ``output`` first, as one process does, and clears stale shards
     (``resume``: checks them). Returns what ``work`` returned on this rank."""
-    from omnirm import console
-    from omnirm.jsonl import JsonlWriter, display_name
     from omnirm.records import iter_records
 
+    return run_sharded_outputs(
+        world,
+        source,
+        [Target(output)],
+        lambda shards, resume_shard: work(shards[0], resume_shard),
+        items=lambda: iter_records(source, max_bytes=max_bytes),
+        command=command,
+        resume=resume,
+        may_drop=may_drop,
+        merged=merged,
+    )
+
+
+def run_sharded_outputs(
+    world: World,
+    source: str | Path,
+    targets: list[Target],
+    work: Callable[[list[Path], bool], R],
+    *,
+    items: Callable[[], Iterable[Item]],
+    command: str,
+    resume: bool = False,
+    may_drop: bool = False,
+    several: bool = False,
+    key: LineKey = scored_line_key,
+    check: Callable[[list[dict[str, Any]]], str | None] | None = None,
+    merged: Callable[[dict[str, Any]], None] | None = None,
+    gathered: Callable[[list[R]], None] | None = None,
+) -> R:
+    """:func:`run_sharded` for a command that writes several files (``targets``, the first the
+    main output): ``work(shards, resume_shard)`` writes this rank's share to one shard per
+    target; rank 0 merges each target's shards in the order of ``items()`` (the whole input
+    read again, see :func:`merge_outputs`) and, with ``gathered``, is handed what ``work``
+    returned on every rank, in rank order."""
+    from omnirm import console
+    from omnirm.jsonl import JsonlWriter, display_name
+
     refuse_stdin(source, world, command)
+    main = targets[0].path
     with ProcessGroup(world) as group:
-        folder = shard_folder(output, group)
-        final = JsonlWriter(output, inputs=[source]) if world.main else None
+        folder = shard_folder(main, group)
+        finals: list[JsonlWriter] = []
         try:
-            if world.main:
-                prepare_shards(folder, world, output=output, resume=resume)
+            if world.main:  # locked (and checked against the input) before any work
+                for target in targets:
+                    finals.append(JsonlWriter(target.path, inputs=[source], option=target.option))
+                prepare_shards(
+                    folder, world, output=main, resume=resume,
+                    suffixes=[target.suffix for target in targets],
+                )  # fmt: skip
             group.barrier()
-            shard = folder / world.shard_name()
-            result = work(shard, resume and shard.exists())
+            shards = [folder / world.shard_name(suffix=target.suffix) for target in targets]
+            result = work(shards, resume and any(shard.exists() for shard in shards))
             group.barrier()  # every shard complete
-            if final is not None:
-                sink: Sink = final if merged is None else _Tee(final, merged)
-                written, dropped = merge_shards(
-                    iter_records(source, max_bytes=max_bytes),
-                    folder,
-                    world,
-                    sink,
-                    source=display_name(source),
-                    may_drop=may_drop,
-                )
+            results = group.gather(result) if gathered is not None else None
+            if world.main:
+                outputs = []
+                for index, (target, final) in enumerate(zip(targets, finals, strict=True)):
+                    paths = [
+                        folder / world.shard_name(rank, target.suffix) for rank in range(world.size)
+                    ]
+                    sink: Sink = final if merged is None or index else _Tee(final, merged)
+                    outputs.append(
+                        ShardedOutput(
+                            [_shard_lines(p) for p in paths], sink, [str(p) for p in paths]
+                        )
+                    )
+                written, dropped = merge_outputs(
+                    items(), outputs, source=display_name(source), may_drop=may_drop,
+                    several=several, key=key, check=check,
+                )  # fmt: skip
+                shutil.rmtree(folder, ignore_errors=True)
                 skipped = f", {dropped} records skipped" if dropped else ""
                 console.info(
                     f"{written} lines of {world.size} shards merged in input order{skipped}"
                 )
+                if gathered is not None and results is not None:
+                    gathered(results)
         except BaseException as error:
-            if final is not None:
+            for final in finals:
                 final.__exit__(type(error), error, None)
             raise
-        if final is not None:
+        for final in finals:
             final.close()
     return result
 
@@ -368,11 +469,13 @@ def refuse_stdin(source: str | Path, world: World, command: str) -> None:
 
 __all__ = [
     "ProcessGroup",
+    "Target",
     "World",
     "merge",
-    "merge_shards",
+    "merge_outputs",
     "prepare_shards",
     "refuse_stdin",
     "run_sharded",
+    "run_sharded_outputs",
     "shard_folder",
 ]

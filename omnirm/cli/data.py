@@ -462,9 +462,10 @@ def criteria(
             report,
             source=source,
         )
-        items = iter_records(source, max_bytes=record_bytes(max_record_bytes))
-        return run_build(pipeline, items, report, output=output, rejects=rejects, resume=resume,
-                         source=source, on_error=on_error, limit=limit, stats_file=stats)  # fmt: skip
+        max_bytes = record_bytes(max_record_bytes)
+        return run_build(pipeline, lambda: iter_records(source, max_bytes=max_bytes), report,
+                         output=output, rejects=rejects, resume=resume, source=source,
+                         on_error=on_error, limit=limit, stats_file=stats)  # fmt: skip
 
 
 @app.command()
@@ -615,9 +616,10 @@ def pairs(
             weak=generators.get("weak"),
             source=source,
         )
-        items = iter_prompts(source, max_bytes=record_bytes(max_record_bytes))
-        return run_build(pipeline, items, report, output=output, rejects=rejects, resume=resume,
-                         source=source, on_error=on_error, limit=limit, stats_file=stats)  # fmt: skip
+        max_bytes = record_bytes(max_record_bytes)
+        return run_build(pipeline, lambda: iter_prompts(source, max_bytes=max_bytes), report,
+                         output=output, rejects=rejects, resume=resume, source=source,
+                         on_error=on_error, limit=limit, stats_file=stats)  # fmt: skip
 
 
 @app.command()

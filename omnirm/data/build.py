@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ import orjson
 
 from omnirm import console
 from omnirm.data.teach import Caller, CallStats, Timer
+from omnirm.distributed import Item, World
 from omnirm.errors import RecordError, UsageError
 from omnirm.jsonl import JsonlWriter, complete_lines
 from omnirm.models.backends.base import JudgeBackend, Sampling
@@ -61,7 +62,10 @@ class BuildOutput:
         *,
         resume: bool,
         source: str,
+        append: bool | None = None,
     ) -> None:
+        """``append`` (default: ``resume`` on files that exist) writes in place, line by line,
+        rather than through a temporary file (a rank's shards, kept if the rank is killed)."""
         if resume and output is None:
             raise UsageError("--resume needs -o FILE (the output to continue)")
         self.fingerprint = fingerprint
@@ -74,15 +78,20 @@ class BuildOutput:
             for path, kept in ((output, True), (rejects, False)):
                 if path is not None and path.exists():
                     self._load(path, kept)
+
+        def appended(path: Path | None) -> bool:
+            if append is not None:
+                return append
+            return resume and path is not None and path.exists()
+
         self._stack = contextlib.ExitStack()
         self.kept = self._stack.enter_context(
-            JsonlWriter(output, append=resume and output is not None and output.exists(),
-                        inputs=[source])
-        )  # fmt: skip
+            JsonlWriter(output, append=appended(output), inputs=[source])
+        )
         self.rejected: JsonlWriter | None = None
         if rejects is not None:
             self.rejected = self._stack.enter_context(
-                JsonlWriter(rejects, append=resume and rejects.exists(), inputs=[source],
+                JsonlWriter(rejects, append=appended(rejects), inputs=[source],
                             option="--rejects")
             )  # fmt: skip
 
@@ -159,7 +168,8 @@ class BuildOutput:
 
 @dataclass
 class BuildStats:
-    """A run's figures: inputs, kept and rejected lines (by reason), and each role's calls."""
+    """A run's figures: inputs, kept and rejected lines (by reason), each role's calls, and the
+    pipeline's rates as (count, out of) so that the ranks of a sharded run add up."""
 
     pipeline: str
     inputs: int = 0
@@ -168,7 +178,7 @@ class BuildStats:
     rejected: int = 0
     failed: int = 0  # input records that failed (bad records, failed requests)
     reasons: dict[str, int] = field(default_factory=dict)
-    rates: dict[str, float | None] = field(default_factory=dict)
+    ratios: dict[str, tuple[int, int]] = field(default_factory=dict)
     roles: dict[str, Caller] = field(default_factory=dict)
     timer: Timer = field(default_factory=Timer)
 
@@ -176,63 +186,123 @@ class BuildStats:
         self.rejected += 1
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
-    def calls(self) -> CallStats:
-        total = CallStats()
-        for caller in self.roles.values():
-            for key, value in caller.stats.to_dict().items():
-                setattr(total, key, getattr(total, key) + value)
-        return total
-
     def to_dict(self) -> dict[str, Any]:
-        total = self.calls()
-        lines = self.kept + self.rejected
-        return {
-            "pipeline": self.pipeline,
-            "inputs": self.inputs,
-            "resumed": self.resumed,
-            "kept": self.kept,
-            "rejected": self.rejected,
-            "failed": self.failed,
-            "acceptance": round(self.kept / lines, 4) if lines else None,
-            "rates": self.rates,
-            "reasons": dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])),
-            "calls": total.to_dict(),
-            "roles": {
-                role: {**caller.provenance(), **caller.stats.to_dict()}
-                for role, caller in self.roles.items()
-            },
-            "seconds": round(self.timer.seconds(), 3),
+        roles = {
+            role: {**caller.provenance(), **caller.stats.to_dict()}
+            for role, caller in self.roles.items()
         }
+        return _figures(
+            pipeline=self.pipeline, inputs=self.inputs, resumed=self.resumed, kept=self.kept,
+            rejected=self.rejected, failed=self.failed, reasons=self.reasons,
+            ratios=self.ratios, roles=roles, seconds=self.timer.seconds(),
+        )  # fmt: skip
 
     def summary(self) -> str:
-        total = self.calls()
-        lines = self.kept + self.rejected
-        rate = f" ({self.kept / lines:.1%} accepted)" if lines else ""
-        parts = [
-            f"{self.inputs} records read"
-            + (f" ({self.resumed} done before, skipped)" if self.resumed else ""),
-            f"{self.kept} kept, {self.rejected} rejected{rate}",
-        ]
-        parts += [f"{name} {value:.1%}" for name, value in self.rates.items() if value is not None]
-        parts.append(
-            f"{total.calls} calls ({total.cached} from the cache, {total.reasks} re-asks), "
-            f"tokens {total.prompt_tokens} in / {total.completion_tokens} out"
-        )
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        parts.append(f"{self.timer.seconds():.1f} s")
-        return ", ".join(parts)
+        return summary(self.to_dict())
 
-    def report(self, stats_file: Path | None) -> None:
-        """The summary on stderr, and the figures as JSON in ``stats_file``."""
-        console.info(self.summary())
+    def report(self, stats_file: Path | None, figures: dict[str, Any] | None = None) -> None:
+        """The summary on stderr, and the figures (default: this run's) as JSON in
+        ``stats_file``."""
+        figures = self.to_dict() if figures is None else figures
+        console.info(summary(figures))
         if stats_file is not None:
             try:
-                stats_file.write_bytes(
-                    orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
-                )
+                stats_file.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n")
             except OSError as error:
                 raise UsageError(f"--stats {stats_file}: {error.strerror or error}") from None
+
+
+_CALL_FIELDS = tuple(CallStats().to_dict())
+
+
+def _figures(
+    *,
+    pipeline: str,
+    inputs: int,
+    resumed: int,
+    kept: int,
+    rejected: int,
+    failed: int,
+    reasons: dict[str, int],
+    ratios: dict[str, tuple[int, int]],
+    roles: dict[str, dict[str, Any]],
+    seconds: float,
+) -> dict[str, Any]:
+    """The ``--stats`` JSON of a run (rates and acceptance worked out from the counts)."""
+    lines = kept + rejected
+    calls = {name: sum(role[name] for role in roles.values()) for name in _CALL_FIELDS}
+    calls["seconds"] = round(calls["seconds"], 3)
+    return {
+        "pipeline": pipeline,
+        "inputs": inputs,
+        "resumed": resumed,
+        "kept": kept,
+        "rejected": rejected,
+        "failed": failed,
+        "acceptance": round(kept / lines, 4) if lines else None,
+        "rates": {name: (n / d if d else None) for name, (n, d) in ratios.items()},
+        "ratios": {name: [n, d] for name, (n, d) in ratios.items()},
+        "reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+        "calls": calls,
+        "roles": roles,
+        "seconds": round(seconds, 3),
+    }
+
+
+def summed_figures(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of one run made of ``parts`` (the ranks of a sharded run, each a
+    :meth:`BuildStats.to_dict`): counts and calls added up, rates and acceptance worked out
+    from the sums, the wall time the longest rank's."""
+    first = parts[0]
+    reasons: dict[str, int] = {}
+    ratios: dict[str, tuple[int, int]] = {}
+    for part in parts:
+        for name, count in part["reasons"].items():
+            reasons[name] = reasons.get(name, 0) + count
+        for name, (n, d) in part["ratios"].items():
+            was = ratios.get(name, (0, 0))
+            ratios[name] = (was[0] + n, was[1] + d)
+    roles = {
+        role: {
+            **described,
+            **{name: sum(part["roles"][role][name] for part in parts) for name in _CALL_FIELDS},
+        }
+        for role, described in first["roles"].items()
+    }
+    for described in roles.values():
+        described["seconds"] = round(described["seconds"], 3)
+    return _figures(
+        pipeline=first["pipeline"],
+        **{name: sum(part[name] for part in parts)
+           for name in ("inputs", "resumed", "kept", "rejected", "failed")},
+        reasons=reasons, ratios=ratios, roles=roles,
+        seconds=max(part["seconds"] for part in parts),
+    )  # fmt: skip
+
+
+def summary(figures: dict[str, Any]) -> str:
+    """One line of a run's figures (:meth:`BuildStats.to_dict`), for stderr."""
+    total = figures["calls"]
+    kept, rejected = figures["kept"], figures["rejected"]
+    lines = kept + rejected
+    rate = f" ({kept / lines:.1%} accepted)" if lines else ""
+    resumed = figures["resumed"]
+    parts = [
+        f"{figures['inputs']} records read"
+        + (f" ({resumed} done before, skipped)" if resumed else ""),
+        f"{kept} kept, {rejected} rejected{rate}",
+    ]
+    parts += [
+        f"{name} {value:.1%}" for name, value in figures["rates"].items() if value is not None
+    ]
+    parts.append(
+        f"{total['calls']} calls ({total['cached']} from the cache, {total['reasks']} re-asks), "
+        f"tokens {total['prompt_tokens']} in / {total['completion_tokens']} out"
+    )
+    if figures["failed"]:
+        parts.append(f"{figures['failed']} failed")
+    parts.append(f"{figures['seconds']:.1f} s")
+    return ", ".join(parts)
 
 
 @dataclass
@@ -267,6 +337,9 @@ class Models:
             raise UsageError("--max-new-tokens must be at least 1")
         if options.batch_size < 1:
             raise UsageError("--batch-size must be at least 1")
+        world = World.from_env()
+        if world.sharded:  # one GPU a rank (cuda:LOCAL_RANK)
+            options = replace(options, device=world.device(options.device) or options.device)
         self.options = options
         self.backends: dict[str, JudgeBackend] = {}
         self.cache = (
@@ -338,7 +411,7 @@ class Pipeline(Protocol):
 
 def run_build(
     pipeline: Pipeline,
-    items: Iterable[tuple[int, Record | InvalidRecord]],
+    read: Callable[[], Iterable[Item]],
     stats: BuildStats,
     *,
     output: Path | None,
@@ -349,8 +422,10 @@ def run_build(
     limit: int | None = None,
     stats_file: Path | None = None,
 ) -> int:
-    """Run a pipeline over the first ``limit`` records of ``items`` (the pending ones with
-    ``resume``), write its lines, report, and return the exit code."""
+    """Run a pipeline over the first ``limit`` records that ``read()`` yields (the pending ones
+    with ``resume``), write its lines, report, and return the exit code. Launched by
+    ``torchrun``/``accelerate launch``, each process builds its share and the first merges
+    them (:func:`run_build_sharded`)."""
     if on_error is OnError.RECORD:
         raise UsageError(
             "--on-error record: rejected items already go to --rejects; use fail or skip "
@@ -358,18 +433,107 @@ def run_build(
         )
     if limit is not None and limit < 0:
         raise UsageError(f"--limit must be at least 0, got {limit}")
+    if resume and output is None:
+        raise UsageError("--resume needs -o FILE (the output to continue)")
     rejects = rejects if rejects is not None else default_rejects(output)
-    if rejects is None:
+    world = World.from_env()
+    if rejects is None and world.main:
         console.warn("rejected items are only counted: pass --rejects FILE (or -o) to keep them")
+
+    def selected() -> Iterable[Item]:
+        items = read()
+        return itertools.islice(items, limit) if limit is not None else items
+
     policy = ErrorPolicy(on_error)
-    selected = itertools.islice(items, limit) if limit is not None else items
-    with BuildOutput(output, rejects, pipeline.fingerprint(), resume=resume, source=source) as out:
+    if world.sharded:
+        return run_build_sharded(
+            pipeline, world, selected, stats, policy, output=output, rejects=rejects,
+            resume=resume, source=source, stats_file=stats_file,
+        )  # fmt: skip
+    _build(pipeline, selected(), stats, policy, output, rejects, resume=resume, source=source)
+    stats.report(stats_file)
+    return policy.exit_code()
+
+
+def _build(
+    pipeline: Pipeline,
+    items: Iterable[Item],
+    stats: BuildStats,
+    policy: ErrorPolicy,
+    output: Path | None,
+    rejects: Path | None,
+    *,
+    resume: bool,
+    source: str,
+    append: bool | None = None,
+) -> None:
+    fingerprint = pipeline.fingerprint()
+    with BuildOutput(
+        output, rejects, fingerprint, resume=resume, source=source, append=append
+    ) as out:
         pending = (
             (line, item)
-            for line, item in selected
+            for line, item in items
             if isinstance(item, InvalidRecord) or not out.is_done(line, item)
         )
         pipeline.run(console.progress(pending, "building"), out, policy)
         stats.resumed = out.skipped
-    stats.report(stats_file)
-    return policy.exit_code()
+
+
+def run_build_sharded(
+    pipeline: Pipeline,
+    world: World,
+    read: Callable[[], Iterable[Item]],
+    stats: BuildStats,
+    policy: ErrorPolicy,
+    *,
+    output: Path | None,
+    rejects: Path | None,
+    resume: bool,
+    source: str,
+    stats_file: Path | None,
+) -> int:
+    """One rank of a sharded build (:mod:`omnirm.distributed`): the rank builds its share of
+    ``read()`` into its own kept and rejects shards (``rank-R-of-N.jsonl`` and
+    ``rank-R-of-N.rejected.jsonl`` in ``.OUT.shards/``), resumed from them with ``resume``;
+    rank 0 merges each file in input order (all the lines of an input together, checked to
+    be its parts, once) and reports the ranks' figures added up."""
+    from omnirm.distributed import Target, run_sharded_outputs
+
+    targets = [Target(output)]
+    if rejects is not None:
+        targets.append(Target(rejects, ".rejected", "--rejects"))
+
+    def work(shards: list[Path], resume_shard: bool) -> tuple[dict[str, Any], int, str | None]:
+        kept, rejected = shards[0], shards[1] if len(shards) > 1 else None
+        _build(pipeline, world.take(read()), stats, policy, kept, rejected,
+               resume=resume_shard, source=source, append=True)  # fmt: skip
+        return stats.to_dict(), policy.count, policy.first
+
+    def gathered(ranks: list[tuple[dict[str, Any], int, str | None]]) -> None:
+        policy.count = sum(count for _, count, _ in ranks)
+        policy.first = next((first for *_, first in ranks if first is not None), None)
+        stats.report(stats_file, summed_figures([figures for figures, *_ in ranks]))
+
+    run_sharded_outputs(
+        world, source, targets, work, items=read, command=f"data {stats.pipeline}",
+        resume=resume, may_drop=policy.mode is OnError.SKIP, several=True, key=_built_key,
+        check=_all_parts, gathered=gathered,
+    )  # fmt: skip
+    return policy.exit_code() if world.main else int(policy.failed)
+
+
+def _built_key(line: dict[str, Any]) -> tuple[str | None, str | None]:
+    stamp = line.get("provenance")
+    if not isinstance(stamp, dict):
+        return None, None
+    return str(stamp.get("source_id")), stamp.get("input")
+
+
+def _all_parts(lines: list[dict[str, Any]]) -> str | None:
+    """Whether an input's merged lines are its parts 0..of-1, each once."""
+    parts = sorted(int(line["provenance"].get("part", 0)) for line in lines)
+    of = int(lines[0]["provenance"].get("of", 1))
+    if parts != list(range(of)):
+        return f"lines {parts} of its {of} (a line lost or written twice)"
+    return None

@@ -177,18 +177,14 @@ class CriteriaPipeline:
                     policy.handle(InvalidRecord(line, error, item.to_dict()))
                 else:
                     output.write(item, result or [], base)
-        self.stats.rates = self.rates()
+        self.stats.ratios = self.ratios()
 
-    def rates(self) -> dict[str, float | None]:
-        asked = self.teacher.stats.requests
-        rates: dict[str, float | None] = {
-            "teacher criteria usable": (self.verified / asked) if asked else None
-        }
+    def ratios(self) -> dict[str, tuple[int, int]]:
+        """The rates as (count, out of): criteria usable, each verifier's agreement."""
+        ratios = {"teacher criteria usable": (self.verified, self.teacher.stats.requests)}
         for index, agree in enumerate(self.agreements):
-            rates[f"verifier {index + 1} agreement"] = (
-                agree / self.verified if self.verified else None
-            )
-        return rates
+            ratios[f"verifier {index + 1} agreement"] = (agree, self.verified)
+        return ratios
 
     def _window(
         self, window: list[tuple[int, Record | InvalidRecord]]

@@ -213,9 +213,7 @@ class PairsPipeline:
                     policy.handle(InvalidRecord(line, error, item.to_dict()))
                 else:
                     output.write(item, result, base)
-        self.stats.rates = {
-            "pairs scored usable": self.scored / self.candidates if self.candidates else None
-        }
+        self.stats.ratios = {"pairs scored usable": (self.scored, self.candidates)}
 
     # -- one window -----------------------------------------------------------------------------
 

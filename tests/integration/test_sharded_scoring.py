@@ -266,3 +266,50 @@ def test_merge_finds_lost_and_duplicated_lines() -> None:
     )
     with pytest.raises(UsageError, match="shard 1: line of record 'r3' matches no record"):
         merge(items, [iter(lines("r0", "r2")), iter(lines("r1", "r3", "r3"))], Sink())
+
+
+def test_merge_of_built_lines_keeps_each_inputs_lines_together() -> None:
+    """The builders' merge: an input's lines come from the kept and the rejects shards of its
+    rank, several in a row; a lost or doubled part is an error."""
+    from omnirm.data.build import _all_parts, _built_key
+    from omnirm.distributed import ShardedOutput, merge_outputs
+    from omnirm.errors import UsageError
+    from omnirm.records import parse_record
+    from omnirm.resume import item_hash
+
+    items = [(n + 1, parse_record({"id": f"r{n}", "prompt": "p", "responses": ["a", "b"]}))
+             for n in range(3)]  # fmt: skip
+    digest = {record.id: item_hash(record) for _, record in items}
+
+    def built(source: str, part: int, of: int) -> dict[str, Any]:
+        stamp = {"source_id": source, "input": digest[source], "part": part, "of": of}
+        return {"id": f"{source}:{part}", "provenance": stamp}
+
+    class Sink:
+        def __init__(self) -> None:
+            self.ids: list[str] = []
+
+        def write(self, obj: Any) -> None:
+            self.ids.append(obj["id"])
+
+    def merged(kept: list[list[Any]], rejected: list[list[Any]]) -> tuple[Sink, Sink]:
+        sinks = Sink(), Sink()
+        outputs = [
+            ShardedOutput([iter(lines) for lines in kept], sinks[0], ["k0", "k1"]),
+            ShardedOutput([iter(lines) for lines in rejected], sinks[1], ["x0", "x1"]),
+        ]
+        assert merge_outputs(items, outputs, several=True, key=_built_key, check=_all_parts)
+        return sinks
+
+    # r0 (rank 0): part 0 kept, part 1 rejected; r1 (rank 1): both rejected; r2 (rank 0): kept
+    kept = [[built("r0", 0, 2), built("r2", 0, 1)], []]
+    rejected = [[built("r0", 1, 2)], [built("r1", 0, 2), built("r1", 1, 2)]]
+    good, bad = merged(kept, rejected)
+    assert good.ids == ["r0:0", "r2:0"]
+    assert bad.ids == ["r0:1", "r1:0", "r1:1"]
+    with pytest.raises(UsageError, match=r"record 'r1': lines \[0\] of its 2"):
+        merged(kept, [[built("r0", 1, 2)], [built("r1", 0, 2)]])
+    with pytest.raises(UsageError, match=r"record 'r0': lines \[0, 1, 1\] of its 2"):
+        merged(kept, [[built("r0", 1, 2), built("r0", 1, 2)], rejected[1]])
+    with pytest.raises(UsageError, match="record 'r1' has no line in k1 or x1"):
+        merged(kept, [rejected[0], []])
