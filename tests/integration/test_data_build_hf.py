@@ -109,7 +109,9 @@ def test_builders_quiet_by_default(models: dict[str, Path], tmp_path: Path) -> N
         "--teacher", f"hf:{models['teacher']}", "--verifier", f"hf:{models['always_a']}",
         "--max-new-tokens", "24", "-o", str(tmp_path / "out.jsonl"),
     ]  # fmt: skip
-    env = {**os.environ, "OMNIRM_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    # an earlier in-process test may have quietened this process (TQDM_DISABLE in os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    env.update(OMNIRM_CACHE_DIR=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
     quiet = subprocess.run(command, capture_output=True, text=True, env=env)
     assert quiet.returncode == 0, quiet.stderr
     assert "it/s" not in quiet.stderr and "Loading weights" not in quiet.stderr, quiet.stderr
