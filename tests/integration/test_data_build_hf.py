@@ -116,8 +116,11 @@ def test_builders_quiet_by_default(models: dict[str, Path], tmp_path: Path) -> N
     assert quiet.returncode == 0, quiet.stderr
     assert "it/s" not in quiet.stderr and "Loading weights" not in quiet.stderr, quiet.stderr
     # the same with -v shows them: what the quiet run lacks is really there to hide
-    loud = subprocess.run(
-        [*command[:-1], str(tmp_path / "loud.jsonl"), "-v"], capture_output=True, text=True, env=env
+    loud = subprocess.run(  # a cache of its own, so its answers come from the loaded model
+        [*command[:-1], str(tmp_path / "loud.jsonl"), "-v"],
+        capture_output=True,
+        text=True,
+        env={**env, "OMNIRM_CACHE_DIR": str(tmp_path / "cache-loud")},
     )
     assert loud.returncode == 0, loud.stderr
     assert "Loading weights" in loud.stderr
