@@ -154,6 +154,11 @@ def test_rs_resumes_without_duplicates_and_refuses_other_settings(  # type: igno
     mixed = cli("train", "r1", "--model", str(prone), "--data", str(other), "-o",
                 str(tmp_path / "fresh"), "--stage", "rs", "--rs-output", str(target))  # fmt: skip
     assert mixed.code == 2 and "exists; pass --resume" in mixed.stderr
+    before = data.read_bytes()  # --force replaces an earlier rs file, never the training data
+    onto_data = cli("train", "r1", "--model", str(prone), "--data", str(data), "-o",
+                    str(tmp_path / "onto"), "--stage", "rs", "--rs-output", str(data), "--force")  # fmt: skip
+    assert onto_data.code == 2 and "is the input file" in onto_data.stderr, onto_data.stderr
+    assert data.read_bytes() == before
 
 
 def test_stage_lists_are_checked(cli, qwen2: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

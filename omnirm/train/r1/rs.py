@@ -134,8 +134,7 @@ def rejection_sample(
                 f"--rs-output {path}: exists; pass --resume to continue it, --force to write "
                 "it again, or choose another file"
             )
-        path.unlink()
-        existing = False
+        existing = False  # the writer replaces it (after refusing an input file)
     cache = AnswerCache(config.cache or default_cache_path()) if config.use_cache else None
     judges = [
         Judge(
