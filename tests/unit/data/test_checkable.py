@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from omnirm.data.checkable import (
     FAMILIES,
+    as_list,
+    as_prose,
     checkable_pairs,
+    edited_pairs,
     has_code,
     list_items,
     numbers,
+    shortened,
+    without_code,
+    without_numbers,
     word_count,
 )
 
@@ -58,3 +64,51 @@ def test_code_family() -> None:
     rows = list(checkable_pairs([_record(PROSE, CODE)]))
     code = {r["id"]: r["preference"] for r in rows if r["criteria_family"] == "code"}
     assert code == {"r-code": 1, "r-code-opposite": 0}
+
+
+ARTICLE = (
+    "The tower was built for the 1889 World's Fair. It is 330 metres tall. "
+    "Many people disliked it at first. Today it is loved by visitors. "
+    "It was the tallest structure for decades. Engineers still study its design."
+)
+ITEMS = "Tips:\n\n1. Sleep well\n\n2. Eat greens.\n\n3. Walk daily\nThat is all."
+
+
+def test_edits_change_one_checkable_respect() -> None:
+    prose = as_prose(ITEMS)
+    assert prose == "Tips:\n\nSleep well. Eat greens. Walk daily.\n\nThat is all."
+    assert list_items(prose) == 0 and as_prose(PROSE) is None
+    listed = as_list(ARTICLE)
+    assert listed is not None and list_items(listed) == 5
+    assert listed.startswith("The tower was built for the 1889 World's Fair.\n\n- It is 330")
+    assert as_list(LISTED) is None  # a list already
+    plain = without_numbers(ARTICLE)
+    assert plain is not None and numbers(plain) == 0
+    assert plain.startswith("Many people disliked it at first.")
+    assert without_numbers(PROSE) is None
+    short = shortened(ARTICLE)
+    assert short is not None and 0 < word_count(short) <= word_count(ARTICLE) // 2
+    assert ARTICLE.startswith(short)
+    assert without_code(CODE + "\nThat prints a greeting on the screen for you.") == (
+        "Use this:\n\nThat prints a greeting on the screen for you."
+    )
+
+
+def test_edited_pairs_label_the_edit_under_both_criteria() -> None:
+    records = [{**_record(ARTICLE, ITEMS, f"r{i}"), "prompt": f"Q{i}?"} for i in range(8)]
+    rows = list(edited_pairs(records[:1]))
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids))
+    for row in rows:
+        family = next(f for f in FAMILIES if f.name == row["criteria_family"])
+        better = family.decide(*row["responses"])
+        opposite = row["id"].endswith("-opposite")
+        assert row["preference"] == (1 - better if opposite else better)
+        assert row["criteria"] == (family.opposite if opposite else family.criterion)
+        assert row["source_id"] == "r0" and row["edit"] in row["id"]
+    assert {r["edit"] for r in rows} == {"as_list", "as_prose", "without_numbers"}
+    # too short to halve by the length rule's margin (25 words): no length pair from ARTICLE
+    assert {r["edit"] for r in edited_pairs([_record(LONG, SHORT)])} == {"shortened", "as_list"}
+    # which side holds the edited copy varies, so position says nothing
+    sides = {r["responses"][0] == ARTICLE for r in edited_pairs(records) if r["edit"] == "as_list"}
+    assert sides == {True, False}
