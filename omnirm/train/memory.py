@@ -13,7 +13,9 @@ The estimate is the sum of four parts, in bytes:
   scores and probabilities, which the CPU's attention materialises). Without gradient
   checkpointing all n layers keep theirs; with it, each layer keeps only its input
   (``e · T · h``) and one layer's set is rebuilt at a time in the backward:
-  ``n · e · T · h + e · (T · (10h + 4f) + 2S)``;
+  ``n · e · T · h + e · (T · (10h + 4f) + 2S)``. Only the layers the backward runs through
+  count: from the lowest language-model layer with a trainable parameter up (``--lora-layers``
+  on the last 8 of 30 layers: n = 8), all of them when anything below the layers trains;
 - **runtime**: a fixed 0.6 GB for the interpreter, torch and the tokenizer.
 
 It is an estimate (the allocator's caching, media towers and temporary buffers come on top, and
@@ -23,6 +25,7 @@ killed for memory, and to show what ``--max-length``, ``--batch-size`` and check
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +71,25 @@ def largest_batch(loader: Any, lengths: Sequence[int], batch_size: int) -> tuple
     return min(batch_size, len(lengths)), max(int(n) for n in lengths)
 
 
+_TEXT_LAYER = re.compile(r"(?:^|\.)(?:model|language_model)\.layers\.(\d+)\.")
+
+
+def layers_with_gradients(model: Any, layers: int) -> int:
+    """How many of the language model's ``layers`` the backward pass runs through (and so keep
+    activations): from the lowest one holding a trainable parameter up; all of them when a
+    trainable parameter sits outside the layers and the head (embeddings, media towers)."""
+    lowest = layers
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        match = _TEXT_LAYER.search(name)
+        if match:
+            lowest = min(lowest, int(match.group(1)))
+        elif "head" not in name.split(".")[0] and not name.startswith(("head", "score")):
+            return layers
+    return layers - lowest
+
+
 def memory_estimate(
     model: Any, loader: Any, lengths: Sequence[int], config: Any, rows_per_record: float = 1.0
 ) -> MemoryEstimate:
@@ -82,7 +104,7 @@ def memory_estimate(
     hidden = int(text.hidden_size)
     mlp = int(getattr(text, "intermediate_size", 4 * hidden))
     heads = int(text.num_attention_heads)
-    layers = int(text.num_hidden_layers)
+    layers = layers_with_gradients(model, int(text.num_hidden_layers))
     element = 2 if getattr(config, "bf16", None) else 4
     tokens = rows * width
     scores = rows * heads * width * width

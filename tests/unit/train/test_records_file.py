@@ -11,7 +11,7 @@ import torch
 
 from omnirm.jsonl import iter_json_lines_at
 from omnirm.records import InvalidRecord, iter_records_at
-from omnirm.train.memory import memory_estimate
+from omnirm.train.memory import layers_with_gradients, memory_estimate
 from omnirm.train.records_file import RecordFile
 
 
@@ -64,3 +64,23 @@ def test_the_memory_estimate_counts_what_checkpointing_saves() -> None:
     assert estimate(False) == 30 * per_layer
     assert estimate(True) == 30 * 4 * tokens * 576 + per_layer
     assert estimate(True) < estimate(False) / 4
+
+
+def test_the_memory_estimate_counts_only_layers_the_backward_runs_through() -> None:
+    class Backbone(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = torch.nn.Module()
+            self.model.layers = torch.nn.ModuleList(torch.nn.Linear(2, 2) for _ in range(4))
+            self.model.embed_tokens = torch.nn.Embedding(3, 2)
+
+    model = torch.nn.Module()
+    model.backbone = Backbone()
+    model.head = torch.nn.Linear(2, 1)
+    model.requires_grad_(False)
+    model.head.requires_grad_(True)
+    assert layers_with_gradients(model, 4) == 0  # a head on frozen layers: no backward through
+    model.backbone.model.layers[2].requires_grad_(True)
+    assert layers_with_gradients(model, 4) == 2  # the last two layers (LoRA on the last ones)
+    model.backbone.model.embed_tokens.requires_grad_(True)
+    assert layers_with_gradients(model, 4) == 4  # something below the layers trains: all of them
