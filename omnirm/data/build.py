@@ -495,7 +495,8 @@ def _build(
             if isinstance(item, InvalidRecord) or not out.is_done(line, item)
         )
         total = None if lines is None else max(0, lines - out.complete_records())
-        for _ in console.progress(pipeline.run(pending, out, policy), "building", total):
+        built = pipeline.run(pending, out, policy)
+        for _ in console.progress(built, World.from_env().label("building"), total):
             pass
         stats.resumed = out.skipped
 

@@ -254,6 +254,11 @@ def test_progress_lines_off_a_terminal(  # type: ignore[no-untyped-def]
 
 def test_plain_progress_line_shape() -> None:
     from omnirm.console import PlainLines
+    from omnirm.distributed import World
+
+    # under torchrun each rank reports its own share, named
+    assert World(2, 1).label("building") == "building (rank 1 of 2)"
+    assert World(1, 0).label("building") == "building"
 
     assert PlainLines("scoring", 10, 30).line(4, 20.0) == "scoring: 4/10 (40%) elapsed 20s, ETA 30s"
     assert PlainLines("scoring", 10, 30).line(0, 2.0) == "scoring: 0/10 (0%) elapsed 2s"
