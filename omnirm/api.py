@@ -204,7 +204,8 @@ class _Scoring:
                 if lines is not None and world is not None:
                     lines = world.share(lines)
                 total = None if lines is None else max(0, lines - len(out))
-                for record in console.progress(scorer.score(items, policy), scorer.verb, total):
+                verb = scorer.verb if world is None else world.label(scorer.verb)
+                for record in console.progress(scorer.score(items, policy), verb, total):
                     out.write(record)
                 if resume and source == STDIN:
                     out.check_all_matched()

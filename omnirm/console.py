@@ -66,14 +66,71 @@ def error(message: str) -> None:
     stderr_console().print(Text.assemble(("error: ", "bold red"), message))
 
 
-def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate ``items`` with a rich progress bar on stderr (none with ``-q`` or off a terminal).
+#: Seconds between the plain progress lines written when stderr is not a terminal.
+PLAIN_INTERVAL = 30.0
 
-    ``total`` may be unknown (streams from stdin); the bar then shows a count and the time
+
+class PlainLines:
+    """Progress as plain lines on stderr for when it is not a terminal (logs, CI, nohup): at
+    most one every ``interval`` seconds (0: none), ``DESCRIPTION: done/total (pct%) elapsed Xs,
+    ETA Ys``; with an unknown total, the count and the time elapsed."""
+
+    def __init__(self, description: str, total: int | None, interval: float) -> None:
+        self.description = description
+        self.total = total
+        self.interval = interval
+        self.start = self._last = time.monotonic()
+        self._shown: int | None = None  # the count the last line gave
+
+    def update(self, completed: int, metrics: str = "", *, force: bool = False) -> None:
+        """Write a line when one is due, or with ``force`` (the last one)."""
+        if not self.interval:
+            return
+        now = time.monotonic()
+        if force or now - self._last >= self.interval:
+            self._last = now
+            self._shown = completed
+            stderr_console().print(self.line(completed, now - self.start, metrics), markup=False)
+
+    def finish(self, completed: int) -> None:
+        """The last line, after a run that wrote any (unless the last one said this already)."""
+        if self._shown is not None and self._shown != completed:
+            self.update(completed, force=True)
+
+    def line(self, completed: int, elapsed: float, metrics: str = "") -> str:
+        """The text of one line (``metrics``, e.g. the loss, after the count)."""
+        if self.total is None:
+            head = f"{self.description}: {completed}"
+        else:
+            percent = 100 * completed / self.total if self.total else 100.0
+            head = f"{self.description}: {completed}/{self.total} ({percent:.0f}%)"
+        if metrics:
+            head += f" {metrics},"
+        times = f"elapsed {elapsed:.0f}s"
+        if self.total is not None and completed:
+            times += f", ETA {elapsed / completed * max(0, self.total - completed):.0f}s"
+        return f"{head} {times}"
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate ``items`` with a rich progress bar on stderr, or plain lines (:class:`PlainLines`
+    every :data:`PLAIN_INTERVAL` seconds, and a last one after a run that wrote any) when stderr
+    is not a terminal; nothing with ``-q``.
+
+    ``total`` may be unknown (streams from stdin); progress then shows a count and the time
     elapsed, else also the time remaining.
     """
-    if _verbosity < 0 or not sys.stderr.isatty():
+    if _verbosity < 0:
         yield from items
+        return
+    if not sys.stderr.isatty():
+        lines = PlainLines(description, total, PLAIN_INTERVAL)
+        completed = 0
+        for item in items:
+            yield item
+            completed += 1
+            lines.update(completed)
+        lines.finish(completed)
         return
     from rich.progress import (
         BarColumn,
@@ -100,40 +157,36 @@ def progress(items: Iterable[T], description: str, total: int | None = None) -> 
 
 class StepProgress:
     """Progress over a known number of steps, with live metrics (e.g. the loss): a rich bar on a
-    terminal, else a plain line on stderr every ``interval`` seconds (logs, CI, nohup)."""
+    terminal, else a plain line on stderr every ``interval`` seconds and at the last step
+    (:class:`PlainLines`)."""
 
     def __init__(self, bar: Any, task: Any, total: int, description: str, interval: float) -> None:
         self._bar = bar
         self._task = task
-        self._total = total
-        self._description = description
-        self._interval = interval
-        self._start = self._last = time.monotonic()
+        self._lines = PlainLines(description, total, interval)
 
     def update(self, completed: int, **metrics: float) -> None:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         if self._bar is not None:
             self._bar.update(self._task, completed=completed, metrics=shown)
             return
-        now = time.monotonic()
-        if self._interval and (now - self._last >= self._interval or completed == self._total):
-            self._last = now
-            info(
-                f"{self._description}: {completed}/{self._total} {shown} ({now - self._start:.0f} s)"
-            )
+        self._lines.update(completed, shown, force=completed == self._lines.total)
 
 
 @contextlib.contextmanager
 def step_progress(
-    total: int, description: str, *, enabled: bool = True, interval: float = 30.0
+    total: int, description: str, *, enabled: bool = True, interval: float | None = None
 ) -> Iterator[StepProgress]:
     """Progress for ``total`` steps on stderr: nothing with ``-q`` or when not ``enabled`` (e.g.
-    on every process but the main one)."""
+    on every process but the main one); off a terminal a line every ``interval`` seconds
+    (default :data:`PLAIN_INTERVAL`)."""
     if not enabled or _verbosity < 0:
         yield StepProgress(None, None, total, description, 0.0)
         return
     if not sys.stderr.isatty():
-        yield StepProgress(None, None, total, description, interval)
+        yield StepProgress(
+            None, None, total, description, PLAIN_INTERVAL if interval is None else interval
+        )
         return
     from rich.progress import (
         BarColumn,

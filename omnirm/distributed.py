@@ -91,6 +91,10 @@ class World:
             if position % self.size == self.rank:
                 yield item
 
+    def label(self, description: str) -> str:
+        """``description`` naming this rank when there are several (their progress lines)."""
+        return f"{description} (rank {self.rank} of {self.size})" if self.sharded else description
+
     def share(self, count: int) -> int:
         """How many of ``count`` items this rank takes."""
         return len(range(self.rank, count, self.size))

@@ -260,7 +260,7 @@ def _scored_by_ranks(
     local = ErrorPolicy(policy.mode, Lines())
     for record in console.progress(
         scored_records(group.world.take(items), scorer, store, local, counts),
-        scorer.verb if scorer else "reading",
+        group.world.label(scorer.verb if scorer else "reading"),
     ):
         stream.append(record)
     gathered = group.gather((stream, errors, local.count, local.first, counts))

@@ -247,3 +247,12 @@ def media_options(
         allow_urls=allow_urls,
         limits=limits,
     )
+
+
+def given_options(ctx: typer.Context) -> set[str]:
+    """The parameters the command line (or the environment) set, not their defaults."""
+    return {  # typer vendors click, so the source is told by name
+        name
+        for name in ctx.params
+        if getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+    }

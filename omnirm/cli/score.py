@@ -35,6 +35,7 @@ from omnirm.cli.common import (
     RewardModelOpt,
     ScoreMaxLengthOpt,
     TrustRemoteCodeOpt,
+    given_options,
     media_options,
 )
 from omnirm.cli.judge_options import (
@@ -64,12 +65,14 @@ from omnirm.cli.judge_options import (
     VerdictOpt,
     judge_options,
 )
+from omnirm.errors import UsageError
 from omnirm.on_error import OnError
 from omnirm.options import RAY_DEFAULTS as RAY
 from omnirm.options import ModelOptions, RayOptions
 
 
 def score(
+    ctx: typer.Context,
     source: InputArg = "-",
     model: RewardModelOpt = None,
     revision: RevisionOpt = None,
@@ -192,6 +195,7 @@ def score(
     """
     from omnirm.api import score_file
 
+    _check_ray_options(ray, given_options(ctx))
     console.quiet_libraries()
     media = media_options(
         media_root=media_root,
@@ -262,3 +266,14 @@ def score(
         else None,
     )
     return run.policy.exit_code()
+
+
+_RAY_ONLY = ("ray_address", "ray_concurrency", "ray_num_gpus")
+
+
+def _check_ray_options(ray: bool, given: set[str]) -> None:
+    """``--ray-*`` options go with ``--ray``: without it they would do nothing."""
+    stray = [name for name in _RAY_ONLY if name in given]
+    if stray and not ray:
+        flags = ", ".join("--" + name.replace("_", "-") for name in stray)
+        raise UsageError(f"{flags}: only with --ray (scoring on a Ray cluster)")

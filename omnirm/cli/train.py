@@ -27,6 +27,7 @@ from omnirm.cli.common import (
     MediaRootOpt,
     RevisionOpt,
     TrustRemoteCodeOpt,
+    given_options,
     media_limits,
     record_bytes,
 )
@@ -267,7 +268,7 @@ def bt(
 
     console.quiet_libraries()
 
-    given = _given(ctx)
+    given = given_options(ctx)
     limits = {
         "max_file_bytes": max_file_bytes,
         "max_image_pixels": max_image_pixels,
@@ -333,15 +334,6 @@ def bt(
         with JsonlWriter() as writer:
             writer.write({"output": settings.output, **asdict(result)})
     return 0
-
-
-def _given(ctx: typer.Context) -> set[str]:
-    """The parameters the command line (or the environment) set, not their defaults."""
-    return {  # typer vendors click, so the source is told by name
-        name
-        for name in ctx.params
-        if getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
-    }
 
 
 def _overrides(flags: dict[str, tuple[str, Any]], given: set[str]) -> dict[str, Any]:
@@ -639,7 +631,7 @@ def r1(
     from omnirm.train.resume import RUN_FACTS
 
     console.quiet_libraries()
-    given = _given(ctx)
+    given = given_options(ctx)
     flags = {  # config field: (command-line parameter, value)
         "model": ("model", model),
         "revision": ("revision", revision),

@@ -28,7 +28,7 @@ from omnirm import console
 from omnirm.data.teach import Caller, CallStats, Timer
 from omnirm.distributed import Item, World
 from omnirm.errors import RecordError, UsageError
-from omnirm.jsonl import JsonlWriter, complete_lines
+from omnirm.jsonl import JsonlWriter, complete_lines, count_lines
 from omnirm.models.backends.base import JudgeBackend, Sampling
 from omnirm.on_error import ErrorPolicy, OnError
 from omnirm.records import InvalidRecord, Record
@@ -126,6 +126,14 @@ class BuildOutput:
             self.done.setdefault(key, {}).setdefault(digest, set()).add((kept, part))
             self.written.add((kept, str(line.get("id"))))
             self._of[(key, digest)] = int(stamp.get("of", 1))
+
+    def complete_records(self) -> int:
+        """How many input records have all their lines written already (``--resume``)."""
+        return sum(
+            len(parts) >= self._of.get((key, digest), 1)
+            for key, versions in self.done.items()
+            for digest, parts in versions.items()
+        )
 
     def is_done(self, line: int, record: Record) -> bool:
         """Whether all of the record's lines are written already (refused when the files were
@@ -406,7 +414,10 @@ class Pipeline(Protocol):
         items: Iterable[tuple[int, Record | InvalidRecord]],
         output: BuildOutput,
         policy: ErrorPolicy,
-    ) -> None: ...
+    ) -> Iterator[int]:
+        """Build every item, writing its lines to ``output``; yield each item's input line
+        once it is done (the caller drives the run by consuming them)."""
+        ...
 
 
 def run_build(
@@ -444,13 +455,18 @@ def run_build(
         items = read()
         return itertools.islice(items, limit) if limit is not None else items
 
+    lines = count_lines(source)
+    if lines is not None and limit is not None:
+        lines = min(lines, limit)
     policy = ErrorPolicy(on_error)
     if world.sharded:
         return run_build_sharded(
             pipeline, world, selected, stats, policy, output=output, rejects=rejects,
             resume=resume, source=source, stats_file=stats_file,
+            lines=None if lines is None else world.share(lines),
         )  # fmt: skip
-    _build(pipeline, selected(), stats, policy, output, rejects, resume=resume, source=source)
+    _build(pipeline, selected(), stats, policy, output, rejects, resume=resume, source=source,
+           lines=lines)  # fmt: skip
     stats.report(stats_file)
     return policy.exit_code()
 
@@ -466,7 +482,9 @@ def _build(
     resume: bool,
     source: str,
     append: bool | None = None,
+    lines: int | None = None,
 ) -> None:
+    """Build ``items`` (``lines`` of them, when known: progress's total)."""
     fingerprint = pipeline.fingerprint()
     with BuildOutput(
         output, rejects, fingerprint, resume=resume, source=source, append=append
@@ -476,7 +494,10 @@ def _build(
             for line, item in items
             if isinstance(item, InvalidRecord) or not out.is_done(line, item)
         )
-        pipeline.run(console.progress(pending, "building"), out, policy)
+        total = None if lines is None else max(0, lines - out.complete_records())
+        built = pipeline.run(pending, out, policy)
+        for _ in console.progress(built, World.from_env().label("building"), total):
+            pass
         stats.resumed = out.skipped
 
 
@@ -492,6 +513,7 @@ def run_build_sharded(
     resume: bool,
     source: str,
     stats_file: Path | None,
+    lines: int | None = None,
 ) -> int:
     """One rank of a sharded build (:mod:`omnirm.distributed`): the rank builds its share of
     ``read()`` into its own kept and rejects shards (``rank-R-of-N.jsonl`` and
@@ -507,7 +529,7 @@ def run_build_sharded(
     def work(shards: list[Path], resume_shard: bool) -> tuple[dict[str, Any], int, str | None]:
         kept, rejected = shards[0], shards[1] if len(shards) > 1 else None
         _build(pipeline, world.take(read()), stats, policy, kept, rejected,
-               resume=resume_shard, source=source, append=True)  # fmt: skip
+               resume=resume_shard, source=source, append=True, lines=lines)  # fmt: skip
         return stats.to_dict(), policy.count, policy.first
 
     def gathered(ranks: list[tuple[dict[str, Any], int, str | None]]) -> None:

@@ -163,8 +163,9 @@ class CriteriaPipeline:
         items: Iterable[tuple[int, Record | InvalidRecord]],
         output: BuildOutput,
         policy: ErrorPolicy,
-    ) -> None:
-        """Build criteria for every pending record and write the lines in input order."""
+    ) -> Iterator[int]:
+        """Build criteria for every pending record, write the lines in input order and yield
+        each record's input line once it is done."""
         base = self.provenance()
         for window in windows(iter(items), self.settings.window):
             for line, item, result in self._window(window):
@@ -177,6 +178,7 @@ class CriteriaPipeline:
                     policy.handle(InvalidRecord(line, error, item.to_dict()))
                 else:
                     output.write(item, result or [], base)
+                yield line
         self.stats.ratios = self.ratios()
 
     def ratios(self) -> dict[str, tuple[int, int]]:

@@ -200,7 +200,7 @@ class PairsPipeline:
         items: Iterable[tuple[int, Record | InvalidRecord]],
         output: BuildOutput,
         policy: ErrorPolicy,
-    ) -> None:
+    ) -> Iterator[int]:
         base = self.provenance()
         for window in windows(iter(items), self.settings.window):
             for line, item, result in self._window(window):
@@ -213,6 +213,7 @@ class PairsPipeline:
                     policy.handle(InvalidRecord(line, error, item.to_dict()))
                 else:
                     output.write(item, result, base)
+                yield line
         self.stats.ratios = {"pairs scored usable": (self.scored, self.candidates)}
 
     # -- one window -----------------------------------------------------------------------------

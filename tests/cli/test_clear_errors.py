@@ -148,3 +148,11 @@ def test_full_disk_is_one_line(
         result = cli(*command, str(records), "-o", str(out))
         _clear(result, 1, "no space left on device")
         assert result.stderr.strip().count("\n") == 0  # one line
+
+
+def test_ray_options_without_ray(cli: Cli, records: Path) -> None:
+    """--ray-* options without --ray would be ignored: a usage error naming them."""
+    one = cli("score", str(records), "--ray-address", "auto")
+    _clear(one, 2, "--ray-address: only with --ray")
+    several = cli("score", str(records), "--ray-num-gpus", "0", "--ray-concurrency", "1")
+    _clear(several, 2, "--ray-concurrency, --ray-num-gpus: only with --ray")

@@ -267,7 +267,7 @@ def test_metrics_keys_progress_lines_and_curves(  # type: ignore[no-untyped-def]
                 "generation_seconds", "seconds", "elapsed"):  # fmt: skip
         assert all(key in s for s in grpo), key
     assert all(s["tokens_per_second"] > 0 for s in steps)
-    assert "sft: 2/2 loss" in result.stderr and "grpo: 2/2 reward" in result.stderr
+    assert "sft: 2/2 (100%) loss" in result.stderr and "grpo: 2/2 (100%) reward" in result.stderr
     image = Image.open(out / "curves.png")
     assert image.format == "PNG" and image.size[0] > 300
     quiet = cli("-q", "train", "r1", "--model", str(prone), "--data", str(data), "-o", str(out),

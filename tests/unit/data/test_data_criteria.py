@@ -4,6 +4,7 @@ criteria, re-asks, rejects, provenance, cache, resume, stats and batching, check
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,76 @@ def test_record_mode_is_refused(cli, backends, tmp_path: Path) -> None:  # type:
         cli, data, tmp_path / "o.jsonl", "--verifier", "scripted:fair", "--on-error", "record"
     )
     assert result.code == 2 and "rejected items already go to --rejects" in result.stderr
+
+
+PROGRESS_LINE = re.compile(r"^building: (\d+)/(\d+) \((\d+)%\) elapsed \d+s, ETA \d+s$")
+
+
+def test_progress_lines_off_a_terminal(  # type: ignore[no-untyped-def]
+    cli, backends, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stderr is captured (not a terminal): plain progress lines with the input's line count as
+    the total, less what --resume skips; none with -q, none in a run shorter than the interval."""
+    from omnirm import console
+
+    data = write_jsonl(tmp_path / "in.jsonl", pairs(5))
+    out = tmp_path / "out.jsonl"
+    verifier = ["--verifier", "scripted:fair", "--batch-size", "2"]
+    unhurried = run(cli, data, tmp_path / "slow.jsonl", *verifier)
+    assert unhurried.code == 0 and "building:" not in unhurried.stderr  # 30 s between lines
+
+    monkeypatch.setattr(console, "PLAIN_INTERVAL", 1e-9)
+    result = run(cli, data, out, *verifier, "--limit", "3")
+    assert result.code == 0, result.stderr
+    shown = [PROGRESS_LINE.match(line) for line in result.stderr.splitlines()]
+    counts = [(int(m[1]), int(m[2]), int(m[3])) for m in shown if m]
+    assert counts == [(1, 3, 33), (2, 3, 67), (3, 3, 100)], result.stderr  # a line per record
+
+    resumed = run(cli, data, out, *verifier, "--resume")
+    assert resumed.code == 0, resumed.stderr
+    totals = {int(m[2]) for m in map(PROGRESS_LINE.match, resumed.stderr.splitlines()) if m}
+    assert totals == {2}, resumed.stderr  # 5 lines, 3 built already
+    assert [r["id"] for r in lines(out)] == [f"q{i}:c0" for i in range(5)]
+
+    from_stdin = cli("data", "criteria", "-", "--teacher", "scripted:teacher", *verifier,
+                     "-o", str(tmp_path / "stdin.jsonl"), stdin=data.read_text())  # fmt: skip
+    assert from_stdin.code == 0, from_stdin.stderr
+    assert re.search(r"^building: 5 elapsed \d+s$", from_stdin.stderr, re.M), from_stdin.stderr
+
+    quiet = run(cli, data, tmp_path / "quiet.jsonl", *verifier, "-q")
+    assert quiet.code == 0 and "building" not in quiet.stderr and "elapsed" not in quiet.stderr
+
+
+def test_plain_progress_line_shape() -> None:
+    from omnirm.console import PlainLines
+    from omnirm.distributed import World
+
+    # under torchrun each rank reports its own share, named
+    assert World(2, 1).label("building") == "building (rank 1 of 2)"
+    assert World(1, 0).label("building") == "building"
+
+    assert PlainLines("scoring", 10, 30).line(4, 20.0) == "scoring: 4/10 (40%) elapsed 20s, ETA 30s"
+    assert PlainLines("scoring", 10, 30).line(0, 2.0) == "scoring: 0/10 (0%) elapsed 2s"
+    assert PlainLines("reading", None, 30).line(7, 61.4) == "reading: 7 elapsed 61s"
+    assert (
+        PlainLines("training", 8, 30).line(2, 10.0, "loss 0.5000")
+        == "training: 2/8 (25%) loss 0.5000, elapsed 10s, ETA 30s"
+    )
+
+
+def test_plain_progress_ends_with_the_last_count(capsys: pytest.CaptureFixture[str]) -> None:
+    from omnirm import console
+
+    console._console = None  # bound to the captured stderr
+    lines = console.PlainLines("building", 3, 1e-9)
+    lines.update(1)
+    lines.interval = 1e9  # the next line is not due before the end
+    lines.update(2)
+    lines.finish(3)
+    lines.finish(3)
+    shown = [line.split(" elapsed")[0] for line in capsys.readouterr().err.splitlines()]
+    assert shown == ["building: 1/3 (33%)", "building: 3/3 (100%)"]
+    quiet = console.PlainLines("building", 3, 1e9)  # a run shorter than the interval: no line
+    quiet.update(3)
+    quiet.finish(3)
+    assert capsys.readouterr().err == ""
