@@ -101,11 +101,7 @@ def collate_packed(
     explicit ``position_ids`` — and ``read_at`` (segments × 2: row, position of the segment's
     last token), segments in row order."""
     batch = builder.collate([_joined(row) for row in rows])
-    width = batch["input_ids"].shape[1]
-    positions = PositionIds(backbone)  # fresh per batch: it keys a small memo by id(prefix)
-    position_rows = [_positions(positions, row, width) for row in rows]
-    batch["position_ids"] = torch.stack(position_rows, dim=-2)  # (B, L) or (3, B, L)
-    batch["attention_mask"] = packed_mask(rows, width)
+    batch.update(packed_layout(backbone, rows, batch["input_ids"].shape[1]))
     read_at: list[tuple[int, int]] = []
     for index, row in enumerate(rows):
         end = row.prefix.length
@@ -113,6 +109,19 @@ def collate_packed(
             end += segment.length
             read_at.append((index, end - 1))
     return batch, torch.tensor(read_at, dtype=torch.long).reshape(-1, 2)
+
+
+def packed_layout(
+    backbone: Any, rows: Sequence[PackedRecord], width: int
+) -> dict[str, torch.Tensor]:
+    """The ``position_ids`` and boolean 4D ``attention_mask`` of ``rows`` right-padded to
+    ``width`` (what lets the model read a packed row as its separate sequences)."""
+    positions = PositionIds(backbone)  # fresh per batch: it keys a small memo by id(prefix)
+    position_rows = [_positions(positions, row, width) for row in rows]
+    return {
+        "position_ids": torch.stack(position_rows, dim=-2),  # (B, L) or (3, B, L)
+        "attention_mask": packed_mask(rows, width),
+    }
 
 
 def packed_mask(rows: Sequence[PackedRecord], width: int) -> torch.Tensor:

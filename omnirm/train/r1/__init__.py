@@ -51,7 +51,7 @@ __all__ = ["STAGES", "R1Config", "R1Result", "train_r1"]
 #: Settings a resumed run may change (a warning names them); every other one must be equal.
 RESUMABLE_CHANGES = (
     "data", "output", "media_root", "allow_outside_root", "allow_urls", "media_limits",
-    "gradient_checkpointing", "max_record_bytes", "save_steps", "plot", "cache", "use_cache",
+    "gradient_checkpointing", "share_prefix", "max_record_bytes", "save_steps", "plot", "cache", "use_cache",
     "vllm_gpu_memory_utilization",
 )  # fmt: skip
 STAGE_WEIGHTS = "stages"  # with full: each finished stage's weights, to replay on --resume
@@ -279,6 +279,7 @@ def train_r1(config: R1Config) -> R1Result:
                 steps = train_sft(
                     config, policy, examples, accelerator, log,
                     label=label, checkpoints=checkpoints, start_step=resume_at,
+                    seed=config.seed + index,
                 )  # fmt: skip
             else:
                 steps = train_grpo(
