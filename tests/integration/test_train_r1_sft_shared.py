@@ -155,6 +155,9 @@ def test_length_grouped_batches_are_seeded_and_padded_to_their_own_longest(
     first = batches(3, 0)
     assert first == batches(3, 0) and first != batches(4, 0) and first != batches(3, 1)
     assert sorted(i for b in first for i in b) == list(range(24)) and {len(b) for b in first} == {2}
+    whole = encode_examples(examples, policy, config, report=False, share=False)
+    unshared = sft_loader(whole, policy, config, 3)
+    assert [[int(i) for i in b] for b in unshared.sampler.batches()] == first  # the same batches
     loader = sft_loader(encoded, policy, config, 3, backbone)
     loader.sampler.set_epoch(0)
     for indices, batch in zip(first, loader, strict=True):

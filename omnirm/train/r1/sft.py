@@ -77,6 +77,12 @@ class SftRecord:
             return self.shared + sum(len(s.input_ids) - self.shared for s in self.sequences)
         return max(len(s.input_ids) for s in self.sequences)
 
+    @property
+    def size(self) -> int:
+        """Tokens of its sequences, whole: what length-grouped batching sorts by, so that
+        ``share_prefix`` changes no batch (the orders of a record are about as long)."""
+        return sum(len(s.input_ids) for s in self.sequences)
+
 
 def encode_examples(
     examples: list[JudgeExample],
@@ -238,15 +244,15 @@ def sft_loader(
     records: list[SftRecord], policy: Policy, config: R1Config, seed: int, backbone: Any = None
 ) -> Any:
     """The DataLoader of SFT batches: ``records_per_batch(config)`` records each, grouped by
-    length (``config.group_by_length``) or shuffled record by record; packed rows when
-    ``backbone`` is given."""
+    length (``config.group_by_length``; the same batches with and without ``backbone``) or
+    shuffled record by record; packed rows when ``backbone`` is given."""
     from torch.utils.data import DataLoader
 
     from omnirm.train.batching import LengthGroupedSampler
 
     per_batch = records_per_batch(config)
     sampler = (
-        LengthGroupedSampler([r.length for r in records], per_batch, seed)
+        LengthGroupedSampler([r.size for r in records], per_batch, seed)
         if config.group_by_length
         else None
     )
