@@ -13,28 +13,21 @@ import torch
 from omnirm.train.r1.config import R1Config
 from omnirm.train.r1.sft import SftRecord
 from tests.conftest import write_jsonl
+from tests.integration.test_train_r1 import records as base_records
 
 
 def records(n: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": f"r{i}",
-            "messages": [
+    """test_train_r1's records, of varied lengths, some with a history."""
+    rows = base_records(n)
+    for i, row in enumerate(rows):
+        row["prompt"] += " Think it over." * (i % 4)
+        row["responses"][1] *= 1 + i % 2
+        if i % 3 == 0:
+            row["messages"] = [
                 {"role": "user", "content": "Hello."},
                 {"role": "assistant", "content": "Hi."},
             ]
-            if i % 3 == 0
-            else None,
-            "prompt": f"What is {i} plus one? " + "Think it over. " * (i % 4),
-            "responses": [f"It is {i + 1}.", "No idea, sorry." * (1 + i % 2)],
-            "preference": i % 2,
-            "criteria": "Prefer the correct answer.",
-            "rationale": "Response A gives the sum; response B does not."
-            if i % 2 == 0
-            else "Response B gives the sum; response A does not.",
-        }
-        for i in range(n)
-    ]
+    return rows
 
 
 def load(folder: Path, data: Path, **options: Any) -> tuple[Any, Any, R1Config]:
