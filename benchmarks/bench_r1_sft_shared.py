@@ -8,10 +8,12 @@ Variants (all with gradient checkpointing, LoRA r16, fp32, seed 0):
 - ``whole``: ``--no-share-prefix --group-by-length``;
 - ``whole-shuffled``: ``--no-share-prefix --no-group-by-length`` (the batching before).
 
-Each runs in its own subprocess (so its peak resident memory, ``ru_maxrss``, is its own) and
-reports the training steps' seconds (sum of ``metrics.jsonl``'s per-step ``seconds``: no model
-loading), the tokens the model ran, the peak RSS, and the first step's loss (equal across
-variants up to float order when the batches are the same: ``shared`` and ``whole`` are). The
+Each runs in its own subprocess (so its peak resident memory, ``ru_maxrss``, is its own) with
+one thread (``OMP_NUM_THREADS=1``) and reports the training steps' **CPU seconds** (the sum of
+``metrics.jsonl``'s per-step ``seconds``, timed here with the process's CPU clock instead of the
+wall clock, so that other jobs on a shared machine do not skew the ratios; no model loading),
+the tokens the model ran, the peak RSS, and the first step's loss (equal across variants up to
+float order when the batches are the same: ``shared`` and ``whole`` are). The
 ratio of tokens run, shared / whole, would be the time ratio if cost were linear in tokens; the
 packed row's attention is quadratic in its length (the mask is dense), which takes back part.
 
@@ -66,8 +68,13 @@ def sft_records(root: Path, count: int) -> Path:
 
 def child(variant: str, model: str, data: Path, out: Path, batch_size: int, length: int) -> None:
     """Train one variant; print its figures as JSON on the last line."""
+    import time
+    import types
+
+    import omnirm.train.r1.sft as sft
     from omnirm.train.r1 import R1Config, train_r1
 
+    sft.time = types.SimpleNamespace(perf_counter=time.process_time)  # type: ignore[assignment]
     config = R1Config(model=model, data=str(data), output=str(out), stage="sft", epochs=1.0,
                       batch_size=batch_size, max_length=length, lr=2e-4, seed=0,
                       **VARIANTS[variant])  # fmt: skip
@@ -90,7 +97,7 @@ def measure(variant: str, model: str, data: Path, out: Path, args: Any) -> dict[
     command = [sys.executable, __file__, "--child", variant, "--model", model, "--data",
                str(data), "--out", str(out), "--batch-size", str(args.batch_size),
                "--max-length", str(args.max_length)]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{proc.stderr[-4000:]}")
@@ -123,7 +130,7 @@ def main() -> None:
         for variant in args.variants.split(","):
             r = measure(variant, model, data, root / variant, args)
             results[variant] = r
-            print(f"{variant:15s} {r['seconds']:7.2f} s  {r['tokens']:8.0f} tokens  peak RSS "
+            print(f"{variant:15s} {r['seconds']:7.2f} CPU s  {r['tokens']:8.0f} tokens  peak RSS "
                   f"{r['peak_mb']:6.0f} MB  first-step loss {r['first_loss']:.5f}",
                   flush=True)  # fmt: skip
     for new, old in (
@@ -133,7 +140,7 @@ def main() -> None:
     ):
         if new in results and old in results:
             a, b = results[new], results[old]
-            print(f"{new} / {old}: time {a['seconds'] / b['seconds']:.2f}×, tokens run "
+            print(f"{new} / {old}: CPU time {a['seconds'] / b['seconds']:.2f}×, tokens run "
                   f"{a['tokens'] / b['tokens']:.2f}×, peak RSS {a['peak_mb'] / b['peak_mb']:.2f}×")  # fmt: skip
 
 

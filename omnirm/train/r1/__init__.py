@@ -89,6 +89,7 @@ def train_r1(config: R1Config) -> R1Result:
     from omnirm.models.checkpoint import detect_kind, lora_settings
     from omnirm.prompts.templates import default_template
     from omnirm.train.bt import bf16_supported, check_launch, media_resolver, world_line
+    from omnirm.train.memory import release_freed_activations
     from omnirm.train.r1.data import load_examples
     from omnirm.train.r1.grpo import train_grpo
     from omnirm.train.r1.policy import load_policy, save_adapter, save_judge
@@ -115,6 +116,7 @@ def train_r1(config: R1Config) -> R1Result:
 
     began = time.perf_counter()
     config.validate()
+    release_freed_activations()  # as train bt: a step's freed activations go back at once
     functions = [(spec, load_reward_fn(spec)) for spec in config.reward_fns]
     output = Path(config.output)
     use_bf16 = config.bf16 if config.bf16 is not None else bf16_supported()
