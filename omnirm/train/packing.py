@@ -31,6 +31,10 @@ Design choices:
   sequences one after the other, each seeing only itself;
 - backbones whose attention kernel cannot take a custom 4D mask (flash-attention) are trained on
   whole sequences (:func:`supports_packing`).
+
+``train r1``'s SFT lays out its rows with the same mask and positions (:func:`packed_layout`):
+a record's two presentation orders after their common conversation start
+(:mod:`omnirm.train.r1.sft`).
 """
 
 from __future__ import annotations
