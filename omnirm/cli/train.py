@@ -59,6 +59,31 @@ FreezeMediaOpt = Annotated[
     ),
 ]
 
+GradientCheckpointingOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Recompute each layer's activations in the backward pass instead of keeping "
+        "them: a fraction of the memory for about a third more compute."
+    ),
+]
+SharePrefixOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Run what a record's sequences have in common once, each sequence seeing that "
+        "start and itself: the same loss and gradients as whole sequences, for fewer tokens. "
+        "train bt: the criterion, history and prompt (with its media) for all responses; "
+        "train r1 (SFT, text judges): the conversation up to the first response for both "
+        "orders."
+    ),
+]
+GroupByLengthOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Batch records of similar length together (seeded, shuffled by batch), so "
+        "little is padded. train bt: --contrastive-batches takes precedence."
+    ),
+]
+
 app = typer.Typer(help="Train reward models.", no_args_is_help=True, rich_markup_mode="rich")
 
 
@@ -181,28 +206,9 @@ def bt(
         str,
         typer.Option(help="Tie pairs: skip them, or train them with Davidson's model (davidson)."),
     ] = "skip",
-    gradient_checkpointing: Annotated[
-        bool,
-        typer.Option(
-            help="Recompute each layer's activations in the backward pass instead of keeping "
-            "them: a fraction of the memory for about a third more compute."
-        ),
-    ] = True,
-    share_prefix: Annotated[
-        bool,
-        typer.Option(
-            help="Run each record's criterion, history and prompt (with its media) once for all "
-            "its responses, each response seeing only the prompt and itself: the same loss and "
-            "gradients as one sequence per response, for fewer tokens."
-        ),
-    ] = True,
-    group_by_length: Annotated[
-        bool,
-        typer.Option(
-            help="Batch records of similar length together (seeded, shuffled by batch), so "
-            "little is padded. --contrastive-batches takes precedence."
-        ),
-    ] = True,
+    gradient_checkpointing: GradientCheckpointingOpt = True,
+    share_prefix: SharePrefixOpt = True,
+    group_by_length: GroupByLengthOpt = True,
     bf16: Annotated[
         Optional[bool],  # noqa: UP045
         typer.Option(
@@ -464,7 +470,9 @@ def r1(
         Optional[int],  # noqa: UP045
         typer.Option(help="Adapt only the last N transformer layers \\[default: all layers]."),
     ] = None,
-    gradient_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
+    gradient_checkpointing: GradientCheckpointingOpt = True,
+    share_prefix: SharePrefixOpt = True,
+    group_by_length: GroupByLengthOpt = True,
     freeze_media: FreezeMediaOpt = True,
     bf16: Annotated[
         Optional[bool],  # noqa: UP045
@@ -651,6 +659,8 @@ def r1(
         "lora_dropout": ("lora_dropout", lora_dropout),
         "lora_layers": ("lora_layers", lora_layers),
         "gradient_checkpointing": ("gradient_checkpointing", gradient_checkpointing),
+        "share_prefix": ("share_prefix", share_prefix),
+        "group_by_length": ("group_by_length", group_by_length),
         "freeze_media": ("freeze_media", freeze_media),
         "bf16": ("bf16", bf16),
         "seed": ("seed", seed),

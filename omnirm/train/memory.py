@@ -91,15 +91,22 @@ def layers_with_gradients(model: Any, layers: int) -> int:
 
 
 def memory_estimate(
-    model: Any, loader: Any, lengths: Sequence[int], config: Any, rows_per_record: float = 1.0
+    model: Any,
+    loader: Any,
+    lengths: Sequence[int],
+    config: Any,
+    rows_per_record: float = 1.0,
+    records_per_batch: int | None = None,
 ) -> MemoryEstimate:
-    """The estimate for training ``model`` on the batches ``loader`` forms from records of
-    ``lengths`` tokens (``rows_per_record``: model rows per record, 1 when packed)."""
+    """The estimate for training ``model`` (a reward model, or a causal LM) on the batches
+    ``loader`` forms from records of ``lengths`` tokens (``rows_per_record``: model rows per
+    record, 1 when packed; ``records_per_batch``: default ``config.batch_size``)."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    records, width = largest_batch(loader, lengths, config.batch_size)
+    per_batch = config.batch_size if records_per_batch is None else records_per_batch
+    records, width = largest_batch(loader, lengths, per_batch)
     rows = max(1, round(records * rows_per_record)) if records else 0
-    text = model.backbone.config
+    text = getattr(model, "backbone", model).config
     text = text.get_text_config() if hasattr(text, "get_text_config") else text
     hidden = int(text.hidden_size)
     mlp = int(getattr(text, "intermediate_size", 4 * hidden))

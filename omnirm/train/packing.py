@@ -31,6 +31,10 @@ Design choices:
   sequences one after the other, each seeing only itself;
 - backbones whose attention kernel cannot take a custom 4D mask (flash-attention) are trained on
   whole sequences (:func:`supports_packing`).
+
+``train r1``'s SFT lays out its rows with the same mask and positions (:func:`packed_layout`):
+a record's two presentation orders after their common conversation start
+(:mod:`omnirm.train.r1.sft`).
 """
 
 from __future__ import annotations
@@ -101,11 +105,7 @@ def collate_packed(
     explicit ``position_ids`` — and ``read_at`` (segments × 2: row, position of the segment's
     last token), segments in row order."""
     batch = builder.collate([_joined(row) for row in rows])
-    width = batch["input_ids"].shape[1]
-    positions = PositionIds(backbone)  # fresh per batch: it keys a small memo by id(prefix)
-    position_rows = [_positions(positions, row, width) for row in rows]
-    batch["position_ids"] = torch.stack(position_rows, dim=-2)  # (B, L) or (3, B, L)
-    batch["attention_mask"] = packed_mask(rows, width)
+    batch.update(packed_layout(backbone, rows, batch["input_ids"].shape[1]))
     read_at: list[tuple[int, int]] = []
     for index, row in enumerate(rows):
         end = row.prefix.length
@@ -113,6 +113,19 @@ def collate_packed(
             end += segment.length
             read_at.append((index, end - 1))
     return batch, torch.tensor(read_at, dtype=torch.long).reshape(-1, 2)
+
+
+def packed_layout(
+    backbone: Any, rows: Sequence[PackedRecord], width: int
+) -> dict[str, torch.Tensor]:
+    """The ``position_ids`` and boolean 4D ``attention_mask`` of ``rows`` right-padded to
+    ``width`` (what lets the model read a packed row as its separate sequences)."""
+    positions = PositionIds(backbone)  # fresh per batch: it keys a small memo by id(prefix)
+    position_rows = [_positions(positions, row, width) for row in rows]
+    return {
+        "position_ids": torch.stack(position_rows, dim=-2),  # (B, L) or (3, B, L)
+        "attention_mask": packed_mask(rows, width),
+    }
 
 
 def packed_mask(rows: Sequence[PackedRecord], width: int) -> torch.Tensor:

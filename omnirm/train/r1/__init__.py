@@ -51,7 +51,7 @@ __all__ = ["STAGES", "R1Config", "R1Result", "train_r1"]
 #: Settings a resumed run may change (a warning names them); every other one must be equal.
 RESUMABLE_CHANGES = (
     "data", "output", "media_root", "allow_outside_root", "allow_urls", "media_limits",
-    "gradient_checkpointing", "max_record_bytes", "save_steps", "plot", "cache", "use_cache",
+    "gradient_checkpointing", "share_prefix", "max_record_bytes", "save_steps", "plot", "cache", "use_cache",
     "vllm_gpu_memory_utilization",
 )  # fmt: skip
 STAGE_WEIGHTS = "stages"  # with full: each finished stage's weights, to replay on --resume
@@ -89,6 +89,7 @@ def train_r1(config: R1Config) -> R1Result:
     from omnirm.models.checkpoint import detect_kind, lora_settings
     from omnirm.prompts.templates import default_template
     from omnirm.train.bt import bf16_supported, check_launch, media_resolver, world_line
+    from omnirm.train.memory import release_freed_activations
     from omnirm.train.r1.data import load_examples
     from omnirm.train.r1.grpo import train_grpo
     from omnirm.train.r1.policy import load_policy, save_adapter, save_judge
@@ -115,6 +116,7 @@ def train_r1(config: R1Config) -> R1Result:
 
     began = time.perf_counter()
     config.validate()
+    release_freed_activations()  # as train bt: a step's freed activations go back at once
     functions = [(spec, load_reward_fn(spec)) for spec in config.reward_fns]
     output = Path(config.output)
     use_bf16 = config.bf16 if config.bf16 is not None else bf16_supported()
@@ -279,6 +281,7 @@ def train_r1(config: R1Config) -> R1Result:
                 steps = train_sft(
                     config, policy, examples, accelerator, log,
                     label=label, checkpoints=checkpoints, start_step=resume_at,
+                    seed=config.seed + index,
                 )  # fmt: skip
             else:
                 steps = train_grpo(

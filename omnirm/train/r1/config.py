@@ -50,7 +50,7 @@ class R1Config:
     lora_alpha: int | None = None  # default: 2 × r
     lora_dropout: float = 0.0
     lora_layers: int | None = None
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = True  # as train bt: activations recomputed in the backward
     bf16: bool | None = None  # default: on CUDA GPUs that support it
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03
@@ -60,6 +60,8 @@ class R1Config:
     epochs: float = 1.0
     batch_size: int = 4  # sequences per forward pass on each device (SFT and GRPO updates)
     grad_accum: int = 1
+    share_prefix: bool = True  # the orders' common conversation start runs once (text)
+    group_by_length: bool = True  # batches of records of similar length
     # GRPO
     grpo_epochs: float = 1.0  # passes over the prompts (both orders of every record)
     prompts_per_step: int = 4
