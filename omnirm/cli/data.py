@@ -321,6 +321,18 @@ DeviceOpt = Annotated[
     str, typer.Option(help="hf: device (auto, cpu, cuda, cuda:1, mps).", rich_help_panel=PANEL)
 ]
 
+StructuredOpt = Annotated[
+    Optional[bool],  # noqa: UP045
+    typer.Option(
+        "--structured/--no-structured",
+        help="Constrain the teachers' JSON answers to their schema while decoding (hf: "
+        "through xgrammar, vllm: guided decoding, openai: response_format); default: where "
+        "the backend can. Answers are validated and re-asked either way.",
+        show_default=False,
+        rich_help_panel=PANEL,
+    ),
+]
+
 
 def _model_options(
     *,
@@ -335,6 +347,7 @@ def _model_options(
     seed: int,
     max_new_tokens: int,
     retries: int,
+    structured: bool | None,
     cache: Path | None,
     no_cache: bool,
 ) -> Any:
@@ -353,6 +366,7 @@ def _model_options(
         seed=seed,
         max_new_tokens=max_new_tokens,
         retries=retries,
+        structured=structured,
         cache=cache,
         use_cache=not no_cache,
     )
@@ -408,6 +422,7 @@ def criteria(
     seed: SeedOpt = 0,
     max_new_tokens: MaxNewTokensOpt = 512,
     retries: RetriesOpt = 2,
+    structured: StructuredOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
     media_root: MediaRootOpt = None,
@@ -442,6 +457,7 @@ def criteria(
             seed=seed,
             max_new_tokens=max_new_tokens,
             retries=retries,
+            structured=structured,
             cache=cache,
             no_cache=no_cache,
         )
@@ -539,6 +555,7 @@ def pairs(
     seed: SeedOpt = 0,
     max_new_tokens: MaxNewTokensOpt = 768,
     retries: RetriesOpt = 2,
+    structured: StructuredOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
     media_root: MediaRootOpt = None,
@@ -583,6 +600,7 @@ def pairs(
             seed=seed,
             max_new_tokens=max_new_tokens,
             retries=retries,
+            structured=structured,
             cache=cache,
             no_cache=no_cache,
         )

@@ -328,6 +328,7 @@ class ModelOptions:
     seed: int = 0
     max_new_tokens: int = 512
     retries: int = 2
+    structured: bool | None = None  # JSON answers constrained to their schema (None: if able)
     cache: Path | None = None
     use_cache: bool = True
 
@@ -381,7 +382,15 @@ class Models:
             temperature=o.temperature if temperature is None else temperature,
             seed=o.seed,
         )
-        return Caller(role, spec, self.backend(spec), sampling, self.cache, o.retries)
+        return Caller(
+            role,
+            spec,
+            self.backend(spec),
+            sampling,
+            self.cache,
+            o.retries,
+            structured=o.structured,
+        )
 
     def close(self) -> None:
         for backend in self.backends.values():

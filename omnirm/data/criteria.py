@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
 
 from omnirm.data.build import BuildOutput, BuildStats, Built, windows
-from omnirm.data.teach import Answer, Caller, Invalid
+from omnirm.data.teach import Answer, Caller, answer_schema, check_answer
 from omnirm.errors import RecordError
 from omnirm.judging.conversations import ConversationBuilder
 from omnirm.judging.judge import verdict_outcome
@@ -49,7 +51,9 @@ from omnirm.records import InvalidRecord, Record
 from omnirm.resume import value_hash
 
 Accept = Literal["unanimous", "majority"]
-MAX_CRITERION_CHARS = 600
+MAX_CRITERION_CHARS = 300
+#: the reason's longest (with the criterion's, a constrained answer fits the default 512 tokens)
+MAX_REASON_CHARS = 180
 _POSITIONAL = ("response a", "response b", "the first response", "the second response")
 
 
@@ -60,22 +64,39 @@ class CriteriaSettings:
     window: int = 16  # input records whose requests go to the models together
 
 
+class CriterionAnswer(BaseModel):
+    """The teacher's answer: a criterion that stands on its own, and its reason."""
+
+    criterion: Annotated[str, Field(min_length=1, max_length=MAX_CRITERION_CHARS)]
+    reason: Annotated[str, Field(max_length=MAX_REASON_CHARS)] = ""
+
+    @field_validator("criterion")
+    @classmethod
+    def _stands_alone(cls, criterion: str) -> str:
+        criterion = " ".join(criterion.split())
+        if not criterion:
+            raise ValueError("must be a non-empty string")
+        lowered = criterion.lower()
+        named = next((word for word in _POSITIONAL if word in lowered), None)
+        if named is not None:
+            raise ValueError(f"names a position ({named!r}); it must stand on its own")
+        return criterion
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _optional_reason(cls, reason: Any) -> str:
+        # an unconstrained teacher's missing or overlong reason costs it nothing
+        return reason.strip()[:MAX_REASON_CHARS] if isinstance(reason, str) else ""
+
+
+#: the JSON schema a structured teacher's answers are held to
+CRITERION_SCHEMA = answer_schema(CriterionAnswer)
+
+
 def validate_criterion(value: dict[str, Any]) -> tuple[str, str | None]:
     """The criterion (and the teacher's reason) of a teacher's JSON answer, or :class:`Invalid`."""
-    criterion = value.get("criterion")
-    if not isinstance(criterion, str) or not criterion.strip():
-        raise Invalid('"criterion" must be a non-empty string')
-    criterion = " ".join(criterion.split())
-    if len(criterion) > MAX_CRITERION_CHARS:
-        raise Invalid(
-            f'"criterion" is {len(criterion)} characters; keep it under {MAX_CRITERION_CHARS}'
-        )
-    lowered = criterion.lower()
-    named = next((word for word in _POSITIONAL if word in lowered), None)
-    if named is not None:
-        raise Invalid(f'"criterion" names a position ({named!r}); it must stand on its own')
-    reason = value.get("reason")
-    return criterion, reason if isinstance(reason, str) and reason.strip() else None
+    answer = check_answer(CriterionAnswer, value)
+    return answer.criterion, answer.reason or None
 
 
 def accepted(agree: int, verifiers: int, rule: Accept) -> bool:
@@ -143,6 +164,7 @@ class CriteriaPipeline:
                 "retries": [self.teacher.retries, *(v.retries for v in self.verifiers)],
                 "contrastive": self.settings.contrastive,
                 "accept": self.settings.accept,
+                "structured": self.teacher.structured,
             }
         )
 
@@ -217,7 +239,9 @@ class CriteriaPipeline:
             jobs += [job for job, _ in mine]
             conversations += [conversation for _, conversation in mine]
         for job, answer in zip(
-            jobs, self.teacher.ask_json(conversations, validate_criterion), strict=True
+            jobs,
+            self.teacher.ask_json(conversations, validate_criterion, CRITERION_SCHEMA),
+            strict=True,
         ):
             job.answer = answer
         self._verify(

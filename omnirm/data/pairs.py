@@ -23,10 +23,12 @@ import hashlib
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, create_model, field_validator
 
 from omnirm.data.build import BuildOutput, BuildStats, Built, windows
-from omnirm.data.teach import Answer, Caller, Invalid
+from omnirm.data.teach import Answer, Caller, answer_schema, check_answer
 from omnirm.errors import RecordError
 from omnirm.judging.conversations import ConversationBuilder
 from omnirm.media.paths import MediaResolver
@@ -70,33 +72,49 @@ class TeacherScores:
         return abs(a - b) / len(PAIR_ASPECTS)
 
 
+#: one aspect's score: any JSON number 0-10 is accepted, a constrained teacher writes integers
+Score = Annotated[float, Field(ge=0, le=10, strict=True, json_schema_extra={"type": "integer"})]
+#: a rationale's longest (with the scores, a constrained answer fits the default 768 tokens)
+MAX_RATIONALE_CHARS = 600
+#: a response's scores, one field per aspect
+_ASPECT_FIELDS: dict[str, Any] = {aspect: (Score, ...) for aspect in PAIR_ASPECTS}
+AspectScores: type[BaseModel] = create_model("AspectScores", **_ASPECT_FIELDS)
+
+
+class SideScores(BaseModel):
+    A: AspectScores  # type: ignore[valid-type]
+    B: AspectScores  # type: ignore[valid-type]
+
+
+class ScoresAnswer(BaseModel):
+    """A teacher's answer: both responses' aspect scores, a verdict and a rationale."""
+
+    scores: SideScores
+    verdict: Literal["A", "B", "tie"]
+    rationale: Annotated[str, Field(min_length=1, max_length=MAX_RATIONALE_CHARS)]
+
+    @field_validator("verdict", mode="before")
+    @classmethod
+    def _any_case(cls, verdict: Any) -> Any:
+        return {"a": "A", "b": "B", "tie": "tie"}.get(str(verdict).strip().lower(), verdict)
+
+    @field_validator("rationale")
+    @classmethod
+    def _not_blank(cls, rationale: str) -> str:
+        if not rationale.strip():
+            raise ValueError("must be a non-empty string")
+        return rationale.strip()
+
+
+#: the JSON schema a structured teacher's answers are held to
+SCORES_SCHEMA = answer_schema(ScoresAnswer)
+
+
 def validate_scores(value: dict[str, Any]) -> TeacherScores:
     """A teacher's JSON answer checked field by field, or :class:`Invalid` naming the field."""
-    scores = value.get("scores")
-    if not isinstance(scores, dict):
-        raise Invalid('"scores" must be an object with "A" and "B"')
-    sides = []
-    for side in ("A", "B"):
-        given = scores.get(side)
-        if not isinstance(given, dict):
-            raise Invalid(f'"scores.{side}" must be an object of aspect scores')
-        checked: dict[str, float] = {}
-        for aspect in PAIR_ASPECTS:
-            score = given.get(aspect)
-            if isinstance(score, bool) or not isinstance(score, int | float):
-                raise Invalid(f'"scores.{side}.{aspect}" must be a number from 0 to 10')
-            if not 0 <= score <= 10:
-                raise Invalid(f'"scores.{side}.{aspect}" is {score}, outside 0-10')
-            checked[aspect] = float(score)
-        sides.append(checked)
-    verdict = value.get("verdict")
-    normal = {"a": "A", "b": "B", "tie": "tie"}.get(str(verdict).strip().lower())
-    if normal is None:
-        raise Invalid(f'"verdict" must be "A", "B" or "tie", got {verdict!r}')
-    rationale = value.get("rationale")
-    if not isinstance(rationale, str) or not rationale.strip():
-        raise Invalid('"rationale" must be a non-empty string')
-    return TeacherScores(sides[0], sides[1], normal, rationale.strip())
+    answer = check_answer(ScoresAnswer, value)
+    sides = answer.model_dump()["scores"]
+    return TeacherScores(sides["A"], sides["B"], answer.verdict, answer.rationale)
 
 
 def swapped(seed: int, record_id: str, pair: int) -> bool:
@@ -163,7 +181,8 @@ class PairsPipeline:
                 "prompt_version": DATA_PROMPT_VERSION,
                 "prompts": [pair_system(), PAIR_USER],
                 "teachers": [
-                    [t.fingerprint, t.sampling.to_dict(), t.retries] for t in self.teachers
+                    [t.fingerprint, t.sampling.to_dict(), t.retries, t.structured]
+                    for t in self.teachers
                 ],
                 "generators": [
                     [g.fingerprint, g.sampling.to_dict()]
@@ -321,7 +340,7 @@ class PairsPipeline:
                     continue
                 asked.append(pair)
             for pair, answer in zip(
-                asked, teacher.ask_json(conversations, validate_scores), strict=True
+                asked, teacher.ask_json(conversations, validate_scores, SCORES_SCHEMA), strict=True
             ):
                 if answer.failed:
                     results[pair.slot] = RecordError(f"teacher {index + 1} {answer.problem}")

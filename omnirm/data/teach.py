@@ -9,7 +9,12 @@ run asks only what it has not seen.
 
 Structured answers (:meth:`Caller.ask_json`) are parsed and checked by a validator; an answer
 that fails is asked again, up to ``retries`` times, with the problem named in a follow-up turn;
-after that the item has no answer — never a guessed field. Verdict answers
+after that the item has no answer — never a guessed field. Each answer's fields are defined
+once, as a pydantic model: :func:`check_answer` validates a parsed answer against it and
+:func:`answer_schema` gives its JSON schema, which a ``structured`` caller hands the backend so
+that it constrains decoding to it (``hf:`` through xgrammar, ``vllm:`` through guided decoding,
+``openai:`` through ``response_format``); the validation and re-asks stay for servers that
+ignore the schema. Verdict answers
 (:meth:`Caller.ask_verdicts`) are re-asked like the judge's (sampling moved by the attempt).
 :class:`CallStats` counts calls, cache hits, re-asks, tokens and time per role.
 """
@@ -23,16 +28,52 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
+from omnirm.errors import UsageError
 from omnirm.judging.cache import AnswerCache, answer_key
 from omnirm.models.backends.base import Conversation, Generation, JudgeBackend, Sampling
 from omnirm.prompts.data import REASK
 from omnirm.prompts.verdicts import parse_verdict
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 class Invalid(ValueError):
     """A teacher's answer that does not pass its validator (the message names the problem)."""
+
+
+def check_answer(model: type[M], value: Any) -> M:
+    """``value`` validated as ``model``, or :class:`Invalid` naming the first bad field."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        first = error.errors()[0]
+        path = ".".join(str(part) for part in first["loc"])
+        cause = first.get("ctx", {}).get("error")
+        message = str(cause) if isinstance(cause, ValueError) else first["msg"]
+        raise Invalid(f'"{path}": {message}' if path else message) from None
+
+
+def answer_schema(model: type[BaseModel]) -> str:
+    """The JSON schema (canonical JSON text) of ``model``'s answers for constrained decoding:
+    every property required and no others (the form OpenAI's strict mode asks for)."""
+    schema = model.model_json_schema()
+
+    def close(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node:
+                node["required"] = list(node["properties"])
+                node["additionalProperties"] = False
+            for child in node.values():
+                close(child)
+        elif isinstance(node, list):
+            for child in node:
+                close(child)
+
+    close(schema)
+    return json.dumps(schema)
 
 
 @dataclass
@@ -93,20 +134,34 @@ class Caller:
     retries: int = 2
     retry_temperature: float = 0.7
     stats: CallStats = field(default_factory=CallStats)
+    #: hand JSON answers' schemas to the backend (None: where the backend can constrain them)
+    structured: bool | None = None
 
     def __post_init__(self) -> None:
         self.fingerprint = self.backend.fingerprint()
+        supported = self.backend.constrains_json
+        if self.structured and not supported:
+            raise UsageError(
+                f"--structured: the {self.role}'s backend ({self.spec}) cannot constrain its "
+                "answers to a JSON schema (use --no-structured)"
+            )
+        self.structured = supported if self.structured is None else self.structured
 
     def provenance(self) -> dict[str, Any]:
         return {"spec": self.spec, "backend": self.backend.kind, "model": self.backend.model}
 
     def generate(
-        self, conversations: list[Conversation], attempt: int = 0, sample: int = 0
+        self,
+        conversations: list[Conversation],
+        attempt: int = 0,
+        sample: int = 0,
+        json_schema: str | None = None,
     ) -> list[tuple[Generation, bool]]:
         """Answers (and whether each came from the cache) in order: cached ones looked up, the
         rest asked of the backend in one call. ``sample`` tells apart several answers wanted
-        from one conversation (generators' N responses): it moves the seed and the cache key."""
-        sampling = self._sampling(attempt, sample)
+        from one conversation (generators' N responses): it moves the seed and the cache key.
+        ``json_schema`` constrains the answers to it (part of the sampling and the key)."""
+        sampling = replace(self._sampling(attempt, sample), json_schema=json_schema)
         settings = {**sampling.to_dict(), "attempt": attempt}
         if sample:
             settings["sample"] = sample
@@ -138,11 +193,16 @@ class Caller:
         return replace(base, temperature=max(base.temperature, self.retry_temperature), seed=seed)
 
     def ask_json(
-        self, conversations: list[Conversation], validate: Callable[[Any], T]
+        self,
+        conversations: list[Conversation],
+        validate: Callable[[Any], T],
+        schema: str | None = None,
     ) -> list[Answer[T]]:
         """Structured answers: each answer's JSON object passed to ``validate`` (which returns
         the checked value or raises :class:`Invalid`); unusable answers are asked again with
-        the problem named, up to ``retries`` times."""
+        the problem named, up to ``retries`` times. A ``structured`` caller hands ``schema``
+        (from :func:`answer_schema`) to the backend to constrain decoding."""
+        json_schema = schema if self.structured else None
         items = [_Pending(i, list(c)) for i, c in enumerate(conversations)]
         self.stats.requests += len(items)
         for attempt in range(self.retries + 1):
@@ -151,7 +211,9 @@ class Caller:
                 break
             if attempt:
                 self.stats.reasks += len(pending)
-            answers = self.generate([item.conversation for item in pending], attempt)
+            answers = self.generate(
+                [item.conversation for item in pending], attempt, json_schema=json_schema
+            )
             for item, (answer, cached) in zip(pending, answers, strict=True):
                 self._take(item, answer, cached)
                 if item.done:

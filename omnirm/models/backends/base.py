@@ -48,9 +48,15 @@ class Sampling:
     top_p: float = 1.0
     seed: int | None = 0
     stop_at_mark: bool = True  # stop once a verdict or score mark is complete (hf: backends)
+    #: a JSON schema (JSON text) the answer must follow: decoding is constrained to it on
+    #: backends that can (:attr:`JudgeBackend.constrains_json`), ignored by the others
+    json_schema: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["json_schema"] is None:  # keys of answers cached before the field existed
+            del out["json_schema"]
+        return out
 
 
 @dataclass
@@ -114,6 +120,12 @@ class JudgeBackend(ABC):
         :class:`Generation` with ``error`` set rather than raising; errors that make every
         request fail (bad model path, authentication refused, missing dependency) raise
         :class:`~omnirm.errors.UsageError` or :class:`~omnirm.errors.OmnirmError`."""
+
+    @property
+    def constrains_json(self) -> bool:
+        """Whether :attr:`Sampling.json_schema` constrains this backend's answers (structured
+        outputs); the others ignore it."""
+        return False
 
     @property
     def reads_probabilities(self) -> bool:

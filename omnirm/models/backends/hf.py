@@ -6,11 +6,14 @@ template; vision-language models (Qwen2.5-VL and others loaded by
 ``AutoModelForImageTextToText``) and omni models (the Qwen2.5-Omni thinker) through the
 processor's, with images, video frames and audio passed as the processor takes them. Batches
 are left-padded and generated together; greedy decoding (temperature 0) gives the same answer
-whatever the batch, sampling is seeded per batch. Works on CPU; bf16 on GPUs that support it.
+whatever the batch, sampling is seeded per batch. Works on CPU; bf16 on GPUs that support it. Answers with a JSON
+schema (:attr:`Sampling.json_schema`) are decoded under xgrammar's grammar for it: each step
+masks the tokens that would leave the schema, so the answer always parses and fits it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -123,6 +126,37 @@ class HFBackend(JudgeBackend):
         return self._model_name
 
     @property
+    def constrains_json(self) -> bool:
+        return importlib.util.find_spec("xgrammar") is not None
+
+    def _json_constraint(self, schema: str) -> Any:
+        """A fresh logits processor holding each row to ``schema`` (grammars compiled once)."""
+        try:
+            import xgrammar
+            from xgrammar.contrib.hf import LogitsProcessor
+        except ImportError as error:
+            raise UsageError(
+                f"structured answers on hf: need xgrammar ({error}); "
+                "pip install xgrammar, or use --no-structured"
+            ) from None
+        grammars: dict[str, Any] = self.__dict__.setdefault("_grammars", {})
+        if schema not in grammars:
+            if "_grammar_compiler" not in self.__dict__:
+                # the output layer may be wider than the tokenizer's vocabulary (padding)
+                width = self.net.get_output_embeddings().weight.shape[0]
+                info = xgrammar.TokenizerInfo.from_huggingface(
+                    self.tokenizer,
+                    vocab_size=width,
+                    stop_token_ids=sorted(_eos_ids(self.net, self.tokenizer)),
+                )
+                self._grammar_compiler = xgrammar.GrammarCompiler(info)
+            # compact JSON: no runs of whitespace for a small model to loop in
+            grammars[schema] = self._grammar_compiler.compile_json_schema(
+                schema, any_whitespace=False
+            )
+        return LogitsProcessor(grammars[schema])
+
+    @property
     def modalities(self) -> frozenset[str]:
         return self._modalities
 
@@ -153,7 +187,7 @@ class HFBackend(JudgeBackend):
         stop: Callable[[str], bool] | None = None,
         continuations: list[str] | None = None,
     ) -> list[Generation]:
-        from transformers import StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         from omnirm.prompts.verdicts import has_mark
 
@@ -161,7 +195,11 @@ class HFBackend(JudgeBackend):
         inputs = self._encode(batch, continuations)
         pad = self.tokenizer.pad_token_id
         options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "pad_token_id": pad}
-        stop = stop or (has_mark if sampling.stop_at_mark else None)
+        if sampling.json_schema is not None:
+            constraint = self._json_constraint(sampling.json_schema)
+            options["logits_processor"] = LogitsProcessorList([constraint])
+        elif sampling.stop_at_mark:  # a mark inside a JSON answer must not cut it short
+            stop = stop or has_mark
         if stop is not None:
             width = inputs["input_ids"].shape[1]
             options["stopping_criteria"] = StoppingCriteriaList(

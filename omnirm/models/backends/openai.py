@@ -103,6 +103,8 @@ class OpenAIBackend(JudgeBackend):
         self.server_model: str | None = None
         self._api_key = os.environ.get(api_key_env) or None
         self._max_tokens_field = "max_tokens"
+        #: set once the server refuses ``response_format``: the answers' own checks remain
+        self._schema_refused = False
         self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
         self._abort = threading.Event()
@@ -114,6 +116,10 @@ class OpenAIBackend(JudgeBackend):
     @property
     def modalities(self) -> frozenset[str]:
         return frozenset({"image", "video", "audio"})
+
+    @property
+    def constrains_json(self) -> bool:
+        return True
 
     def fingerprint(self) -> dict[str, Any]:
         return {"backend": "openai", "base_url": self.base_url, "model": self._model}
@@ -175,6 +181,15 @@ class OpenAIBackend(JudgeBackend):
             "top_p": sampling.top_p,
             "seed": sampling.seed,
         }
+        if sampling.json_schema is not None and not self._schema_refused:
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "answer",
+                    "schema": json.loads(sampling.json_schema),
+                    "strict": True,
+                },
+            }
         return {key: value for key, value in request.items() if value is not None}
 
     def _attempt(self, messages: list[dict[str, Any]], sampling: Sampling) -> _Outcome:
@@ -201,6 +216,11 @@ class OpenAIBackend(JudgeBackend):
             if status == 400 and "max_completion_tokens" in message and "max_tokens" in request:
                 # newer OpenAI models take only max_completion_tokens: switch, for later requests
                 self._max_tokens_field = "max_completion_tokens"
+                return self._attempt(messages, sampling)
+            if status == 400 and "response_format" in request and _about_schema(message):
+                # a server without structured outputs: ask without, for later requests too
+                console.debug(_escape(f"openai: {url} refused response_format ({message})"))
+                self._schema_refused = True
                 return self._attempt(messages, sampling)
             retried = status in (408, 409, 429) or status >= 500
             hint = " (is the base URL right? It usually ends in /v1)" if status == 404 else ""
@@ -287,6 +307,12 @@ def to_openai_messages(
 
 
 # -- replies -------------------------------------------------------------------------------------
+
+
+def _about_schema(message: str) -> bool:
+    """Whether a 400's message is about the structured-output request."""
+    lowered = message.lower()
+    return any(word in lowered for word in ("response_format", "json_schema", "structured"))
 
 
 def _malformed(detail: str) -> _Outcome:

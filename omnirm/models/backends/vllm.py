@@ -126,14 +126,22 @@ class VLLMBackend(JudgeBackend):
         seconds = (time.perf_counter() - began) / len(conversations)
         return [_generation(output, seconds) for output in outputs]
 
+    @property
+    def constrains_json(self) -> bool:
+        return True
+
     def _sampling_params(self, sampling: Sampling) -> Any:
         from vllm import SamplingParams
 
+        options: dict[str, Any] = {}
+        if sampling.json_schema is not None:
+            options.update(_json_constraint(sampling.json_schema))
         return SamplingParams(
             max_tokens=sampling.max_new_tokens,
             temperature=sampling.temperature,  # 0 = greedy in vLLM too
             top_p=sampling.top_p,
             seed=sampling.seed,
+            **options,
         )
 
     def close(self) -> None:
@@ -304,6 +312,16 @@ def model_files(source: Path) -> list[tuple[str, int, int]]:
 
 
 # ------------------------------------------------------------------------------ conversion
+
+
+def _json_constraint(schema: str) -> dict[str, Any]:
+    """The ``SamplingParams`` options that hold an answer to a JSON schema: ``structured_outputs``
+    (vLLM 0.11 and later), else the ``guided_decoding`` it replaced (removed in 0.12)."""
+    import vllm.sampling_params as params
+
+    if hasattr(params, "StructuredOutputsParams"):
+        return {"structured_outputs": params.StructuredOutputsParams(json=schema)}
+    return {"guided_decoding": params.GuidedDecodingParams(json=schema)}
 
 
 def to_vllm_messages(

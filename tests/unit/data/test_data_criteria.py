@@ -285,3 +285,34 @@ def test_plain_progress_ends_with_the_last_count(capsys: pytest.CaptureFixture[s
     quiet.update(3)
     quiet.finish(3)
     assert capsys.readouterr().err == ""
+
+
+def test_criterion_answer_validator_and_schema_from_one_model() -> None:
+    from omnirm.data.criteria import (
+        CRITERION_SCHEMA,
+        MAX_CRITERION_CHARS,
+        MAX_REASON_CHARS,
+        validate_criterion,
+    )
+    from omnirm.data.teach import Invalid
+
+    assert validate_criterion({"criterion": "  Prefer   brevity. ", "reason": 3}) == (
+        "Prefer brevity.",
+        None,
+    )
+    assert validate_criterion({"criterion": "Be exact.", "reason": " Because. "}) == (
+        "Be exact.",
+        "Because.",
+    )
+    for broken, message in (
+        ({}, '"criterion": Field required'),
+        ({"criterion": "  "}, '"criterion": must be a non-empty string'),
+        ({"criterion": "x" * (MAX_CRITERION_CHARS + 1)}, '"criterion": String should have at most'),
+        ({"criterion": "Response A wins."}, "names a position ('response a')"),
+    ):
+        with pytest.raises(Invalid, match=re.escape(message)):
+            validate_criterion(broken)
+    schema = json.loads(CRITERION_SCHEMA)
+    assert schema["required"] == ["criterion", "reason"] and schema["additionalProperties"] is False
+    assert schema["properties"]["criterion"]["maxLength"] == MAX_CRITERION_CHARS
+    assert schema["properties"]["reason"]["maxLength"] == MAX_REASON_CHARS

@@ -154,7 +154,7 @@ def test_invalid_json_is_reasked_with_the_field_named(cli, backends, tmp_path: P
     assert record["preference"] == 0
     asked = backends["t1"].conversations[1]
     assert asked[-2] == {"role": "assistant", "content": '{"scores": {"A": {"fluency": 11}}}'}
-    assert '"scores.A.fluency" is 11, outside 0-10' in asked[-1]["content"]
+    assert '"scores.A.fluency": Input should be less than or equal to 10' in asked[-1]["content"]
 
 
 def test_validate_scores_names_each_problem() -> None:
@@ -163,11 +163,13 @@ def test_validate_scores_names_each_problem() -> None:
         dict.fromkeys(ASPECTS, 7.0), dict.fromkeys(ASPECTS, 4.0), "B", "Because."
     )
     for broken, message in (
-        ({**good, "verdict": "C"}, '"verdict" must be "A", "B" or "tie"'),
-        ({**good, "rationale": " "}, '"rationale" must be a non-empty string'),
-        ({**good, "scores": {"A": good["scores"]["A"]}}, '"scores.B" must be an object'),
+        ({**good, "verdict": "C"}, "\"verdict\": Input should be 'A', 'B' or 'tie'"),
+        ({**good, "rationale": " "}, '"rationale": must be a non-empty string'),
+        ({**good, "scores": {"A": good["scores"]["A"]}}, '"scores.B": Field required'),
         ({**good, "scores": {"A": {**good["scores"]["A"], "safety": True}, "B": good["scores"]["B"]}},
-         '"scores.A.safety" must be a number'),
+         '"scores.A.safety": Input should be a valid number'),
+        ({**good, "scores": {"A": {**good["scores"]["A"], "safety": 11}, "B": good["scores"]["B"]}},
+         '"scores.A.safety": Input should be less than or equal to 10'),
     ):  # fmt: skip
         with pytest.raises(Invalid, match=message):
             validate_scores(broken)

@@ -282,6 +282,46 @@ def test_malformed_then_good(serve: Callable[[Script], FakeServer]) -> None:
     assert got.text == "[[A]]" and server.count == 2
 
 
+# -- structured outputs ---------------------------------------------------------------------------
+
+
+def test_json_schema_sent_as_response_format(serve: Callable[[Script], FakeServer]) -> None:
+    from omnirm.data.criteria import CRITERION_SCHEMA
+
+    server = serve(lambda i, body: Reply(body=answer('{"criterion": "Be brief.", "reason": ""}')))
+    judge = backend(server)
+    assert judge.constrains_json
+    [got] = judge.generate([ask()], Sampling(max_new_tokens=16, json_schema=CRITERION_SCHEMA))
+    assert got.text == '{"criterion": "Be brief.", "reason": ""}'
+    _, body = server.requests[0]
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": json.loads(CRITERION_SCHEMA), "strict": True},
+    }
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["required"] == ["criterion", "reason"] and not schema["additionalProperties"]
+    judge.generate([ask()], SAMPLING)  # no schema: no response_format
+    assert "response_format" not in server.requests[1][1]
+
+
+def test_server_refusing_response_format_is_asked_without(
+    serve: Callable[[Script], FakeServer],
+) -> None:
+    refusal = {"error": {"message": "response_format json_schema is not supported"}}
+
+    def script(i: int, body: dict[str, Any]) -> Reply:
+        return Reply(400, refusal) if "response_format" in body else Reply()
+
+    server = serve(script)
+    judge = backend(server)
+    sampling = Sampling(max_new_tokens=16, json_schema='{"type": "object"}')
+    [first] = judge.generate([ask()], sampling)
+    [second] = judge.generate([ask()], sampling)
+    assert first.text == second.text == "[[A]]"
+    # refused once, then never sent again
+    assert ["response_format" in body for _, body in server.requests] == [True, False, False]
+
+
 # -- errors that are not retried ------------------------------------------------------------------
 
 

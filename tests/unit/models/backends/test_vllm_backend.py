@@ -275,3 +275,46 @@ def test_vllm_judges_a_conversation(tmp_path: Path) -> None:
         assert answers[0].text == answers[1].text  # greedy: the same prompt, the same answer
     finally:
         backend.close()
+
+
+# ---------------------------------------------------------------------------- structured outputs
+
+
+class _Recorded:
+    """Stands in for a vLLM parameter class: keeps the keyword arguments it was built with."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+
+
+@pytest.mark.parametrize("modern", [True, False])
+def test_json_schema_becomes_structured_output_params(
+    monkeypatch: pytest.MonkeyPatch, modern: bool
+) -> None:
+    """vLLM is not installed here: stand-ins record what the backend builds. vLLM 0.11+ takes
+    ``structured_outputs=StructuredOutputsParams(json=…)``, older releases ``guided_decoding``."""
+    import types
+
+    from omnirm.data.pairs import SCORES_SCHEMA
+    from omnirm.models.backends.vllm import VLLMBackend
+
+    params = types.ModuleType("vllm.sampling_params")
+    guide = "StructuredOutputsParams" if modern else "GuidedDecodingParams"
+    setattr(params, guide, type(guide, (_Recorded,), {}))
+    root = types.ModuleType("vllm")
+    root.SamplingParams = type("SamplingParams", (_Recorded,), {})  # type: ignore[attr-defined]
+    root.sampling_params = params  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm", root)
+    monkeypatch.setitem(sys.modules, "vllm.sampling_params", params)
+
+    backend = VLLMBackend.__new__(VLLMBackend)
+    assert backend.constrains_json
+    sampling = Sampling(max_new_tokens=64, temperature=0.0, seed=3, json_schema=SCORES_SCHEMA)
+    built = backend._sampling_params(sampling)
+    field = "structured_outputs" if modern else "guided_decoding"
+    assert set(built.kwargs) == {"max_tokens", "temperature", "top_p", "seed", field}
+    assert (built.kwargs["max_tokens"], built.kwargs["seed"]) == (64, 3)
+    assert type(built.kwargs[field]).__name__ == guide
+    assert built.kwargs[field].kwargs == {"json": SCORES_SCHEMA}
+    plain = backend._sampling_params(Sampling(max_new_tokens=8))
+    assert "structured_outputs" not in plain.kwargs and "guided_decoding" not in plain.kwargs
