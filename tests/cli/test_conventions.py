@@ -40,7 +40,13 @@ def test_ctrl_c_exits_130_and_keeps_what_was_written(tmp_path: Path) -> None:
     deadline = time.monotonic() + 30
     while not list(tmp_path.glob(".out.jsonl.*")) and time.monotonic() < deadline:
         time.sleep(0.1)
-    time.sleep(1.0)  # and read the first record
+    # and read the first record: its writer flushes on the next write only, so the record
+    # shows in the file within 0.5 s just on an idle machine; a loaded one gets 3 s
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and not any(
+        p.stat().st_size for p in tmp_path.glob(".out.jsonl.*")
+    ):
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

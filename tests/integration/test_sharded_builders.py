@@ -69,7 +69,7 @@ def test_criteria_under_two_ranks_as_one_process(
     args = [
         "data", "criteria", str(data), "--teacher", f"hf:{models['teacher']}",
         "--verifier", f"hf:{models['always_a']}", "--max-new-tokens", "24", "--batch-size", "2",
-        "--contrastive",
+        "--contrastive", "--no-structured",  # the fixed-answer teacher writes its own JSON
     ]  # fmt: skip
     single, sharded = _single_and_sharded(cli, args, tmp_path, monkeypatch)
     # every input accounted for: two criteria per pair (rejected by a biased verifier), one
@@ -100,7 +100,7 @@ def test_pairs_under_two_ranks_as_one_process(
         "data", "pairs", str(data), "--teacher", f"hf:{models['teacher']}",
         "--strong", f"hf:{models['strong']}", "--weak", f"hf:{models['weak']}",
         "--gen-temperature", "0", "--gen-max-new-tokens", "16", "--max-new-tokens", "24",
-        "--retries", "0", "-n", "2",
+        "--retries", "0", "-n", "2", "--no-structured",
     ]  # fmt: skip
     single, sharded = _single_and_sharded(cli, args, tmp_path, monkeypatch)
     ids = [line["id"] for line in sharded["rejected"]]
@@ -127,7 +127,7 @@ def test_criteria_shards_resume_from_their_own_lines(
     args = [
         "data", "criteria", str(data), "--teacher", f"hf:{models['teacher']}",
         "--verifier", f"hf:{models['always_b']}", "--max-new-tokens", "24", "--contrastive",
-        "-o", str(out), "--stats", str(stats),
+        "-o", str(out), "--stats", str(stats), "--no-structured",
     ]  # fmt: skip
     proc = run(args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -159,7 +159,7 @@ def test_grpo_kl_starts_at_zero_and_reward_functions_get_the_columns(  # type: i
                 "format_rate", "completion_length", "clip_fraction", "seconds"):  # fmt: skip
         assert key in steps[0], key
     assert steps[0][f"reward/{module}:echo"] == 0.25
-    assert "grpo: 1/2 reward" in result.stderr
+    assert "grpo: 1/2 (50%) reward" in result.stderr
     seen = [json.loads(line) for line in calls.read_text().splitlines()]
     assert [c["step"] for c in seen] == [1, 2]
     first = seen[0]
