@@ -40,14 +40,19 @@ def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def arithmetic_pairs(count: int = 5) -> list[dict[str, Any]]:
+    """Labelled pairs "What is i + i?" (a bare number against a sentence), for the builders."""
+    return [
+        {"id": f"q{i}", "prompt": f"What is {i} + {i}?", "responses": [str(2 * i), f"It is {2 * i}."],
+         "preference": i % 2}
+        for i in range(count)
+    ]  # fmt: skip
+
+
 def test_criteria_with_position_biased_verifiers(
     cli: Callable[..., Any], models: dict[str, Path], tmp_path: Path
 ) -> None:
-    records = [
-        {"id": f"q{i}", "prompt": f"What is {i} + {i}?", "responses": [str(2 * i), f"It is {2 * i}."],
-         "preference": i % 2}
-        for i in range(5)
-    ]  # fmt: skip
+    records = arithmetic_pairs()
     data = write_jsonl(tmp_path / "in.jsonl", records)
     out, stats = tmp_path / "out.jsonl", tmp_path / "stats.json"
     result = cli(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import write_jsonl
-from tests.integration.test_data_build_hf import models  # noqa: F401 (a fixture)
+from tests.integration.test_data_build_hf import arithmetic_pairs, models  # noqa: F401 (a fixture)
 from tests.integration.test_sharded_scoring import read, run
 
 
@@ -59,11 +59,7 @@ def test_criteria_under_two_ranks_as_one_process(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    records = [
-        {"id": f"q{i}", "prompt": f"What is {i} + {i}?", "responses": [str(2 * i), f"It is {2 * i}."],
-         "preference": i % 2}
-        for i in range(5)
-    ]  # fmt: skip
+    records = arithmetic_pairs()
     records.insert(2, {"id": "tie", "prompt": "2?", "responses": ["2", "two"], "preference": "tie"})
     data = write_jsonl(tmp_path / "in.jsonl", records)
     args = [
