@@ -186,6 +186,7 @@ class JudgeScorer:
         from omnirm.judging.cache import AnswerCache, default_cache_path
         from omnirm.judging.conversations import ConversationBuilder
         from omnirm.judging.judge import Judge, JudgeSettings, judge_provenance
+        from omnirm.judging.likelihood import check_reads_probabilities
         from omnirm.models.backends.base import open_backend
         from omnirm.prompts.templates import default_template, load_template
 
@@ -242,12 +243,11 @@ class JudgeScorer:
                 revision=options.revision,
                 trust_remote_code=options.trust_remote_code,
             )
-        if verdict != "text" and not self.backend.reads_probabilities:
+        try:
+            check_reads_probabilities(self.backend, verdict, "--verdict", "judge")
+        except UsageError:
             self.backend.close()
-            raise UsageError(
-                f"--verdict {verdict} needs a judge whose next-token probabilities can be read; "
-                f"{self.backend.kind}: judges do not expose them (use an hf: judge)"
-            )
+            raise
         self.builder = ConversationBuilder(
             template,
             resolver,

@@ -41,12 +41,14 @@ from omnirm.cli.judge_options import (
     BaseUrlOpt,
     CacheOpt,
     ConcurrencyOpt,
+    JudgeVerdict,
     MaxNewTokensOpt,
     NoCacheOpt,
     RetriesOpt,
     SeedOpt,
     TemperatureOpt,
     TimeoutOpt,
+    VerdictOpt,
 )
 from omnirm.errors import UsageError
 from omnirm.on_error import OnError
@@ -405,6 +407,7 @@ def criteria(
             rich_help_panel=BUILD,
         ),
     ] = AcceptRule.MAJORITY,
+    verifier_verdict: VerdictOpt = JudgeVerdict.TEXT,
     output: OutputOpt = None,
     rejects: RejectsOpt = None,
     limit: LimitOpt = None,
@@ -434,6 +437,9 @@ def criteria(
     writes a criterion under which the labelled response is better (with
     [bold]--contrastive[/bold] also one favouring the other); each verifier judges the pair
     under it in both orders; kept when the verifiers agree ([bold]--accept[/bold]).
+    [bold]--verifier-verdict probs[/bold] reads each verifier's verdict from its probabilities
+    of the verdict letters (hf: verifiers): every call gives one, and a verifier agrees when
+    the target is the likelier response averaged over both orders.
 
     Rejected items go to [bold]--rejects[/bold] with the reason; every line names the teacher,
     the verifiers, their verdicts and the prompt version. Model answers are cached.
@@ -474,7 +480,12 @@ def criteria(
             models.caller("teacher", teacher),
             [models.caller(f"verifier {i + 1}", spec) for i, spec in enumerate(verifier)],
             resolver,
-            CriteriaSettings(contrastive=contrastive, accept=accept.value, window=batch_size),
+            CriteriaSettings(
+                contrastive=contrastive,
+                accept=accept.value,
+                verdict=verifier_verdict.value,
+                window=batch_size,
+            ),
             report,
             source=source,
         )

@@ -6,12 +6,18 @@ other response is (the same pair under opposite criteria). The teacher answers i
 (``{"criterion": …, "reason": …}``), checked and re-asked when unusable (:mod:`omnirm.data.teach`).
 
 Each criterion is then checked by K verifiers, ordinary pairwise judges reading the judge
-prompt with that criterion, in both orders (the target response shown as A, then as B). A
-verifier agrees when both orders pick the target response. ``accept`` decides: ``unanimous``
-(all K agree) or ``majority`` (more than half). Kept criteria become records with ``criteria``
-set and ``preference`` the target; the rest go to the rejects with the reason. Every line's
-``provenance`` names the teacher, the verifiers, each verifier's verdicts, the acceptance rule
-and the prompt version.
+prompt with that criterion, in both orders (the target response shown as A, then as B). How a
+verdict is read is ``verdict`` (``--verifier-verdict``): ``text`` parses the verdict the
+verifier writes (re-asked when it has none), and the verifier agrees when both orders pick the
+target response; ``probs`` / ``rationale-probs`` read its probabilities of the letters A and B
+at the verdict position (:mod:`omnirm.judging.likelihood`, as ``score --verdict probs``), so
+every call has a verdict, and the verifier agrees when the probability that the target is
+better, averaged over both orders, is the higher (a position bias averages away). ``accept``
+decides: ``unanimous`` (all K agree) or ``majority`` (more than half). Kept criteria become
+records with ``criteria`` set and ``preference`` the target; the rest go to the rejects with the
+reason. Every line's ``provenance`` names the teacher, the verifiers, how their verdicts were
+read, each verifier's verdicts (with ``probs``: each order's letter probabilities and mass, and
+the margin p(response 0) − p(response 1)), the acceptance rule and the prompt version.
 
 Input records that are not labelled pairs (ties, no label, more than two responses) are
 rejected as such; records whose requests fail (a server down, media the model cannot read) are
@@ -31,8 +37,9 @@ from omnirm.data.teach import Answer, Caller, answer_schema, check_answer
 from omnirm.errors import RecordError
 from omnirm.judging.conversations import ConversationBuilder
 from omnirm.judging.judge import verdict_outcome
+from omnirm.judging.likelihood import VerdictMode, check_reads_probabilities, combine_probabilities
 from omnirm.media.paths import MediaResolver
-from omnirm.models.backends.base import Conversation
+from omnirm.models.backends.base import Conversation, VerdictProbabilities
 from omnirm.on_error import ErrorPolicy
 from omnirm.prompts.data import (
     CRITERION_SYSTEM,
@@ -61,6 +68,7 @@ _POSITIONAL = ("response a", "response b", "the first response", "the second res
 class CriteriaSettings:
     contrastive: bool = False
     accept: Accept = "majority"
+    verdict: VerdictMode = "text"  # how the verifiers' verdicts are read
     window: int = 16  # input records whose requests go to the models together
 
 
@@ -132,6 +140,10 @@ class CriteriaPipeline:
     ) -> None:
         if not verifiers:
             raise ValueError("at least one verifier")
+        for verifier in verifiers:
+            check_reads_probabilities(
+                verifier.backend, settings.verdict, "--verifier-verdict", "verifier"
+            )
         self.teacher = teacher
         self.verifiers = verifiers
         self.settings = settings
@@ -165,6 +177,7 @@ class CriteriaPipeline:
                 "contrastive": self.settings.contrastive,
                 "accept": self.settings.accept,
                 "structured": self.teacher.structured,
+                **({} if self.settings.verdict == "text" else {"verdict": self.settings.verdict}),
             }
         )
 
@@ -176,6 +189,7 @@ class CriteriaPipeline:
             "prompt_version": DATA_PROMPT_VERSION,
             "teacher": self.teacher.provenance(),
             "verifiers": [v.provenance() for v in self.verifiers],
+            "verifier_verdict": self.settings.verdict,
             "accept": self.settings.accept,
             "omnirm": __version__,
         }
@@ -299,23 +313,25 @@ class CriteriaPipeline:
                     continue
                 asked.append(job)
                 conversations += pair
-            answers = verifier.ask_verdicts(conversations)
+            answers = verifier.ask_verdicts(conversations, self.settings.verdict)
             for position, job in enumerate(asked):
                 ab, ba = answers[2 * position], answers[2 * position + 1]
                 failed = ab if ab.failed else ba if ba.failed else None
                 if failed is not None:
                     results[job.slot] = RecordError(f"verifier {index + 1} {failed.problem}")
                     continue
-                picks = {
-                    "ab": verdict_outcome(ab.value, "ab"),
-                    "ba": verdict_outcome(ba.value, "ba"),
-                }
-                agrees = picks["ab"] == job.target and picks["ba"] == job.target
+                verdict: dict[str, Any] = {
+                    "verifier": index + 1, "spec": verifier.spec,
+                    "ab": verdict_outcome(ab.value, "ab"), "ba": verdict_outcome(ba.value, "ba"),
+                }  # fmt: skip
+                if ab.reading is not None and ba.reading is not None:
+                    verdict.update(_read_verdict(ab.reading, ba.reading))
+                    agrees = verdict["predicted"] == job.target
+                else:
+                    agrees = verdict["ab"] == job.target and verdict["ba"] == job.target
+                verdict.update(agrees=agrees, attempts=ab.attempts + ba.attempts)
                 assert job.verdicts is not None
-                job.verdicts.append({
-                    "verifier": index + 1, "spec": verifier.spec, "ab": picks["ab"], "ba": picks["ba"],
-                    "agrees": agrees, "attempts": ab.attempts + ba.attempts,
-                })  # fmt: skip
+                job.verdicts.append(verdict)
 
     def _line(self, job: _Job) -> Built:
         assert job.answer is not None
@@ -385,6 +401,24 @@ class CriteriaPipeline:
         if text is not None:
             out["rejected"]["answer"] = text
         return Built(out, False)
+
+
+def _read_verdict(ab: VerdictProbabilities, ba: VerdictProbabilities) -> dict[str, Any]:
+    """A verifier's verdict by likelihood, for the provenance: both orders' letter
+    probabilities and mass, their average's pick and margin p(response 0) − p(response 1)."""
+    combined = combine_probabilities(ab, ba)
+    out: dict[str, Any] = {
+        "predicted": combined.predicted,
+        "margin": round(combined.margin, 6),
+        "probabilities": {
+            order: {k: round(v, 6) for k, v in reading.probabilities.items()}
+            for order, reading in (("ab", ab), ("ba", ba))
+        },
+        "mass": {"ab": round(ab.mass, 6), "ba": round(ba.mass, 6)},
+    }
+    if ab.rationale is not None or ba.rationale is not None:
+        out["rationales"] = {"ab": ab.rationale, "ba": ba.rationale}
+    return out
 
 
 def _not_a_pair(record: Record) -> str | None:

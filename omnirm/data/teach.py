@@ -15,7 +15,10 @@ once, as a pydantic model: :func:`check_answer` validates a parsed answer agains
 that it constrains decoding to it (``hf:`` through xgrammar, ``vllm:`` through guided decoding,
 ``openai:`` through ``response_format``); the validation and re-asks stay for servers that
 ignore the schema. Verdict answers
-(:meth:`Caller.ask_verdicts`) are re-asked like the judge's (sampling moved by the attempt).
+(:meth:`Caller.ask_verdicts`) are re-asked like the judge's (sampling moved by the attempt), or,
+with ``verdict="probs"`` / ``"rationale-probs"``, read from the model's probabilities of the
+verdict letters as ``score --verdict probs`` reads them
+(:func:`omnirm.judging.likelihood.read_probabilities`): every request then has a verdict.
 :class:`CallStats` counts calls, cache hits, re-asks, tokens and time per role.
 """
 
@@ -32,7 +35,14 @@ from pydantic import BaseModel, ValidationError
 
 from omnirm.errors import UsageError
 from omnirm.judging.cache import AnswerCache, answer_key
-from omnirm.models.backends.base import Conversation, Generation, JudgeBackend, Sampling
+from omnirm.judging.likelihood import VerdictMode, likeliest, read_probabilities
+from omnirm.models.backends.base import (
+    Conversation,
+    Generation,
+    JudgeBackend,
+    Sampling,
+    VerdictProbabilities,
+)
 from omnirm.prompts.data import REASK
 from omnirm.prompts.verdicts import parse_verdict
 
@@ -99,7 +109,8 @@ class CallStats:
 @dataclass
 class Answer(Generic[T]):
     """One request's outcome: ``value`` (None when unusable or failed), the last answer's text,
-    attempts, whether every attempt came from the cache, and the last problem."""
+    attempts, whether every attempt came from the cache, and the last problem; ``reading``
+    holds the letter probabilities of a verdict read by likelihood."""
 
     value: T | None
     text: str | None
@@ -107,6 +118,7 @@ class Answer(Generic[T]):
     cached: bool
     problem: str | None = None
     failed: bool = False
+    reading: VerdictProbabilities | None = None
 
 
 @dataclass
@@ -230,9 +242,15 @@ class Caller:
                     ]
         return [self._answer(item) for item in items]
 
-    def ask_verdicts(self, conversations: list[Conversation]) -> list[Answer[str]]:
-        """Pairwise verdicts (A, B or C) from judge conversations; an answer without one
-        verdict is asked again (the same conversation, sampling moved by the attempt)."""
+    def ask_verdicts(
+        self, conversations: list[Conversation], verdict: VerdictMode = "text"
+    ) -> list[Answer[str]]:
+        """Pairwise verdicts (A, B or C) from judge conversations. ``text``: parsed from the
+        answer; one without a single verdict is asked again (the same conversation, sampling
+        moved by the attempt). ``probs`` / ``rationale-probs``: the likelier letter of A and B
+        at the verdict position (see :mod:`omnirm.judging.likelihood`), with its reading."""
+        if verdict != "text":
+            return self._read_verdicts(conversations, verdict)
         items = [_Pending(i, c) for i, c in enumerate(conversations)]
         self.stats.requests += len(items)
         for attempt in range(self.retries + 1):
@@ -250,6 +268,24 @@ class Caller:
                 item.done = item.value is not None
                 item.problem = None if item.done else "no single verdict ([[A]] or [[B]])"
         return [self._answer(item) for item in items]
+
+    def _read_verdicts(
+        self, conversations: list[Conversation], verdict: VerdictMode
+    ) -> list[Answer[str]]:
+        readings = read_probabilities(
+            self.backend, self.fingerprint, self.cache, conversations, verdict=verdict,
+            letters=("A", "B"), sampling=self._sampling(0, 0),
+        )  # fmt: skip
+        self.stats.requests += len(readings)
+        out: list[Answer[str]] = []
+        for reading, cached in readings:
+            self.stats.calls += 0 if cached else 1
+            self.stats.cached += 1 if cached else 0
+            self.stats.prompt_tokens += reading.prompt_tokens
+            self.stats.completion_tokens += reading.completion_tokens
+            self.stats.seconds += reading.seconds
+            out.append(Answer(likeliest(reading), reading.rationale, 1, cached, reading=reading))
+        return out
 
     def _take(self, item: _Pending, answer: Generation, cached: bool) -> None:
         item.attempts += 1

@@ -35,7 +35,6 @@ it has not seen. Output: ``predicted``, ``rationale`` (the first order's answer)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -43,7 +42,7 @@ from typing import Any, Literal
 from omnirm.errors import RecordError
 from omnirm.judging.cache import AnswerCache, answer_key
 from omnirm.judging.conversations import ConversationBuilder
-from omnirm.judging.likelihood import combine_probabilities
+from omnirm.judging.likelihood import combine_probabilities, likeliest, read_probabilities
 from omnirm.models.backends.base import (
     Conversation,
     Generation,
@@ -288,38 +287,24 @@ class Judge:
 
     def _read_probabilities(self, requests: list[_Request]) -> None:
         """Every request's verdict-letter probabilities: from the cache, else the backend."""
-        letters = ("A", "B", "C") if self.settings.ties else ("A", "B")
-        rationale = self.settings.sampling if self.settings.verdict == "rationale-probs" else None
-        setting = {
-            "verdict": self.settings.verdict,
-            "letters": letters,
-            "sampling": None if rationale is None else rationale.to_dict(),
-        }
-        keys = [answer_key(self.fingerprint, r.conversation, setting) for r in requests]
-        cached = [self.cache.get(k) if self.cache is not None else None for k in keys]
-        ask = [i for i, hit in enumerate(cached) if hit is None]
-        fresh = (
-            self.backend.verdict_probabilities(
-                [requests[i].conversation for i in ask], letters, rationale=rationale
-            )
-            if ask
-            else []
+        settings = self.settings
+        assert settings.verdict != "text"
+        readings = read_probabilities(
+            self.backend,
+            self.fingerprint,
+            self.cache,
+            [r.conversation for r in requests],
+            verdict=settings.verdict,
+            letters=("A", "B", "C") if settings.ties else ("A", "B"),
+            sampling=settings.sampling,
         )
-        self.report.asked += len(ask)
-        read: list[VerdictProbabilities | None] = [
-            None if hit is None else _probabilities_from(hit) for hit in cached
-        ]
-        for i, reading in zip(ask, fresh, strict=True):
-            read[i] = reading
-            if self.cache is not None:
-                self.cache.put(keys[i], _probabilities_as_answer(reading))
-        for request, result, hit in zip(requests, read, cached, strict=True):
-            assert result is not None
+        self.report.asked += sum(1 for _, cached in readings if not cached)
+        for request, (result, cached) in zip(requests, readings, strict=True):
             request.attempts = 1
-            request.cached = hit is not None
+            request.cached = cached
             request.probabilities = result
             request.answer = Generation(result.rationale or "", seconds=result.seconds)
-            request.parsed = max(result.probabilities, key=lambda k: result.probabilities[k])
+            request.parsed = likeliest(result)
             request.prompt_tokens = result.prompt_tokens
             request.completion_tokens = result.completion_tokens
             request.seconds = result.seconds
@@ -477,30 +462,6 @@ def answer_fields(
     else:
         predicted, consistent = outcomes[0], None
     return {"consistent": consistent, "predicted": predicted, "rationale": rationale}
-
-
-def _probabilities_as_answer(result: VerdictProbabilities) -> Generation:
-    """A probability reading as a cache entry (its text is the reading as JSON)."""
-    reading = {
-        "probabilities": result.probabilities,
-        "mass": result.mass,
-        "rationale": result.rationale,
-    }
-    return Generation(
-        json.dumps(reading), result.prompt_tokens, result.completion_tokens, result.seconds
-    )
-
-
-def _probabilities_from(answer: Generation) -> VerdictProbabilities:
-    reading = json.loads(answer.text or "{}")
-    return VerdictProbabilities(
-        probabilities=reading["probabilities"],
-        mass=reading["mass"],
-        rationale=reading["rationale"],
-        prompt_tokens=answer.prompt_tokens or 0,
-        completion_tokens=answer.completion_tokens or 0,
-        seconds=answer.seconds,
-    )
 
 
 def _from_scores(first: float | None, second: float | None) -> Outcome:
