@@ -18,6 +18,12 @@ class OutputClosed(Exception):
     """
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler stopping the job) while a command runs: it ends the
+    command as Ctrl-C does, so outputs are finished or discarded and their temporary files
+    removed (:func:`omnirm.cli.main.main` raises it from its SIGTERM handler)."""
+
+
 class UsageError(OmnirmError):
     """The user asked for something that cannot work (bad option combination, missing file).
 

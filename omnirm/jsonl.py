@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -297,6 +298,7 @@ class OutputFile:
         if self.path.exists() and not os.access(self.path, os.W_OK):
             raise UsageError(f"{option} {path}: not writable")
         self._lock = _lock(self.path, option)
+        _remove_stale_temps(self.path)
         try:
             if append:
                 self.stream = self.path.open("a", encoding="utf-8")
@@ -375,6 +377,23 @@ def _lock(path: Path, option: str) -> int:
                 return handle
         os.close(handle)  # the file was replaced while we locked it: lock the new one
     raise UsageError(f"{option} {path}: the file keeps being replaced by another program")
+
+
+def _temp_name(path: Path) -> re.Pattern[str]:
+    """The names :class:`OutputFile` gives ``path``'s temporary files (``tempfile``'s eight
+    random characters between the target's name and ``.tmp``)."""
+    return re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Remove temporary files of ``path`` that earlier runs left (killed by SIGKILL, or the
+    machine went down): only the holder of ``path``'s lock writes one, and that is us now."""
+    pattern = _temp_name(path)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def _new_file_mode(path: Path) -> int:

@@ -1,13 +1,19 @@
 """Entry point: ``omnirm`` (console script) and ``python -m omnirm``.
 
 ``main(argv) -> int`` runs the command line and returns the exit code: 0 ok, 1 failure (bad data,
-missing media, a failed model), 2 usage error, 130 interrupted.
+missing media, a failed model), 2 usage error, 130 interrupted (Ctrl-C, or SIGTERM: ended
+the same way, so that no temporary output is left behind).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +25,7 @@ from omnirm.cli.bench import bench
 from omnirm.cli.bon import bon
 from omnirm.cli.score import score
 from omnirm.cli.serve import serve
-from omnirm.errors import OmnirmError, OutputClosed, UsageError
+from omnirm.errors import OmnirmError, OutputClosed, Terminated, UsageError
 
 app = typer.Typer(
     name="omnirm",
@@ -132,11 +138,41 @@ def _os_error_message(exc: OSError) -> str:
     return f"{where}{exc.strerror or exc}"
 
 
+_received: set[int] = set()  # the signals that ended the command
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    _received.add(signum)
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises :class:`~omnirm.errors.Terminated` (a ``KeyboardInterrupt``) while the
+    command runs, so it unwinds as Ctrl-C does instead of dying with its files half-written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _received.clear()
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted() -> int:
+    console.error("terminated (SIGTERM)" if signal.SIGTERM in _received else "interrupted")
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     command = build_command()
     try:
-        result = command.main(args=argv, prog_name="omnirm", standalone_mode=False)
+        with _sigterm_interrupts():
+            result = command.main(args=argv, prog_name="omnirm", standalone_mode=False)
     except OutputClosed:
         _silence_stdout()
         return 0
@@ -146,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except OmnirmError as exc:
         console.error(str(exc))
         return 1
-    except Abort:
+    except Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            return _interrupted()
         console.error("aborted")
         return 130
     except TyperException as exc:  # usage errors: bad option, missing argument, unknown command
@@ -155,13 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         rich_utils.rich_format_error(exc)  # type: ignore[arg-type]
         return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
-        console.error("interrupted")
-        return 130
+        return _interrupted()
     except OSError as exc:  # a full disk, a file that cannot be written: one line, no traceback
         console.error(_os_error_message(exc))
         return 1
     if result == 130:  # typer turns Ctrl-C inside a command into exit code 130
-        console.error("interrupted")
+        _interrupted()
     if isinstance(result, int):
         return result
     return 0

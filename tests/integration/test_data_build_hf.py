@@ -129,3 +129,47 @@ def test_builders_quiet_by_default(models: dict[str, Path], tmp_path: Path) -> N
     )
     assert loud.returncode == 0, loud.stderr
     assert "Loading weights" in loud.stderr
+
+
+def test_a_terminated_build_leaves_no_temporary_files_and_resumes(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """SIGTERM (a scheduler stopping the job) ends a build as Ctrl-C does: the lines written
+    so far are kept, no ``.tmp`` file is left, and ``--resume`` finishes the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    records = arithmetic_pairs(2)
+    out = tmp_path / "x.criteria.jsonl"
+    command = [
+        sys.executable, "-m", "omnirm", "data", "criteria", "--teacher", f"hf:{models['teacher']}",
+        "--verifier", f"hf:{models['always_a']}", "--max-new-tokens", "24", "--batch-size", "1",
+        "--no-structured", "-o", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "OMNIRM_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    # reads the first record from a pipe that stays open: the build waits for the next one
+    build = subprocess.Popen([*command, "-"], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=env, text=True)  # fmt: skip
+    assert build.stdin is not None
+    build.stdin.write(json.dumps(records[0]) + "\n")
+    build.stdin.flush()
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".x.criteria*.tmp")):  # its outputs are open: models loaded
+        assert build.poll() is None and time.monotonic() < deadline, build.stderr
+        time.sleep(0.1)
+    time.sleep(1)
+    build.send_signal(signal.SIGTERM)
+    _, stderr = build.communicate(timeout=60)
+    assert build.returncode == 130, stderr
+    assert "terminated (SIGTERM)" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
+    data = write_jsonl(tmp_path / "in.jsonl", records)
+    resumed = subprocess.run([*command, str(data), "--resume"], capture_output=True, text=True,
+                             env=env)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    built = lines(out) + lines(tmp_path / "x.criteria.rejected.jsonl")
+    assert sorted(line["id"] for line in built) == ["q0:c0", "q1:c0"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []

@@ -90,6 +90,27 @@ def test_append_writes_in_place(tmp_path: Path) -> None:
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("append", [False, True])
+def test_temporary_files_a_killed_run_left_are_removed(tmp_path: Path, append: bool) -> None:
+    """A run killed by SIGKILL leaves its temporary file; the next run that takes the target's
+    lock removes it (no live run can be writing it) — and nothing else."""
+    target = tmp_path / "out.jsonl"
+    stale = [tmp_path / ".out.jsonl.k3_9zq0a.tmp", tmp_path / ".out.jsonl.abcdefgh.tmp"]
+    others = [
+        tmp_path / ".out.jsonl.rejected.jsonl.abcdefgh.tmp",  # another target's
+        tmp_path / ".out.jsonl.abc.tmp",  # not a name tempfile gives
+        tmp_path / ".other.jsonl.abcdefgh.tmp",
+        tmp_path / "out.jsonl.abcdefgh.tmp",
+    ]
+    for path in stale + others:
+        path.write_text("")
+    with JsonlWriter(target, append=append) as writer:
+        writer.write({"id": "a"})
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in others)
+    assert lines(target) == [{"id": "a"}]
+
+
 def test_a_second_writer_is_refused_at_once(tmp_path: Path) -> None:
     target = tmp_path / "out.jsonl"
     with JsonlWriter(target) as writer:
