@@ -21,7 +21,7 @@ _omnirm_command() {
             subs='' opts='--absolute-paths --extract-dir --flip-generation --from --help --on-error --output --quiet --reviewer --shuffle-seed --tasks --to --verbose -h -o -q -v' vopts='--extract-dir --from --on-error --output --reviewer --shuffle-seed --tasks --to -o' nargs=1 vararg=0
             ;;
         'omnirm data criteria')
-            subs='' opts='--accept --allow-outside-root --allow-urls --api-key-env --base-url --batch-size --cache --concurrency --contrastive --device --help --limit --max-new-tokens --max-record-bytes --media-root --no-cache --no-contrastive --no-resume --no-structured --on-error --output --quiet --rejects --resume --retries --seed --stats --structured --teacher --temperature --timeout --trust-remote-code --verbose --verifier -h -o -q -v' vopts='--accept --api-key-env --base-url --batch-size --cache --concurrency --device --limit --max-new-tokens --max-record-bytes --media-root --on-error --output --rejects --retries --seed --stats --teacher --temperature --timeout --verifier -o' nargs=1 vararg=0
+            subs='' opts='--accept --allow-outside-root --allow-urls --api-key-env --base-url --batch-size --cache --concurrency --contrastive --device --help --limit --max-new-tokens --max-record-bytes --media-root --no-cache --no-contrastive --no-resume --no-structured --on-error --output --quiet --rejects --resume --retries --seed --stats --structured --teacher --temperature --timeout --trust-remote-code --verbose --verifier --verifier-verdict -h -o -q -v' vopts='--accept --api-key-env --base-url --batch-size --cache --concurrency --device --limit --max-new-tokens --max-record-bytes --media-root --on-error --output --rejects --retries --seed --stats --teacher --temperature --timeout --verifier --verifier-verdict -o' nargs=1 vararg=0
             ;;
         'omnirm data dedup')
             subs='' opts='--by --clusters --exact-only --help --max-record-bytes --num-perm --on-error --output --quiet --shingle --threshold --verbose -h -o -q -v' vopts='--by --clusters --max-record-bytes --num-perm --on-error --output --shingle --threshold -o' nargs=1 vararg=0
@@ -113,7 +113,7 @@ _omnirm_value() {
         'omnirm bench --mode' | 'omnirm bon --mode' | 'omnirm score --mode' | 'omnirm serve --mode')
             _omnirm_words 'pairwise pointwise' "$2"
             ;;
-        'omnirm bench --verdict' | 'omnirm bon --verdict' | 'omnirm score --verdict' | 'omnirm serve --verdict')
+        'omnirm bench --verdict' | 'omnirm bon --verdict' | 'omnirm data criteria --verifier-verdict' | 'omnirm score --verdict' | 'omnirm serve --verdict')
             _omnirm_words 'probs rationale-probs text' "$2"
             ;;
         'omnirm bon --combine')
