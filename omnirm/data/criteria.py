@@ -177,6 +177,7 @@ class CriteriaPipeline:
                 "contrastive": self.settings.contrastive,
                 "accept": self.settings.accept,
                 "structured": self.teacher.structured,
+                # absent for text, so that outputs written before the option stay resumable
                 **({} if self.settings.verdict == "text" else {"verdict": self.settings.verdict}),
             }
         )
