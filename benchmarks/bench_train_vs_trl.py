@@ -6,12 +6,15 @@ once to an fp32 folder (transformers cannot train a GGUF-quantised model) and ca
 temp folder — on real data: the criteria and human-preference records that
 ``scripts/default_model.py`` builds from ``data/`` (PRD Vicuna80 and LFQA), split by prompt into
 ``--records`` training and ``--records`` held-out records. Same settings for both (LoRA r16 on
-all linear layers, batch of 8 pairs, max length 320, lr 5e-4, one epoch, fp32, seed 0). Each run
+all linear layers, batch of 8 pairs, max length 320, lr 5e-4, one epoch, seed 0) and the same
+precision: bf16 mixed precision where the machine has native bf16 (TRL's default, and omnirm's
+since it measured this), else fp32; ``--fp32`` forces fp32 for both. omnirm runs as its CLI does
+(torch's large blocks on transparent huge pages: ``huge_pages_for_activations``). Each run
 is its own subprocess, so its peak resident memory (``ru_maxrss``) is its own; its time is the
 whole run (loading, training, held-out scoring). The script prints seconds, peak RSS and
 held-out pairwise accuracy per run, and the ratios omnirm / TRL (below 1 is better for omnirm).
 
-Run: ``python benchmarks/bench_train_vs_trl.py [--records 32] [--model DIR] [--data FILE]``
+Run: ``python benchmarks/bench_train_vs_trl.py [--records 32] [--model DIR] [--data FILE] [--fp32]``
 (needs ``pip install trl``). ``--synthetic`` trains a small random Qwen2 on synthetic pairs
 instead (seconds, not minutes; says nothing about real speed).
 """
@@ -140,7 +143,9 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def run_omnirm(model: str, data: Path, heldout: Path, out: Path, checkpointing: bool) -> float:
+def run_omnirm(
+    model: str, data: Path, heldout: Path, out: Path, checkpointing: bool, bf16: bool
+) -> float:
     """Train with ``omnirm train bt``; the held-out accuracy of its last evaluation."""
     from omnirm.train.bt import BTConfig, train_bt
 
@@ -156,6 +161,7 @@ def run_omnirm(model: str, data: Path, heldout: Path, out: Path, checkpointing: 
         epochs=SETTINGS["epochs"],
         seed=SETTINGS["seed"],
         gradient_checkpointing=checkpointing,
+        bf16=bf16,
     )
     return float(train_bt(config).evals[-1]["accuracy"])
 
@@ -189,7 +195,9 @@ def trl_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def run_trl(model: str, data: Path, heldout: Path, out: Path, checkpointing: bool) -> float:
+def run_trl(
+    model: str, data: Path, heldout: Path, out: Path, checkpointing: bool, bf16: bool
+) -> float:
     """Train with TRL's RewardTrainer; its pairwise accuracy on the held-out records."""
     import torch
     from datasets import Dataset
@@ -210,6 +218,7 @@ def run_trl(model: str, data: Path, heldout: Path, out: Path, checkpointing: boo
         max_length=SETTINGS["max_length"],
         seed=SETTINGS["seed"],
         gradient_checkpointing=checkpointing,
+        bf16=bf16,
         report_to=[],
         save_strategy="no",
         logging_strategy="no",
@@ -244,20 +253,29 @@ def run_trl(model: str, data: Path, heldout: Path, out: Path, checkpointing: boo
     return correct / max(1, len(rows))
 
 
-def child(which: str, model: str, data: Path, heldout: Path, out: Path, ckpt: bool) -> None:
+def child(
+    which: str, model: str, data: Path, heldout: Path, out: Path, ckpt: bool, bf16: bool
+) -> None:
     """Run one trainer; print its wall time, peak RSS and accuracy as JSON on the last line."""
+    if which == "omnirm":  # as `omnirm train bt` does before it imports torch
+        from omnirm.train.memory import huge_pages_for_activations
+
+        huge_pages_for_activations()
     start = time.perf_counter()
-    accuracy = (run_omnirm if which == "omnirm" else run_trl)(model, data, heldout, out, ckpt)
+    run = run_omnirm if which == "omnirm" else run_trl
+    accuracy = run(model, data, heldout, out, ckpt, bf16)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "accuracy": accuracy}))
 
 
-def measure(which: str, model: str, data: Path, heldout: Path, out: Path, ckpt: bool) -> Any:
+def measure(
+    which: str, model: str, data: Path, heldout: Path, out: Path, ckpt: bool, bf16: bool
+) -> Any:
     command = [
         sys.executable, __file__, "--child", which, "--model", model, "--data", str(data),
         "--heldout", str(heldout), "--out", str(out),
-        "--checkpointing" if ckpt else "--no-checkpointing",
+        "--checkpointing" if ckpt else "--no-checkpointing", "--bf16" if bf16 else "--no-bf16",
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -277,10 +295,19 @@ def main() -> None:
     parser.add_argument("--child", choices=["omnirm", "trl"])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--fp32", action="store_true", help="both in fp32 (default: bf16 where native)"
+    )
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.model, args.data, args.heldout, args.out, args.checkpointing)
+        child(
+            args.child, args.model, args.data, args.heldout, args.out, args.checkpointing, args.bf16
+        )
         return
+    from omnirm.train.bt import bf16_supported
+
+    bf16 = not args.fp32 and bf16_supported()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if args.synthetic:
@@ -292,12 +319,13 @@ def main() -> None:
             model = args.model or str(smollm2_folder())
             data, heldout = real_records(root, args.records)
         data, heldout = args.data or data, args.heldout or heldout
-        print(f"model {model}, {data} → {heldout}, settings {SETTINGS}", flush=True)
+        precision = "bf16 mixed precision" if bf16 else "fp32"
+        print(f"model {model}, {data} → {heldout}, settings {SETTINGS}, {precision}", flush=True)
         modes = [True, False] if args.only is None else [args.only == "on"]
         results: dict[tuple[str, bool], Any] = {}
         for ckpt in modes:
             for which in ("trl", "omnirm"):
-                r = measure(which, model, data, heldout, root / f"{which}-{ckpt}", ckpt)
+                r = measure(which, model, data, heldout, root / f"{which}-{ckpt}", ckpt, bf16)
                 results[which, ckpt] = r
                 print(
                     f"{which:7s} checkpointing {'on ' if ckpt else 'off'} {r['seconds']:7.1f} s  "

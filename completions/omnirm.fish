@@ -505,7 +505,7 @@ complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'share-prefix' -d 'Run wh
 complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'no-share-prefix'
 complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'group-by-length' -d 'Batch records of similar length together (seeded, shuffled by batch), so little is padded. train bt: --contrastive-batches takes precedence'
 complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'no-group-by-length'
-complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'bf16' -d 'bf16 mixed precision [default: on GPUs that support it]'
+complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'bf16' -d 'bf16 mixed precision [default: where it is native: GPUs that support it, CPUs with AVX512-BF16 or AMX, where it runs about twice as fast as fp32]'
 complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'no-bf16'
 complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'criteria' -x -d 'Criterion for every record, overriding the records\' own'
 complete -c omnirm -n '__omnirm_at omnirm train bt' -l 'media-root' -x -a '(__fish_complete_directories)' -d 'Folder that relative media paths resolve against [default: the input file\'s folder, or the working directory for stdin]'

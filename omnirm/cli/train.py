@@ -32,6 +32,7 @@ from omnirm.cli.common import (
     record_bytes,
 )
 from omnirm.errors import UsageError
+from omnirm.train.memory import huge_pages_for_activations
 
 if TYPE_CHECKING:
     from omnirm.train.bt import BTConfig
@@ -212,7 +213,9 @@ def bt(
     bf16: Annotated[
         Optional[bool],  # noqa: UP045
         typer.Option(
-            "--bf16/--no-bf16", help="bf16 mixed precision \\[default: on GPUs that support it]."
+            "--bf16/--no-bf16",
+            help="bf16 mixed precision \\[default: where it is native: GPUs that support it, "
+            "CPUs with AVX512-BF16 or AMX, where it runs about twice as fast as fp32].",
         ),
     ] = None,
     criteria: Annotated[
@@ -263,6 +266,8 @@ def bt(
     head_dropout, eval_batch_size, media_limits …); flags given on the command line override
     it. The resolved config is saved as OUTPUT/training_config.json, itself a valid --config.
     """
+    huge_pages_for_activations()  # before torch is imported
+
     from dataclasses import asdict
 
     from accelerate import PartialState
@@ -630,6 +635,8 @@ def r1(
     (e.g. warmup_ratio, lora_alpha, reward_fns); flags given on the command line override it.
     The resolved config is saved as OUTPUT/training_config.json, itself a valid --config.
     """
+    huge_pages_for_activations()  # before torch is imported
+
     from accelerate import PartialState
 
     from omnirm.jsonl import JsonlWriter

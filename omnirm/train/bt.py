@@ -451,6 +451,7 @@ def train_bt(config: BTConfig) -> TrainResult:
                 train_records.lengths,
                 config,
                 rows_per_record=1.0 if backbone is not None else 2.0,
+                bf16=use_bf16,
             ).summary()
         )
     eval_loader: Any = (
@@ -521,14 +522,19 @@ def train_bt(config: BTConfig) -> TrainResult:
                 step += 1
                 result.last_loss = float(accelerator.reduce(loss.detach(), reduction="mean").item())
                 progress.update(step, loss=result.last_loss)
-                if eval_loader is not None and config.eval_every and step % config.eval_every == 0:
+                if (
+                    eval_loader is not None
+                    and config.eval_every
+                    and step % config.eval_every == 0
+                    and step < total_steps  # the last evaluation is the final one, below
+                ):
                     _log_eval(result, evaluate(model, eval_loader, accelerator), step, main)
                 if config.save_every and step % config.save_every == 0:
                     save_state(accelerator, output, step, asdict(result))
                     saved = step
                 if step >= total_steps:
                     break
-            if eval_loader is not None and not config.eval_every:
+            if eval_loader is not None and not config.eval_every and step < total_steps:
                 _log_eval(result, evaluate(model, eval_loader, accelerator), step, main)
             if not config.save_every:
                 save_state(accelerator, output, step, asdict(result))
@@ -538,15 +544,21 @@ def train_bt(config: BTConfig) -> TrainResult:
     if saved != step:  # the final state, so that resuming a finished run changes nothing
         save_state(accelerator, output, step, asdict(result))
     result.steps = step
-    if eval_loader is not None and (not result.evals or result.evals[-1]["step"] != step):
-        _log_eval(result, evaluate(model, eval_loader, accelerator), step, main)
 
     accelerator.wait_for_everyone()
+    # the model as it is saved: full precision, without the mixed-precision forward
+    trained = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+    trained.eval()
+    if eval_loader is not None:
+        metrics = [
+            final_evaluation(trained, eval_collator, model_config, config, output) if main else {}
+        ]
+        if accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(metrics)
+        _log_eval(result, metrics[0], step, main)
     if main:
-        trained = accelerator.unwrap_model(model)
-        trained.eval()
-        if config.eval:
-            _write_eval_rewards(trained, eval_collator.builder, model_config, config, output)
         save_reward_model(output, trained, builder, model_config)
         (output / "train_result.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
         console.info(f"saved the reward model to {output}")
@@ -599,35 +611,56 @@ def sharing_backbone(model: RewardModel, config: BTConfig, *, report: bool = Tru
     return model.backbone
 
 
-def _write_eval_rewards(
-    model: RewardModel, builder: Any, model_config: Any, config: BTConfig, output: Path
-) -> None:
-    """Score the eval records with the model as it ends training, into ``eval_rewards.jsonl``
-    (what ``omnirm score`` on the saved folder must reproduce), and store the reward mean and
-    standard deviation in the model config for ``--normalize``."""
+def final_evaluation(
+    model: RewardModel, collator: PairCollator, model_config: Any, config: BTConfig, output: Path
+) -> dict[str, float]:
+    """Score the eval records once with the model as it is saved (full precision, prompts shared
+    as ``omnirm score`` shares them) into ``eval_rewards.jsonl`` — what ``omnirm score`` on the
+    saved folder reproduces —, store the rewards' mean and standard deviation in the model config
+    for ``--normalize``, and return the pairwise accuracy and loss of those rewards (the pairs
+    :func:`evaluate` counts)."""
     from omnirm.jsonl import JsonlWriter
     from omnirm.on_error import ErrorPolicy
     from omnirm.records import iter_records
     from omnirm.scoring import RewardScorer, ScoreSettings, provenance
 
     assert config.eval is not None
-    # Whole sequences, as training reads them: `omnirm score` (sharing prefixes) must match.
-    settings = ScoreSettings(
-        batch_size=config.eval_batch_size, criteria=config.criteria, share_prefix=False
+    settings = ScoreSettings(batch_size=config.eval_batch_size, criteria=config.criteria)
+    scorer = RewardScorer(
+        model, collator.builder, settings, provenance(str(output), model_config, settings)
     )
-    scorer = RewardScorer(model, builder, settings, provenance(str(output), model_config, settings))
+    waiting: dict[str, list[Record]] = {}  # read, not yet scored (the scorer works in windows)
+
+    def remembered(items: Any) -> Any:
+        for line, record in items:
+            if isinstance(record, Record):
+                waiting.setdefault(record.id, []).append(record)
+            yield line, record
+
     rewards: list[float] = []
+    correct = pairs = loss = 0.0
     with JsonlWriter(output / "eval_rewards.jsonl") as writer:
         records = iter_records(config.eval, max_bytes=config.max_record_bytes)
-        for record in scorer.score(records, ErrorPolicy("skip")):
-            rewards.extend(record["rewards"])
-            writer.write(record)
+        for scored in scorer.score(remembered(records), ErrorPolicy("skip")):
+            rewards.extend(scored["rewards"])
+            writer.write(scored)
+            queue = waiting.get(scored["id"])
+            if not queue:
+                continue
+            for pair in collator.pairs_of(queue.pop(0)):
+                if pair.tie:
+                    continue
+                diff = scored["rewards"][pair.better] - scored["rewards"][pair.worse]
+                correct += diff > 0
+                pairs += 1
+                loss += max(-diff, 0.0) + math.log1p(math.exp(-abs(diff)))  # -logsigmoid
     if len(rewards) > 1:
         mean = sum(rewards) / len(rewards)
         model_config.reward_mean = mean
         model_config.reward_std = (
             sum((r - mean) ** 2 for r in rewards) / (len(rewards) - 1)
         ) ** 0.5
+    return {"accuracy": correct / max(pairs, 1.0), "loss": loss / max(pairs, 1.0), "pairs": pairs}
 
 
 def media_resolver(config: Any, data: str) -> MediaResolver:
@@ -676,4 +709,12 @@ def world_line(accelerator: Any) -> str:
 
 
 def bf16_supported() -> bool:
-    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    """Whether bf16 mixed precision is the default: on GPUs that support it, and on CPUs with
+    native bf16 arithmetic (AVX512-BF16 or AMX), where autocast runs the matrix products in bf16
+    at about twice the fp32 speed — as TRL's trainers default to bf16. Elsewhere bf16 would be
+    emulated, slower than fp32."""
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    cpu = torch.cpu
+    native = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in native)

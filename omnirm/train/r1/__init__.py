@@ -119,7 +119,11 @@ def train_r1(config: R1Config) -> R1Result:
     release_freed_activations()  # as train bt: a step's freed activations go back at once
     functions = [(spec, load_reward_fn(spec)) for spec in config.reward_fns]
     output = Path(config.output)
-    use_bf16 = config.bf16 if config.bf16 is not None else bf16_supported()
+    # bf16 by default on GPUs only: on CPUs (where train bt defaults to it) a resumed GRPO run in
+    # bf16 did not end with the weights of an uninterrupted one
+    use_bf16 = (
+        config.bf16 if config.bf16 is not None else torch.cuda.is_available() and bf16_supported()
+    )
     accelerator = Accelerator(
         mixed_precision="bf16" if use_bf16 else "no",
         gradient_accumulation_steps=config.grad_accum,

@@ -329,6 +329,7 @@ def train_sft(
                 config,
                 rows_per_record=1.0 if backbone is not None else 2.0,
                 records_per_batch=records_per_batch(config),
+                bf16=accelerator.mixed_precision == "bf16",
             ).summary()
         )
     loader = accelerator.prepare(loader)
