@@ -382,6 +382,7 @@ def train_bt(config: BTConfig) -> TrainResult:
     release_freed_activations()
     output = Path(config.output)
     use_bf16 = config.bf16 if config.bf16 is not None else bf16_supported()
+    allow_precision("bf16" if use_bf16 else "no")
     accelerator = Accelerator(
         gradient_accumulation_steps=config.grad_accum,
         mixed_precision="bf16" if use_bf16 else "no",
@@ -706,6 +707,18 @@ def world_line(accelerator: Any) -> str:
     backend = accelerator.state.backend if count > 1 else None
     how = f" ({backend})" if backend else ""
     return f"{count} process{'es' if count > 1 else ''}{how} on {accelerator.device.type}"
+
+
+def allow_precision(mixed_precision: str) -> None:
+    """Let a run start in a process that already trained at another precision (``train bt`` in
+    bf16 then ``train r1`` in fp32, in a notebook or the tests): accelerate keeps one state per
+    process and refuses an ``Accelerator`` with another ``mixed_precision``. Only that state's
+    precision part is cleared; the processes' part (the distributed setup) stays."""
+    from accelerate.state import AcceleratorState
+
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision") != mixed_precision:
+        AcceleratorState._reset_state()
 
 
 def bf16_supported() -> bool:

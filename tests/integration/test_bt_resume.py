@@ -164,3 +164,16 @@ def test_a_run_saved_before_defaults_were_resolved_resumes(tmp_path: Path) -> No
     assert check_same_run(older, {**current, "data_sha256": "ab"}, tmp_path) == []
     with pytest.raises(UsageError, match=r"--data was t\.jsonl, now u\.jsonl"):
         check_same_run(older, {**current, "data": "u.jsonl"}, tmp_path)
+
+
+def test_runs_at_different_precisions_in_one_process(
+    cli: Callable[..., Any], tiny_qwen2: Path, data: dict[str, Path], tmp_path: Path
+) -> None:
+    """accelerate keeps one state per process: a bf16 run, then an fp32 one, then bf16 again
+    (a notebook, or train bt then train r1) all start, each at its own precision."""
+    for index, flag in enumerate(("--bf16", "--no-bf16", "--bf16")):
+        out = tmp_path / f"rm{index}"
+        result = train(cli, tiny_qwen2, data["train"], out, flag, "--epochs", "0.25")
+        assert result.code == 0, result.stderr
+        saved = json.loads((out / "training_config.json").read_text())
+        assert saved["bf16"] is (flag == "--bf16")

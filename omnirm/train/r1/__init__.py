@@ -88,7 +88,13 @@ def train_r1(config: R1Config) -> R1Result:
     from omnirm.judging.conversations import ConversationBuilder
     from omnirm.models.checkpoint import detect_kind, lora_settings
     from omnirm.prompts.templates import default_template
-    from omnirm.train.bt import bf16_supported, check_launch, media_resolver, world_line
+    from omnirm.train.bt import (
+        allow_precision,
+        bf16_supported,
+        check_launch,
+        media_resolver,
+        world_line,
+    )
     from omnirm.train.memory import release_freed_activations
     from omnirm.train.r1.data import load_examples
     from omnirm.train.r1.grpo import train_grpo
@@ -124,6 +130,7 @@ def train_r1(config: R1Config) -> R1Result:
     use_bf16 = (
         config.bf16 if config.bf16 is not None else torch.cuda.is_available() and bf16_supported()
     )
+    allow_precision("bf16" if use_bf16 else "no")
     accelerator = Accelerator(
         mixed_precision="bf16" if use_bf16 else "no",
         gradient_accumulation_steps=config.grad_accum,
