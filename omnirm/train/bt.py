@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -340,6 +341,12 @@ def load_training_records(
 
 
 @torch.no_grad()
+def pair_outcomes(diff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For reward differences better − worse: 1.0 where the better response is ahead, and each
+    pair's Bradley-Terry loss."""
+    return (diff > 0).float(), -torch.nn.functional.logsigmoid(diff)
+
+
 def evaluate(model: torch.nn.Module, loader: Any, accelerator: Any) -> dict[str, float]:
     """Pairwise accuracy (non-tie pairs: the better response gets the higher reward) and mean
     Bradley-Terry loss over the eval records, gathered exactly across processes (the padding
@@ -351,11 +358,11 @@ def evaluate(model: torch.nn.Module, loader: Any, accelerator: Any) -> dict[str,
         # per-record sums, so that gather_for_metrics can drop duplicated records
         n = batch.record.max().item() + 1 if batch.record.numel() else 0
         keep = (~batch.tie).float()
-        diff = rewards[batch.better] - rewards[batch.worse]
+        right, pair_losses = pair_outcomes(rewards[batch.better] - rewards[batch.worse])
         zeros = torch.zeros(int(n), device=rewards.device)
-        correct = zeros.index_add(0, batch.record, (diff > 0).float() * keep)
+        correct = zeros.index_add(0, batch.record, right * keep)
         pairs = zeros.index_add(0, batch.record, keep)
-        losses = zeros.index_add(0, batch.record, -torch.nn.functional.logsigmoid(diff) * keep)
+        losses = zeros.index_add(0, batch.record, pair_losses * keep)
         correct, pairs, losses = accelerator.gather_for_metrics((correct, pairs, losses))
         correct_sum += float(correct.sum())
         pairs_sum += float(pairs.sum())
@@ -639,7 +646,7 @@ def final_evaluation(
             yield line, record
 
     rewards: list[float] = []
-    correct = pairs = loss = 0.0
+    diffs: list[float] = []  # better − worse, non-tie pairs
     with JsonlWriter(output / "eval_rewards.jsonl") as writer:
         records = iter_records(config.eval, max_bytes=config.max_record_bytes)
         for scored in scorer.score(remembered(records), ErrorPolicy("skip")):
@@ -648,20 +655,19 @@ def final_evaluation(
             queue = waiting.get(scored["id"])
             if not queue:
                 continue
-            for pair in collator.pairs_of(queue.pop(0)):
-                if pair.tie:
-                    continue
-                diff = scored["rewards"][pair.better] - scored["rewards"][pair.worse]
-                correct += diff > 0
-                pairs += 1
-                loss += max(-diff, 0.0) + math.log1p(math.exp(-abs(diff)))  # -logsigmoid
+            given = scored["rewards"]
+            diffs += [
+                given[p.better] - given[p.worse]
+                for p in collator.pairs_of(queue.pop(0))
+                if not p.tie
+            ]
     if len(rewards) > 1:
-        mean = sum(rewards) / len(rewards)
-        model_config.reward_mean = mean
-        model_config.reward_std = (
-            sum((r - mean) ** 2 for r in rewards) / (len(rewards) - 1)
-        ) ** 0.5
-    return {"accuracy": correct / max(pairs, 1.0), "loss": loss / max(pairs, 1.0), "pairs": pairs}
+        model_config.reward_mean = statistics.mean(rewards)
+        model_config.reward_std = statistics.stdev(rewards)
+    correct, losses = pair_outcomes(torch.tensor(diffs, dtype=torch.float64))
+    pairs = float(len(diffs))
+    n = max(pairs, 1.0)
+    return {"accuracy": float(correct.sum()) / n, "loss": float(losses.sum()) / n, "pairs": pairs}
 
 
 def media_resolver(config: Any, data: str) -> MediaResolver:
