@@ -38,6 +38,13 @@ class ValueHead(nn.Module):
         nn.init.zeros_(self.score.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(batch, hidden) → (batch,) rewards, computed in fp32."""
-        features = self.dropout(hidden).to(self.score.weight.dtype)
-        return self.score(features).squeeze(-1).float()
+        """(batch, hidden) → (batch,) rewards, computed in fp32 (also under bf16 autocast)."""
+        with full_precision(hidden):
+            features = self.dropout(hidden).to(self.score.weight.dtype)
+            return self.score(features).squeeze(-1).float()
+
+
+def full_precision(tensor: torch.Tensor) -> torch.autocast:
+    """Autocast off on ``tensor``'s device: under bf16 mixed precision a reward read from a bf16
+    linear layer has 8 bits of mantissa (steps of 1/128 near 1), too coarse for a margin."""
+    return torch.autocast(tensor.device.type, enabled=False)

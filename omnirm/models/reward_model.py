@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from omnirm.models.head import gather_last
+from omnirm.models.head import full_precision, gather_last
 from omnirm.models.prefix import additive_mask, continuation_hidden, prefix_cache
 
 
@@ -45,19 +45,44 @@ class RewardModel(nn.Module):
     def native_model(self) -> Any:
         return self._native[0] if self._native else None
 
-    def forward(self, read_at: torch.Tensor | None = None, **inputs: Any) -> torch.Tensor:
+    def forward(
+        self, read_at: torch.Tensor | None = None, chunks: torch.Tensor | None = None, **inputs: Any
+    ) -> torch.Tensor:
         """Rewards of a right-padded batch, one per row (read at its last real token), or —
         for packed rows (:mod:`omnirm.train.packing`: a 4D boolean ``attention_mask``) — one
-        per ``read_at`` entry (row, position)."""
+        per ``read_at`` entry (row, position). Packed text rows with ``chunks`` (first row, end
+        row, width) run group by group, each cut to its width (less padding, one forward call
+        for data-parallel wrappers)."""
+        if read_at is not None and chunks is not None:
+            parts = [
+                (
+                    ((read_at[:, 0] >= start) & (read_at[:, 0] < end)).nonzero().squeeze(1),
+                    _rows(inputs, start, end, width),
+                    start,
+                )
+                for start, end, width in chunks.tolist()
+            ]
+            order = torch.cat([which for which, _, _ in parts])
+            rewards = torch.cat(
+                [
+                    self._packed_rewards(part, read_at[which] - read_at.new_tensor([start, 0]))
+                    for which, part, start in parts
+                ]
+            )
+            return rewards[torch.argsort(order)]
+        if read_at is not None:
+            return self._packed_rewards(inputs, read_at)
+        outputs = self.backbone(**inputs, use_cache=False, return_dict=True)
+        return self.head(gather_last(_last_hidden_state(outputs), inputs["attention_mask"]))
+
+    def _packed_rewards(self, inputs: dict[str, Any], read_at: torch.Tensor) -> torch.Tensor:
         attention_mask = inputs["attention_mask"]
-        if attention_mask.dim() == 4 and attention_mask.dtype == torch.bool and self._eager():
+        if attention_mask.dtype == torch.bool and self._eager():
             dtype = self.backbone.get_input_embeddings().weight.dtype
-            inputs["attention_mask"] = additive_mask(attention_mask, dtype)
+            inputs = {**inputs, "attention_mask": additive_mask(attention_mask, dtype)}
         outputs = self.backbone(**inputs, use_cache=False, return_dict=True)
         hidden = _last_hidden_state(outputs)
-        if read_at is not None:
-            return self.head(hidden[read_at[:, 0], read_at[:, 1]])
-        return self.head(gather_last(hidden, attention_mask))
+        return self.head(hidden[read_at[:, 0], read_at[:, 1]])
 
     def _eager(self) -> bool:
         """Whether the backbone's attention adds the mask to its scores (eager), rather than
@@ -91,7 +116,20 @@ class NativeScore(nn.Module):
         self.score = score
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.score(hidden.to(self.score.weight.dtype)).squeeze(-1).float()
+        with full_precision(hidden):
+            return self.score(hidden.to(self.score.weight.dtype)).squeeze(-1).float()
+
+
+def _rows(inputs: dict[str, Any], start: int, end: int, width: int) -> dict[str, Any]:
+    """Rows ``start:end`` of packed text inputs, cut to their first ``width`` positions."""
+    cut: dict[str, Any] = {
+        "input_ids": inputs["input_ids"][start:end, :width],
+        "attention_mask": inputs["attention_mask"][start:end, :, :width, :width],
+        "position_ids": inputs["position_ids"][..., start:end, :width],
+    }
+    if inputs.keys() != cut.keys():
+        raise ValueError(f"only text rows run in chunks, got inputs {sorted(inputs)}")
+    return cut
 
 
 def _last_hidden_state(outputs: Any) -> torch.Tensor:

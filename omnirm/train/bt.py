@@ -25,7 +25,8 @@ import math
 import os
 import statistics
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -166,6 +167,7 @@ class PairBatch:
     tie: torch.Tensor
     record: torch.Tensor  # for each pair, the index of its record in the batch
     read_at: torch.Tensor | None = None  # packed rows: (row, position) of each response's end
+    chunks: torch.Tensor | None = None  # packed text rows: groups run one after the other
 
     def to(self, device: torch.device | str) -> PairBatch:
         """The batch on ``device`` (accelerate calls this for prepared data loaders)."""
@@ -176,12 +178,13 @@ class PairBatch:
             tie=self.tie.to(device),
             record=self.record.to(device),
             read_at=self.read_at.to(device) if self.read_at is not None else None,
+            chunks=self.chunks,  # row bounds, read on the host
         )
 
     def rewards(self, model: Any) -> torch.Tensor:
         """The model's reward for every response of the batch, in the order pairs index."""
         if self.read_at is not None:
-            return model(**self.inputs, read_at=self.read_at)
+            return model(**self.inputs, read_at=self.read_at, chunks=self.chunks)
         return model(**self.inputs)
 
 
@@ -238,11 +241,11 @@ class PairCollator:
         return item
 
     def length_of(self, record: Record) -> int:
-        """Tokens the record puts into a batch's widest row: its packed row, or its longest
-        sequence."""
+        """Tokens the record puts into a batch's widest row: its packed row (or its longest
+        response where it does not share), or its longest sequence."""
         item = self.encoded(record)
         if isinstance(item, PackedRecord):
-            return item.length
+            return item.width
         return max(sequence.length for sequence in item)
 
     def pairs_of(self, record: Record) -> list[Pair]:
@@ -270,9 +273,9 @@ class PairCollator:
             else:
                 encoded.extend(item)
             first += len(responses)
-        read_at = None
+        read_at = chunks = None
         if self.backbone is not None:
-            inputs, read_at = collate_packed(self.builder, self.backbone, encoded)
+            inputs, read_at, chunks = collate_packed(self.builder, self.backbone, encoded)
         else:
             inputs = self.builder.collate(encoded)
         return PairBatch(
@@ -282,6 +285,7 @@ class PairCollator:
             tie=torch.tensor(tie, dtype=torch.bool),
             record=torch.tensor(owner, dtype=torch.long),
             read_at=read_at,
+            chunks=chunks,
         )
 
 
@@ -559,7 +563,9 @@ def train_bt(config: BTConfig) -> TrainResult:
     trained.eval()
     if eval_loader is not None:
         metrics = [
-            final_evaluation(trained, eval_collator, model_config, config, output) if main else {}
+            final_evaluation(trained, eval_collator, model_config, config, output, bf16=use_bf16)
+            if main
+            else {}
         ]
         if accelerator.num_processes > 1:
             from accelerate.utils import broadcast_object_list
@@ -620,13 +626,22 @@ def sharing_backbone(model: RewardModel, config: BTConfig, *, report: bool = Tru
 
 
 def final_evaluation(
-    model: RewardModel, collator: PairCollator, model_config: Any, config: BTConfig, output: Path
+    model: RewardModel,
+    collator: PairCollator,
+    model_config: Any,
+    config: BTConfig,
+    output: Path,
+    *,
+    bf16: bool = False,
 ) -> dict[str, float]:
-    """Score the eval records once with the model as it is saved (full precision, prompts shared
-    as ``omnirm score`` shares them) into ``eval_rewards.jsonl`` — what ``omnirm score`` on the
-    saved folder reproduces —, store the rewards' mean and standard deviation in the model config
-    for ``--normalize``, and return the pairwise accuracy and loss of those rewards (the pairs
-    :func:`evaluate` counts)."""
+    """Score the eval records once with the model as it is saved (prompts shared and the adapter
+    merged as ``omnirm score`` does) into ``eval_rewards.jsonl``, store the rewards' mean and
+    standard deviation in the model config for ``--normalize``, and return the pairwise accuracy
+    and loss of those rewards (the pairs :func:`evaluate` counts).
+
+    It runs in the training's precision: with ``bf16``, under bf16 autocast (half the time of
+    fp32 on a CPU with native bf16), the rewards within bf16 rounding of what ``omnirm score``
+    (fp32) gives on the saved folder; without, equal to them."""
     from omnirm.jsonl import JsonlWriter
     from omnirm.on_error import ErrorPolicy
     from omnirm.records import iter_records
@@ -634,9 +649,10 @@ def final_evaluation(
 
     assert config.eval is not None
     settings = ScoreSettings(batch_size=config.eval_batch_size, criteria=config.criteria)
-    scorer = RewardScorer(
-        model, collator.builder, settings, provenance(str(output), model_config, settings)
-    )
+    scored_by = provenance(str(output), model_config, settings)
+    scored_by["precision"] = "bf16" if bf16 else "fp32"
+    scorer = RewardScorer(model, collator.builder, settings, scored_by)
+    device = next(model.parameters()).device
     waiting: dict[str, list[Record]] = {}  # read, not yet scored (the scorer works in windows)
 
     def remembered(items: Any) -> Any:
@@ -647,7 +663,11 @@ def final_evaluation(
 
     rewards: list[float] = []
     diffs: list[float] = []  # better − worse, non-tie pairs
-    with JsonlWriter(output / "eval_rewards.jsonl") as writer:
+    with (
+        JsonlWriter(output / "eval_rewards.jsonl") as writer,
+        torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
+        adapter_merged(model),
+    ):
         records = iter_records(config.eval, max_bytes=config.max_record_bytes)
         for scored in scorer.score(remembered(records), ErrorPolicy("skip")):
             rewards.extend(scored["rewards"])
@@ -668,6 +688,21 @@ def final_evaluation(
     pairs = float(len(diffs))
     n = max(pairs, 1.0)
     return {"accuracy": float(correct.sum()) / n, "loss": float(losses.sum()) / n, "pairs": pairs}
+
+
+@contextmanager
+def adapter_merged(model: RewardModel) -> Iterator[None]:
+    """LoRA weights folded into the base weights for a while, as ``omnirm score`` folds them
+    (one matrix product per layer instead of three), then taken out again."""
+    backbone = model.backbone
+    if not hasattr(backbone, "merge_adapter"):
+        yield
+        return
+    backbone.merge_adapter()
+    try:
+        yield
+    finally:
+        backbone.unmerge_adapter()
 
 
 def media_resolver(config: Any, data: str) -> MediaResolver:

@@ -23,12 +23,17 @@ Design choices:
   are batched together by :class:`~omnirm.train.batching.LengthGroupedSampler`). Padded query
   positions attend to themselves only, so no softmax row is empty (an empty one gives NaN,
   which the backward would spread);
+- text rows are **sorted widest first and run in groups** (:func:`row_chunks`), each group cut
+  to its own widest row, where that saves padding: a batch of SmolLM2 rows from 528 down to 262
+  tokens runs as 3 × 528 and 6 × 341 instead of 9 × 528 (its step took 16.4 s instead of 24.8 s);
 - the **reward** is read at the last token of each response segment (``read_at``);
 - with ``criteria_position="end"`` the criterion repeated after the response is part of each
   response's segment: only what is truly common is shared;
 - a record whose responses cannot share (a prompt truncated per response, or a response whose
-  first token merges with the template's text) becomes a row with an **empty prefix**: its whole
-  sequences one after the other, each seeing only itself;
+  first token merges with the template's text) becomes **one row per response**, each its whole
+  sequence (empty prefix): laid end to end in one row they would double the batch's width and
+  its attention cost (measured on SmolLM2: a batch of 8 × 631 took 27 s against 19.5 s for the
+  same tokens as 16 × 320);
 - backbones whose attention kernel cannot take a custom 4D mask (flash-attention) are trained on
   whole sequences (:func:`supports_packing`).
 
@@ -73,6 +78,21 @@ class PackedRecord:
     def shared(self) -> bool:
         return self.prefix.length > 0
 
+    def rows(self) -> list[PackedRecord]:
+        """The batch rows the record takes: itself when it shares its prefix, else one row per
+        response."""
+        if self.shared or len(self.segments) < 2:
+            return [self]
+        return [
+            PackedRecord(self.prefix, [segment], [full])
+            for segment, full in zip(self.segments, self.full, strict=True)
+        ]
+
+    @property
+    def width(self) -> int:
+        """Tokens of the record's widest row."""
+        return max(row.length for row in self.rows())
+
 
 def pack_record(
     builder: Any, record: Record, responses: Sequence[int], criteria: str | None = None
@@ -100,19 +120,59 @@ def supports_packing(backbone: Any) -> bool:
 
 def collate_packed(
     builder: Any, backbone: Any, rows: Sequence[PackedRecord]
-) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
     """Model inputs for a batch of rows — ids, media, a boolean 4D ``attention_mask`` and
-    explicit ``position_ids`` — and ``read_at`` (segments × 2: row, position of the segment's
-    last token), segments in row order."""
-    batch = builder.collate([_joined(row) for row in rows])
-    batch.update(packed_layout(backbone, rows, batch["input_ids"].shape[1]))
+    explicit ``position_ids`` —, ``read_at`` (segments × 2: row, position of the segment's last
+    token; segments in record order, a record that does not share taking one row per response)
+    and, for text rows, ``chunks``: the rows sorted widest first and cut into groups that the
+    model runs one after the other, each padded only to its own widest row
+    (:func:`row_chunks`; None: one group)."""
+    rows = [row for record in rows for row in record.rows()]
+    text = not any(part.media for row in rows for part in (row.prefix, *row.segments))
+    order = sorted(range(len(rows)), key=lambda i: -rows[i].length) if text else range(len(rows))
+    place = {old: new for new, old in enumerate(order)}
+    laid_out = [rows[i] for i in order]
+    batch = builder.collate([_joined(row) for row in laid_out])
+    batch.update(packed_layout(backbone, laid_out, batch["input_ids"].shape[1]))
     read_at: list[tuple[int, int]] = []
     for index, row in enumerate(rows):
         end = row.prefix.length
         for segment in row.segments:
             end += segment.length
-            read_at.append((index, end - 1))
-    return batch, torch.tensor(read_at, dtype=torch.long).reshape(-1, 2)
+            read_at.append((place[index], end - 1))
+    text = text and batch.keys() == {"input_ids", "attention_mask", "position_ids"}
+    chunks = row_chunks([row.length for row in laid_out]) if text else None
+    return batch, torch.tensor(read_at, dtype=torch.long).reshape(-1, 2), chunks
+
+
+#: What one more group counts as, in padded tokens: a group is formed only where it saves more
+#: padding than this (each group is a forward pass of its own, on smaller matrices).
+CHUNK_COST = 512
+
+
+def row_chunks(widths: Sequence[int], cost: int | None = None) -> torch.Tensor | None:
+    """Cut rows of ``widths`` (widest first) into consecutive groups that minimise the padded
+    tokens (each group padded to its first row) plus ``cost`` per group: (groups × 3) tensor of
+    (first row, end row, width), or None where one group is best. A batch of 8 records whose
+    rows run from 528 to 262 tokens: 4,752 padded tokens as one group, 3,630 as two."""
+    cost = CHUNK_COST if cost is None else cost
+    n = len(widths)
+    best = [0.0] + [float("inf")] * n  # best[i]: cheapest layout of the first i rows
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(end):
+            total = best[start] + (end - start) * widths[start] + cost
+            if total < best[end]:
+                best[end], cut[end] = total, start
+    bounds: list[tuple[int, int, int]] = []
+    end = n
+    while end > 0:
+        start = cut[end]
+        bounds.append((start, end, widths[start]))
+        end = start
+    if len(bounds) < 2:
+        return None
+    return torch.tensor(bounds[::-1], dtype=torch.long)
 
 
 def packed_layout(

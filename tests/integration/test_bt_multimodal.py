@@ -186,7 +186,9 @@ def train(model: Path, out: Path, train_file: Path, eval_file: Path, *extra: str
         code = main(
             [
                 "-q", "train", "bt", "--model", str(model), "--data", str(train_file),
-                "--eval", str(eval_file), "-o", str(out), "--max-length", "512", *extra,
+                "--eval", str(eval_file), "-o", str(out), "--max-length", "512",
+                "--no-bf16",  # fp32: eval_rewards.jsonl equals what score gives
+                *extra,
             ]
         )  # fmt: skip
     assert code == 0

@@ -15,8 +15,9 @@ import torch
 from omnirm.media import MediaResolver
 from omnirm.models.checkpoint import build_reward_model
 from omnirm.records import parse_record
+from omnirm.train import packing
 from omnirm.train.bt import BTConfig, PairCollator, pair_loss
-from omnirm.train.packing import PackedRecord, packed_mask, supports_packing
+from omnirm.train.packing import PackedRecord, packed_mask, row_chunks, supports_packing
 from tests.integration.test_score_shared_prefix import media_dir as media_dir
 from tests.integration.test_score_shared_prefix import media_records, text_records
 
@@ -101,6 +102,33 @@ def test_text_shared_prefix_trains_like_whole_sequences(
     long = collator.encoded(records[-1])
     assert isinstance(long, PackedRecord) and not long.shared  # truncated: whole sequences
     assert all(collator.encoded(r).shared for r in records[:-1])  # type: ignore[union-attr]
+    # ... each in a row of its own: the batch is no wider than the widest single sequence
+    assert collator.length_of(records[-1]) == max(s.length for s in long.segments)
+    batch = collator(records)
+    assert batch.inputs["input_ids"].shape[0] == len(records) + len(long.segments) - 1
+    assert batch.inputs["input_ids"].shape[1] == max(collator.length_of(r) for r in records)
+    assert_same_training(model, builder, config, records)
+
+
+def test_rows_are_cut_into_groups_that_save_padding() -> None:
+    widths = [528, 472, 397, 341, 320, 311, 308, 302, 262]  # a real batch of SmolLM2 rows
+    assert row_chunks(widths).tolist() == [[0, 3, 528], [3, 9, 341]]  # type: ignore[union-attr]
+    assert row_chunks([257, 257, 256, 253, 250, 249]) is None  # nothing to save
+    assert row_chunks([5, 5, 3, 3, 1], cost=0).tolist() == [[0, 2, 5], [2, 4, 3], [4, 5, 1]]  # type: ignore[union-attr]
+    assert row_chunks([]) is None
+
+
+def test_rows_run_in_groups_train_like_whole_sequences(
+    tiny_qwen2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packing, "CHUNK_COST", 0)  # every distinct width its own group
+    model, builder, config = build(tiny_qwen2, tmp_path, max_length=160)
+    records = labelled(text_records())
+    batch = PairCollator(builder, config.ties, backbone=model.backbone)(records)
+    assert batch.chunks is not None and len(batch.chunks) > 2
+    bounds = batch.chunks.tolist()
+    assert [end for _, end, _ in bounds[:-1]] == [start for start, _, _ in bounds[1:]]
+    assert [width for _, _, width in bounds] == sorted({w for _, _, w in bounds}, reverse=True)
     assert_same_training(model, builder, config, records)
 
 
@@ -151,6 +179,7 @@ def test_a_training_run_has_the_same_first_step_loss_with_and_without_sharing(
         result = cli(
             "train", "bt", "-m", str(tiny_qwen2), "--data", str(data), "-o", str(out),
             "--batch-size", "8", "--max-length", "160", flag,
+            "--no-bf16",  # fp32: the layouts agree to float summation order, not bf16 rounding
         )  # fmt: skip
         assert result.code == 0, result.stderr
         assert "memory needed ≈" in result.stderr

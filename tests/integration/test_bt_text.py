@@ -74,11 +74,39 @@ def trained(qwen2: Path, data: tuple[Path, Path], tmp_path_factory: pytest.TempP
         [
             "-q", "train", "bt", "--model", str(qwen2), "--data", str(train), "--eval",
             str(evaluation), "-o", str(out), "--epochs", "3", "--batch-size", "8", "--lr", "2e-3",
-            "--max-length", "256", "--merge",
+            "--max-length", "256", "--merge", "--no-bf16",  # fp32: eval_rewards equal score's
         ]
     )  # fmt: skip
     assert code == 0
     return out
+
+
+def test_bf16_training_evaluates_in_bf16(
+    cli, qwen2: Path, data: tuple[Path, Path], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    train, evaluation = data
+    out = tmp_path / "rm"
+    result = cli("-q", "train", "bt", "--model", str(qwen2), "--data", str(train), "--eval",
+                 str(evaluation), "-o", str(out), "--epochs", "1", "--batch-size", "8",
+                 "--lr", "2e-3", "--max-length", "256", "--bf16")  # fmt: skip
+    assert result.code == 0, result.stderr
+    at_training = [
+        json.loads(line) for line in (out / "eval_rewards.jsonl").read_text().splitlines()
+    ]
+    assert {r["scored_by"]["precision"] for r in at_training} == {"bf16"}
+    reloaded = cli("score", "--model", str(out), str(evaluation)).jsonl()
+    assert [r["id"] for r in reloaded] == [r["id"] for r in at_training]
+    differences = [
+        abs(a - b)
+        for x, y in zip(at_training, reloaded, strict=True)
+        for a, b in zip(x["rewards"], y["rewards"], strict=True)
+    ]
+    # the head reads bf16 hidden states in fp32: rewards are not rounded to bf16 (8 bits of
+    # mantissa: multiples of 1/256 from 0.5 up)
+    rewards = [r for x in at_training for r in x["rewards"] if abs(r) >= 0.5]
+    assert len(rewards) > 10
+    assert sum(abs(r * 256 - round(r * 256)) > 1e-6 for r in rewards) > len(rewards) / 2
+    assert max(differences) < 0.1 and 0 < sum(differences) / len(differences) < 0.02
 
 
 def test_checkpoint_layout_and_training_learns(trained: Path) -> None:
