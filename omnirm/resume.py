@@ -79,6 +79,8 @@ class ResumableOutput:
 
     ``fingerprint`` identifies the scorer (a digest); ``provenance``, its ``scored_by`` block,
     names what differs when another scorer wrote the output; ``source`` names the input.
+    ``previous`` are more files holding lines of the same output (the shards a stopped
+    data-parallel run left), read and checked as ``path`` is.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class ResumableOutput:
         fingerprint: str,
         *,
         path: Path | None = None,
+        previous: Iterable[Path] = (),
         source: str = "the input",
         provenance: dict[str, Any] | None = None,
     ) -> None:
@@ -105,6 +108,8 @@ class ResumableOutput:
         if path is not None:
             self._load(path)
             self._size = path.stat().st_size
+        for other in previous:
+            self._load(other)
 
     def __len__(self) -> int:
         return len(self.done)
@@ -119,9 +124,9 @@ class ResumableOutput:
                 line = None
             if not isinstance(line, dict):
                 raise RecordError("not a JSON object in the output being resumed",
-                                  source=self.shown, line=number)  # fmt: skip
+                                  source=str(path), line=number)  # fmt: skip
             stamp, scored = _stamp_of(line)
-            where = f"{self.shown}:{number}"
+            where = f"{path}:{number}"
             if stamp is None:
                 raise UsageError(
                     f"{where}: no scorer fingerprint (scored_by.fingerprint): written by "

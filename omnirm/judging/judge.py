@@ -176,12 +176,19 @@ class Judge:
         )
 
     def score(
-        self, items: Iterable[tuple[int, Record | InvalidRecord]], policy: ErrorPolicy
+        self,
+        items: Iterable[tuple[int, Record | InvalidRecord]],
+        policy: ErrorPolicy,
+        *,
+        ramp_up: bool = True,
     ) -> Iterator[dict[str, Any]]:
         """Judged records in input order, in windows of up to ``settings.window`` records (their
-        requests go to the backend together); bad ones go to ``policy``."""
+        requests go to the backend together); bad ones go to ``policy``. A local backend's
+        windows start at one record and grow while they are quick; ``ramp_up=False`` makes every
+        window ``settings.window`` records from the first, so the batches (and the answers
+        sampled in them, seeded per batch) do not depend on timing."""
         size = self.settings.window
-        first = size if self.backend.answers_concurrently else 1
+        first = size if self.backend.answers_concurrently or not ramp_up else 1
         return windowed(
             items, self._window, lambda w, r: self._emit(w, r, policy), first=first, largest=size
         )

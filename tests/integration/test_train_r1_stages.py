@@ -139,7 +139,17 @@ def test_rs_resumes_without_duplicates_and_refuses_other_settings(  # type: igno
     with pytest.raises(KeyboardInterrupt):
         train_r1(config("cut"))
     monkeypatch.setattr(ResumableOutput, "write", original)
-    assert len(rs_lines(target)) == 1
+    # the stopped run's line is in its process's shard; the file is not written
+    shards = tmp_path / ".kept.jsonl.shards"
+    assert not target.exists()
+    assert [p.name for p in shards.iterdir()] == ["rank-00000-of-00001.jsonl"]
+    (cut,) = rs_lines(shards / "rank-00000-of-00001.jsonl")
+    assert cut == whole[0]
+    # as if a run had merged that shard and been killed before removing it, and a stopped run
+    # of 3 processes had left the last record's lines in its third shard
+    target.write_text(json.dumps(cut) + "\n")
+    last = [line for line in whole if line["id"] == whole[-1]["id"]]
+    (shards / "rank-00002-of-00003.jsonl").write_text("".join(json.dumps(r) + "\n" for r in last))
     refused = cli("train", "r1", "--model", str(prone), "--data", str(data), "-o",
                   str(tmp_path / "cut"), "--stage", "rs", "--rs-samples", "8",
                   "--max-completion-length", "8", "--batch-size", "2", "--rs-output",
@@ -149,6 +159,10 @@ def test_rs_resumes_without_duplicates_and_refuses_other_settings(  # type: igno
     resumed = rs_lines(target)
     key = lambda r: (r["id"], r["scored_by"]["sample"])  # noqa: E731
     assert sorted(map(key, resumed)) == sorted(map(key, whole))  # nothing twice, nothing lost
+    assert resumed == whole  # in input order, the same answers (the cache's)
+    assert not shards.exists()
+    (entry,) = metrics(tmp_path / "cut")
+    assert entry["records_done_before"] == 2 and entry["records"] == 6
 
     other = write_jsonl(tmp_path / "other.jsonl", records(8))
     mixed = cli("train", "r1", "--model", str(prone), "--data", str(other), "-o",
@@ -159,6 +173,52 @@ def test_rs_resumes_without_duplicates_and_refuses_other_settings(  # type: igno
                     str(tmp_path / "onto"), "--stage", "rs", "--rs-output", str(data), "--force")  # fmt: skip
     assert onto_data.code == 2 and "is the input file" in onto_data.stderr, onto_data.stderr
     assert data.read_bytes() == before
+
+
+def test_rs_in_two_processes_keeps_what_one_process_keeps(prone: Path, tmp_path: Path) -> None:
+    """--stage rs under torchrun with 2 CPU processes (gloo): each judges its share (whole
+    batches, dealt round-robin) into its shard and the main one merges them: one rs.jsonl equal
+    line for line to a 1-process run's, in input order, no shard left, the metrics totals."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.test_bt_text import _free_port
+
+    data = write_jsonl(tmp_path / "d.jsonl", records(10))
+
+    def run(processes: int) -> tuple[Path, str]:
+        out = tmp_path / f"out{processes}"
+        launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+                    "--master_port", str(_free_port())] if processes > 1 else []  # fmt: skip
+        command = [sys.executable, *launcher, "-m", "omnirm", "train", "r1", "--model",
+                   str(prone), "--data", str(data), "-o", str(out), "--stage", "rs",
+                   "--rs-samples", "4", "--max-completion-length", "8", "--batch-size", "4"]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1",
+               "OMNIRM_CACHE_DIR": str(tmp_path / f"cache{processes}")}  # fmt: skip
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return out, proc.stderr
+
+    one, _ = run(1)
+    two, stderr = run(2)
+    assert "2 processes (gloo) on cpu" in stderr and "by 2 processes" in stderr
+    single, both = rs_lines(one / "rs.jsonl"), rs_lines(two / "rs.jsonl")
+    assert both == single  # every field, scored_by included
+    position = {r["id"]: i for i, r in enumerate(records(10))}
+    at = [position[line["id"]] for line in both]
+    assert at == sorted(at)  # input order
+    # batches of 4 records dealt round-robin (records 0-3 and 8-9 to the first process, 4-7
+    # to the second): both kept some, each sampled in the batch one process samples it in
+    assert {(p // 4) % 2 for p in at} == {0, 1}, at
+    assert [p.name for p in two.iterdir() if p.name.startswith(".")] == []  # shards removed
+    steps = [metrics(one)[0], metrics(two)[0]]
+    for entry in steps:
+        entry.pop("seconds")
+        entry.pop("path")
+    assert steps[0] == steps[1]
+    assert steps[1]["records"] == 10 and steps[1]["kept"] == len(both)
+    assert steps[1]["generated"] == 10 * 4 * 2
 
 
 def test_stage_lists_are_checked(cli, qwen2: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

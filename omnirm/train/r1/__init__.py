@@ -242,20 +242,20 @@ def train_r1(config: R1Config) -> R1Result:
             _replay(stage, label, output, policy, settings, config)
             continue
         set_seed(config.seed + index)
-        if stage == "rs":
-            if main:
-                entry = rejection_sample(
-                    config,
-                    policy,
-                    builder,
-                    label,
-                    resolved.reference,
-                    resume=how == "resume",
-                    replace=config.force,
-                )
-                result.rs_files[label] = entry["path"]
-                log(entry)
-            accelerator.wait_for_everyone()
+        if stage == "rs":  # every process judges its share; the main one merges the file
+            entry = rejection_sample(
+                config,
+                policy,
+                builder,
+                label,
+                resolved.reference,
+                accelerator=accelerator,
+                resume=how == "resume",
+                replace=config.force,
+            )
+            result.rs_files[label] = entry["path"]
+            log(entry)
+            accelerator.wait_for_everyone()  # the file is there before the next stage reads it
         else:
             examples = loaded.examples
             if index and config.stages[index - 1] == "rs":

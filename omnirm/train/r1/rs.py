@@ -10,12 +10,27 @@ SFT trains on it, and its mentions of A and B swapped for the other order) and `
 saying which model (with a digest of its weights), which sample and which sampling settings.
 The SFT stage that follows trains on these lines.
 
-The file is resumable as ``score``'s outputs are (:mod:`omnirm.resume`): a rerun with
-``--resume`` skips records that have lines and refuses lines written by another model or with
-other settings. A record none of whose samples was kept has no line, so a resumed run judges it
-again — from the answer cache, without generating.
+**Every process judges** (``accelerate launch`` / ``torchrun``; one process alone is the same
+with one share). The records still to judge are cut, in input order, into batches of
+``batch_size`` records, and batch ``b`` goes to the process with index ``b % num_processes``:
+whole batches, because sampling is seeded per batch (:class:`~omnirm.models.backends.hf.HFBackend`),
+so that every batch is the one a single process would judge — the same samples are kept with
+any number of processes (given the same answer cache; the judge's windows do not grow with
+timing here). Each process appends its lines to its own shard, ``rank-R-of-N.jsonl`` in the
+hidden folder ``.rs.jsonl.shards`` beside the file (:mod:`omnirm.distributed`'s names); after a
+barrier the main process writes the file anew (a temporary file renamed into place) with the
+lines of the file it continues and of every shard, in the input order of their records (a
+record's lines in sample order), then removes the shards. The counts reported are totals over
+the processes.
 
-Runs on the main process only (the other processes wait): the file is written in one place.
+The file is resumable as ``score``'s outputs are (:mod:`omnirm.resume`): a rerun with
+``--resume`` skips records that have lines — in the file or in the shards a stopped run left,
+whatever its number of processes — and refuses lines written by another model or with other
+settings. A run that stops (Ctrl-C, a crash, SIGKILL) keeps what its processes wrote in their
+shards and leaves the file as it was; a rerun without ``--resume`` refuses the file or the
+shards unless ``--force`` (which removes the shards and replaces the file at the end). A record
+none of whose samples was kept has no line, so a resumed run judges it again — from the answer
+cache, without generating.
 """
 
 from __future__ import annotations
@@ -26,13 +41,14 @@ from typing import Any
 
 from omnirm import console
 from omnirm.errors import UsageError
-from omnirm.jsonl import JsonlWriter, display_name
+from omnirm.jsonl import JsonlWriter, Sink, display_name
 from omnirm.judging.conversations import ConversationBuilder
 from omnirm.records import TIE, InvalidRecord, Record, iter_records
 from omnirm.train.r1.config import R1Config
 from omnirm.train.r1.policy import Policy
 
 GENERATED_BY = "omnirm train r1 --stage rs"
+SHARDS = "rank-*-of-*.jsonl"  # the processes' shards of an rs file (omnirm.distributed)
 
 
 def rs_path(config: R1Config, label: str) -> Path:
@@ -72,13 +88,18 @@ def rejection_sample(
     label: str,
     reference: str,
     *,
+    accelerator: Any,
     resume: bool,
     replace: bool = False,
 ) -> dict[str, Any]:
-    """Run the rs stage ``label`` with ``policy`` (see the module docs); returns its metrics
-    entry (records judged, samples kept, answers asked and cached, seconds)."""
+    """Run the rs stage ``label`` with ``policy`` on this process's share of the records (every
+    process of ``accelerator`` calls it; see the module docs); returns its metrics entry, the
+    same on every process (records judged, samples kept, answers asked and cached: totals over
+    the processes; seconds)."""
+    import shutil
     import time
 
+    from omnirm.distributed import ProcessGroup, World, shard_folder
     from omnirm.judging.cache import AnswerCache, default_cache_path
     from omnirm.judging.judge import Judge, JudgeSettings, verdict_outcome
     from omnirm.models.backends.base import Sampling
@@ -88,7 +109,10 @@ def rejection_sample(
 
     began = time.perf_counter()
     path = rs_path(config, label)
+    world = World(size=accelerator.num_processes, rank=accelerator.process_index)
+    folder = shard_folder(path, ProcessGroup(world))
     shown = display_name(config.data)
+    policy.net.to(accelerator.device)  # a first stage's model is still where it was loaded
     digest = weights_digest(policy.net)
     fingerprint = {"backend": "hf", "model": reference, "weights_sha256": digest}
     backend = HFBackend.in_memory(
@@ -127,15 +151,18 @@ def rejection_sample(
             raise item.error
         if usable(item, config.ties):
             items.append((line, item))
+    # every process looks before any writes: the file, and the shards of a stopped run
     existing = path.is_file() and path.stat().st_size > 0
-    if existing and not resume:
-        if not replace:
-            raise UsageError(
-                f"--rs-output {path}: exists; pass --resume to continue it, --force to write "
-                "it again, or choose another file"
-            )
-        existing = False  # the writer replaces it (after refusing an input file)
+    stopped = sorted(folder.glob(SHARDS))
+    if (existing or stopped) and not resume and not replace:
+        what = "exists" if existing else f"a stopped run left its lines in {folder}"
+        raise UsageError(
+            f"--rs-output {path}: {what}; pass --resume to continue it, --force to write it "
+            "again, or choose another file"
+        )
+    earlier = path if existing and resume else None
     cache = AnswerCache(config.cache or default_cache_path()) if config.use_cache else None
+    window = max(1, config.batch_size)
     judges = [
         Judge(
             backend,
@@ -151,7 +178,7 @@ def rejection_sample(
                     top_p=config.top_p,
                     seed=config.seed + sample,
                 ),
-                window=max(1, config.batch_size),
+                window=window,
             ),
             scored_by={},
             cache=cache,
@@ -162,25 +189,40 @@ def rejection_sample(
     kept_lines = judged = 0
     was_training = policy.net.training
     policy.net.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    final: JsonlWriter | None = None
     try:
-        with JsonlWriter(path, append=existing, flush_seconds=0, inputs=[config.data]) as sink:
+        if world.main:  # the file is locked (and checked against the input) before any judging
+            path.parent.mkdir(parents=True, exist_ok=True)
+            final = JsonlWriter(path, inputs=[config.data], option="--rs-output")
+            if not resume:
+                shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+        accelerator.wait_for_everyone()
+        shard = folder / world.shard_name()
+        with JsonlWriter(shard, append=True, flush_seconds=0, inputs=[config.data]) as sink:
             output = ResumableOutput(
                 sink,
                 stamp,
-                path=path if existing else None,
+                path=earlier,
+                previous=stopped if resume else (),
                 source=shown,
                 provenance=provenance,
             )
             output.check_input(items)
             pending = list(output.pending(items))
-            window = max(1, config.batch_size)
-            with console.step_progress(len(pending), f"{label}: judging") as progress:
-                for start in range(0, len(pending), window):
-                    chunk = pending[start : start + window]
+            done_before = output.skipped
+            accelerator.wait_for_everyone()  # all have read the earlier lines: shards grow now
+            # whole batches are dealt out, so that each is the batch one process would judge
+            # (sampling is seeded per batch): the same samples kept with any number of processes
+            batches = [pending[start : start + window] for start in range(0, len(pending), window)]
+            mine = list(world.take(batches))
+            with console.step_progress(
+                sum(map(len, mine)), world.label(f"{label}: judging"), enabled=world.main
+            ) as progress:
+                for chunk in mine:
                     kept: dict[str, list[dict[str, Any]]] = {}
                     for sample, judge in enumerate(judges):
-                        for out in judge.score(chunk, ErrorPolicy("fail")):
+                        for out in judge.score(chunk, ErrorPolicy("fail"), ramp_up=False):
                             answers = {j["order"]: j for j in out["judgements"]}
                             gold = out["preference"]
                             right = all(
@@ -198,30 +240,97 @@ def rejection_sample(
                             kept_lines += 1
                     judged += len(chunk)
                     progress.update(judged, kept=float(kept_lines))
+        accelerator.wait_for_everyone()  # every shard is complete
+        counts = {
+            "judged": judged,
+            "kept": kept_lines,
+            "asked": sum(j.report.asked for j in judges),
+            "cached": sum(j.report.cached for j in judges),
+        }
+        if world.size > 1:
+            from accelerate.utils import gather_object
+
+            shares = gather_object([counts])
+            counts = {name: sum(share[name] for share in shares) for name in counts}
+        if final is not None:
+            merge_in_input_order(items, earlier, sorted(folder.glob(SHARDS)), final)
+            final.close()
+            shutil.rmtree(folder, ignore_errors=True)
+    except BaseException:
+        if final is not None and final.file is not None:
+            final.file.discard()  # the file stays as it was; the shards stay for --resume
+        raise
     finally:
         policy.net.train(was_training)
         if cache is not None:
             cache.close()
-    asked = sum(j.report.asked for j in judges)
-    cached = sum(j.report.cached for j in judges)
+    judged, kept_lines = counts["judged"], counts["kept"]
     console.info(
         f"{label}: {judged} records judged {config.rs_samples} times in both orders "
-        f"({asked} answers generated, {cached} from the cache), {kept_lines} samples right in "
-        f"both orders kept in {path}"
-        + (f"; {output.skipped} records were done already" if output.skipped else "")
+        f"({counts['asked']} answers generated, {counts['cached']} from the cache"
+        + (f", by {world.size} processes" if world.size > 1 else "")
+        + f"), {kept_lines} samples right in both orders kept in {path}"
+        + (f"; {done_before} records were done already" if done_before else "")
     )
     return {
         "stage": label,
         "step": 1,
         "records": judged,
-        "records_done_before": output.skipped,
+        "records_done_before": done_before,
         "kept": kept_lines,
         "keep_rate": kept_lines / (judged * config.rs_samples) if judged else 0.0,
-        "generated": asked,
-        "cached": cached,
+        "generated": counts["asked"],
+        "cached": counts["cached"],
         "seconds": round(time.perf_counter() - began, 3),
         "path": str(path),
     }
+
+
+def merge_in_input_order(
+    items: list[tuple[int, Record | InvalidRecord]],
+    earlier: Path | None,
+    shards: list[Path],
+    sink: Sink,
+) -> int:
+    """Write the lines of ``earlier`` (the file a resumed run continues, or None) and of
+    ``shards`` to ``sink`` in the order of their records in ``items``, a record's lines in the
+    order they were written; returns how many. A shard's lines of a record that ``earlier``
+    has are left out (a run stopped after it merged its shards, before it removed them)."""
+    from omnirm.jsonl import iter_json_lines_at, read_json_line_at
+    from omnirm.resume import item_hash, line_key
+
+    exact: dict[tuple[str, str | None], int] = {}
+    first: dict[str, int] = {}
+    for position, (_, item) in enumerate(items):
+        assert isinstance(item, Record)
+        exact.setdefault((item.id, item_hash(item)), position)
+        first.setdefault(item.id, position)
+    sources = ([earlier] if earlier is not None else []) + shards
+    merged_before: set[str] = set()
+    order: list[tuple[int, int, int]] = []  # (record position, source, byte offset) per line
+    for index, source in enumerate(sources):
+        for number, offset, line in iter_json_lines_at(source, max_bytes=None):
+            key = line_key(line) if isinstance(line, dict) else None
+            if key is None or not isinstance(line, dict):
+                raise UsageError(f"{source}:{number}: not a line of this file (no record id)")
+            if source is earlier:
+                merged_before.add(key)
+            elif key in merged_before:
+                continue
+            stamp = (line.get("scored_by") or {}).get("input")
+            at = exact.get((key, stamp), first.get(key))
+            if at is None:
+                raise UsageError(f"{source}:{number}: record {key!r} is not in the input")
+            order.append((at, index, offset))
+    order.sort()
+    handles = [source.open("rb") for source in sources]
+    try:
+        for _, index, offset in order:
+            sink.write(read_json_line_at(handles[index], offset))
+    finally:
+        for handle in handles:
+            handle.close()
+    return len(order)
 
 
 def _sft_line(
