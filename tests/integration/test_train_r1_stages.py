@@ -178,7 +178,8 @@ def test_rs_resumes_without_duplicates_and_refuses_other_settings(  # type: igno
 def test_rs_in_two_processes_keeps_what_one_process_keeps(prone: Path, tmp_path: Path) -> None:
     """--stage rs under torchrun with 2 CPU processes (gloo): each judges its share (whole
     batches, dealt round-robin) into its shard and the main one merges them: one rs.jsonl equal
-    line for line to a 1-process run's, in input order, no shard left, the metrics totals."""
+    line for line to a 1-process run's, in input order, no shard left, the metrics totals; a
+    2-process --resume takes the lines of the file and of a stopped run's shard, once each."""
     import os
     import subprocess
     import sys
@@ -187,13 +188,13 @@ def test_rs_in_two_processes_keeps_what_one_process_keeps(prone: Path, tmp_path:
 
     data = write_jsonl(tmp_path / "d.jsonl", records(10))
 
-    def run(processes: int) -> tuple[Path, str]:
+    def run(processes: int, *extra: str) -> tuple[Path, str]:
         out = tmp_path / f"out{processes}"
         launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes),
                     "--master_port", str(_free_port())] if processes > 1 else []  # fmt: skip
         command = [sys.executable, *launcher, "-m", "omnirm", "train", "r1", "--model",
                    str(prone), "--data", str(data), "-o", str(out), "--stage", "rs",
-                   "--rs-samples", "4", "--max-completion-length", "8", "--batch-size", "4"]  # fmt: skip
+                   "--rs-samples", "4", "--max-completion-length", "8", "--batch-size", "4", *extra]  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": "1",
                "OMNIRM_CACHE_DIR": str(tmp_path / f"cache{processes}")}  # fmt: skip
         proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
@@ -219,6 +220,27 @@ def test_rs_in_two_processes_keeps_what_one_process_keeps(prone: Path, tmp_path:
     assert steps[0] == steps[1]
     assert steps[1]["records"] == 10 and steps[1]["kept"] == len(both)
     assert steps[1]["generated"] == 10 * 4 * 2
+
+    # killed after the merge, before the state after the stage was saved (the state before it
+    # is the newest), with a shard of a stopped run left beside the file: one record's lines
+    # only there, the first record's in both (merged before the shards were removed)
+    import shutil
+
+    shutil.rmtree(two / "state")
+    ids = list(dict.fromkeys(line["id"] for line in both))
+    assert len(ids) >= 3, ids
+    moved = [line for line in both if line["id"] == ids[1]]
+    stay = [line for line in both if line["id"] != ids[1]]
+    (two / "rs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in stay))
+    shards = two / ".rs.jsonl.shards"
+    shards.mkdir()
+    again = [line for line in both if line["id"] == ids[0]] + moved
+    (shards / "rank-00001-of-00002.jsonl").write_text("".join(json.dumps(r) + "\n" for r in again))
+    _, stderr = run(2, "--resume")
+    assert rs_lines(two / "rs.jsonl") == single and not shards.exists()
+    (entry,) = metrics(two)
+    assert entry["records_done_before"] == len(ids) and entry["records"] == 10 - len(ids)
+    assert entry["generated"] == 0 and entry["kept"] == 0  # the rest: from the answer cache
 
 
 def test_stage_lists_are_checked(cli, qwen2: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
