@@ -8,8 +8,9 @@ Omni-RRM's JSON object. Stages run in the order given (``--stage rs,sft,grpo``):
 - **sft** (:mod:`.sft`): learn to write a rationale and the gold verdict — the records'
   ``rationale``, or, right after an rs stage, the answers it kept;
 - **rs** (:mod:`.rs`): rejection sampling — the current model judges every record several times
-  in both orders, and the samples right in both orders are written as SFT records (the stage
-  after rs must be sft, which trains on them; rs may also come last);
+  in both orders (each process its share of the records), and the samples right in both orders
+  are written as SFT records (the stage after rs must be sft, which trains on them; rs may also
+  come last);
 - **grpo** (:mod:`.grpo`): sample answers and learn from their rewards (:mod:`.rewards`).
 
 Training stages use a LoRA adapter by default (``full`` trains all weights); after each the

@@ -16,7 +16,7 @@ with one share). The records still to judge are cut, in input order, into batche
 whole batches, because sampling is seeded per batch (:class:`~omnirm.models.backends.hf.HFBackend`),
 so that every batch is the one a single process would judge — the same samples are kept with
 any number of processes (given the same answer cache; the judge's windows do not grow with
-timing here). Each process appends its lines to its own shard, ``rank-R-of-N.jsonl`` in the
+timing here), each process on its own device. Each process appends its lines to its own shard, ``rank-R-of-N.jsonl`` in the
 hidden folder ``.rs.jsonl.shards`` beside the file (:mod:`omnirm.distributed`'s names); after a
 barrier the main process writes the file anew (a temporary file renamed into place) with the
 lines of the file it continues and of every shard, in the input order of their records (a
