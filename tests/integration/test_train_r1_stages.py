@@ -145,6 +145,9 @@ def test_rs_resumes_without_duplicates_and_refuses_other_settings(  # type: igno
     assert [p.name for p in shards.iterdir()] == ["rank-00000-of-00001.jsonl"]
     (cut,) = rs_lines(shards / "rank-00000-of-00001.jsonl")
     assert cut == whole[0]
+    anew = cli("train", "r1", "--model", str(prone), "--data", str(data), "-o",
+               str(tmp_path / "anew"), "--stage", "rs", "--rs-output", str(target))  # fmt: skip
+    assert anew.code == 2 and f"a stopped run left its lines in {shards}" in anew.stderr
     # as if a run had merged that shard and been killed before removing it, and a stopped run
     # of 3 processes had left the last record's lines in its third shard
     target.write_text(json.dumps(cut) + "\n")

@@ -190,6 +190,7 @@ def rejection_sample(
     was_training = policy.net.training
     policy.net.eval()
     final: JsonlWriter | None = None
+    accelerator.wait_for_everyone()  # all have looked before the main process clears shards
     try:
         if world.main:  # the file is locked (and checked against the input) before any judging
             path.parent.mkdir(parents=True, exist_ok=True)
