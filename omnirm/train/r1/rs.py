@@ -266,13 +266,14 @@ def rejection_sample(
         if cache is not None:
             cache.close()
     judged, kept_lines = counts["judged"], counts["kept"]
-    console.info(
-        f"{label}: {judged} records judged {config.rs_samples} times in both orders "
-        f"({counts['asked']} answers generated, {counts['cached']} from the cache"
-        + (f", by {world.size} processes" if world.size > 1 else "")
-        + f"), {kept_lines} samples right in both orders kept in {path}"
-        + (f"; {done_before} records were done already" if done_before else "")
-    )
+    if world.main:
+        console.info(
+            f"{label}: {judged} records judged {config.rs_samples} times in both orders "
+            f"({counts['asked']} answers generated, {counts['cached']} from the cache"
+            + (f", by {world.size} processes" if world.size > 1 else "")
+            + f"), {kept_lines} samples right in both orders kept in {path}"
+            + (f"; {done_before} records were done already" if done_before else "")
+        )
     return {
         "stage": label,
         "step": 1,
