@@ -13,11 +13,12 @@ The SFT stage that follows trains on these lines.
 **Every process judges** (``accelerate launch`` / ``torchrun``; one process alone is the same
 with one share). The records still to judge are cut, in input order, into batches of
 ``batch_size`` records, and batch ``b`` goes to the process with index ``b % num_processes``:
-whole batches, because sampling is seeded per batch (:class:`~omnirm.models.backends.hf.HFBackend`),
-so that every batch is the one a single process would judge — the same samples are kept with
-any number of processes (given the same answer cache; the judge's windows do not grow with
-timing here), each process on its own device. Each process appends its lines to its own shard, ``rank-R-of-N.jsonl`` in the
-hidden folder ``.rs.jsonl.shards`` beside the file (:mod:`omnirm.distributed`'s names); after a
+whole batches, because sampling is seeded per batch
+(:class:`~omnirm.models.backends.hf.HFBackend`), so that every batch is the one a single
+process would judge — the same samples are kept with any number of processes (given the same
+answer cache; the judge's windows do not grow with timing here), each process on its own
+device. Each process appends its lines to its own shard, ``rank-R-of-N.jsonl`` in the hidden
+folder ``.rs.jsonl.shards`` beside the file (:mod:`omnirm.distributed`'s names); after a
 barrier the main process writes the file anew (a temporary file renamed into place) with the
 lines of the file it continues and of every shard, in the input order of their records (a
 record's lines in sample order), then removes the shards. The counts reported are totals over
