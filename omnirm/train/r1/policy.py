@@ -199,7 +199,9 @@ def completion_logprobs(
             position_ids=positions,
             logits_to_keep=keep,
         ).logits
-    logits = logits[:, :-1, :].float()
+    # a model without ``logits_to_keep`` (the Qwen2.5-Omni thinker takes it into its
+    # ``**kwargs`` and ignores it) returns every position's logits: keep the last ``keep``
+    logits = logits[:, -keep:-1, :].float()
     targets = sequences[:, start:]
     return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 

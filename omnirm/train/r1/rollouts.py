@@ -110,12 +110,31 @@ def sample(
 ) -> Rollouts:
     """``config.generations`` sampled answers to each prompt, grouped by prompt: text prompts
     generated together (left-padded) and cut into chunks of ``batch_size`` rows; a media
-    judge's ``conversations`` one at a time (the processor's inputs repeat per answer)."""
+    judge's ``conversations`` in batches of ``batch_size`` prompts (:func:`media_batches`),
+    each batch generated together and cut into chunks carrying their rows' media."""
     if policy.processor is not None:
         assert conversations is not None
-        return _join([_sample_one(net, policy, c, config, device) for c in conversations], config)
+        parts = []
+        for batch in media_batches(policy, conversations, config, device):
+            # each answer its own row, with its prompt's media (:func:`rows_media`), rather than
+            # num_return_sequences: generate's expansion repeats every tensor row by row, which
+            # would interleave a prompt's concatenated image patches or audios out of order
+            rows = range(len(batch.shares) * config.generations)
+            expanded = {
+                "input_ids": batch.inputs["input_ids"].repeat_interleave(config.generations, 0),
+                "attention_mask": batch.inputs["attention_mask"].repeat_interleave(
+                    config.generations, 0
+                ),
+                **rows_media(batch, rows, config.generations, 0),
+            }
+            completions = _generate(net, policy, expanded, config, answers=1)
+            whole, rollout = assemble(policy, batch.inputs, completions, config)
+            parts.append(_chunked(whole, rollout, config, batch))
+        return _join(parts)
     ids, attention = _left_padded(policy, prompts, device)
-    whole, rollout = _generate(net, policy, {"input_ids": ids, "attention_mask": attention}, config)
+    inputs = {"input_ids": ids, "attention_mask": attention}
+    completions = _generate(net, policy, inputs, config, answers=config.generations)
+    whole, rollout = assemble(policy, inputs, completions, config)
     return _chunked(whole, rollout, config)
 
 
@@ -132,69 +151,169 @@ def _left_padded(
     return ids.to(device), attention.to(device)
 
 
-def _chunked(whole: Chunk, rollout: Rollouts, config: R1Config) -> Rollouts:
-    """``whole`` cut into chunks of ``batch_size`` rows."""
-    size = config.batch_size
-    chunks = [
-        Chunk(
-            slice(first, first + size),
-            whole.sequences[first : first + size],
-            whole.attention[first : first + size],
-            whole.mask[first : first + size],
-            whole.start,
+def _chunked(
+    whole: Chunk, rollout: Rollouts, config: R1Config, batch: MediaBatch | None = None
+) -> Rollouts:
+    """``whole`` cut into chunks of ``batch_size`` rows; for a media ``batch``, each chunk with
+    its rows' media and its rows counted from the batch's first prompt."""
+    size, offset = config.batch_size, 0
+    answer_width = whole.sequences.shape[1] - whole.start
+    chunks = []
+    for first in range(0, whole.sequences.shape[0], size):
+        last = min(first + size, whole.sequences.shape[0])
+        media = None
+        if batch is not None:
+            offset = batch.first * config.generations
+            media = rows_media(batch, range(first, last), config.generations, answer_width)
+        chunks.append(
+            Chunk(
+                slice(offset + first, offset + last),
+                whole.sequences[first:last],
+                whole.attention[first:last],
+                whole.mask[first:last],
+                whole.start,
+                media,
+            )
         )
-        for first in range(0, whole.sequences.shape[0], size)
-    ]
     return Rollouts(chunks, rollout.texts, rollout.completion_ids, rollout.truncated)
 
 
-def _join(parts: list[tuple[Chunk, Rollouts]], config: R1Config) -> Rollouts:
-    """One media prompt's chunk per group, in order."""
-    chunks, texts, kept, truncated = [], [], [], []
-    for n, (chunk, rollout) in enumerate(parts):
-        group = config.generations
-        chunk.rows = slice(n * group, (n + 1) * group)
-        chunks.append(chunk)
-        texts += rollout.texts
-        kept += rollout.completion_ids
-        truncated += rollout.truncated
-    return Rollouts(chunks, texts, kept, truncated)
+def _join(parts: list[Rollouts]) -> Rollouts:
+    """The rollouts of consecutive batches of prompts, in order."""
+    return Rollouts(
+        [chunk for part in parts for chunk in part.chunks],
+        [text for part in parts for text in part.texts],
+        [ids for part in parts for ids in part.completion_ids],
+        [cut for part in parts for cut in part.truncated],
+    )
+
+
+@dataclass
+class MediaBatch:
+    """Media prompts encoded together: ``inputs``, the processor's left-padded output for the
+    prompts from index ``first`` on; ``shares``, each prompt's own part of its media tensors."""
+
+    first: int
+    inputs: dict[str, torch.Tensor]
+    shares: list[dict[str, torch.Tensor]]
+
+
+#: the media items each processor output is made of, one tensor row per item (or per patch,
+#: where the item's grid says how many patches it has)
+_MEDIA_ITEMS = {
+    "pixel_values": "image",
+    "image_grid_thw": "image",
+    "pixel_values_videos": "video",
+    "video_grid_thw": "video",
+    "second_per_grid_ts": "video",
+    "video_second_per_grid": "video",
+    "input_features": "audio",
+    "feature_attention_mask": "audio",
+}
+#: keys whose rows are patches, counted by the items' grids
+_PATCHES = {"pixel_values": "image_grid_thw", "pixel_values_videos": "video_grid_thw"}
+
+
+def _per_token(key: str) -> bool:
+    # one row per prompt over its tokens (text 0, image 1 …)
+    return key.endswith("token_type_ids")
+
+
+def media_batches(
+    policy: Policy, conversations: list[Any], config: R1Config, device: torch.device
+) -> list[MediaBatch]:
+    """The media ``conversations`` encoded by the processor ``batch_size`` at a time, as
+    ``score --judge hf:`` encodes them (:func:`~omnirm.models.backends.hf.encode_chat`,
+    left-padded), with each prompt's share of the media (:func:`media_shares`). A batch whose
+    media tensors cannot be shared out (a processor output not known here) is encoded one
+    prompt at a time instead: a lone prompt's media are all its own."""
+    batches = []
+    for first in range(0, len(conversations), config.batch_size):
+        group = conversations[first : first + config.batch_size]
+        inputs = _media_inputs(policy, group, device)
+        shares = media_shares(inputs, group)
+        if shares is not None:
+            batches.append(MediaBatch(first, inputs, shares))
+            continue
+        for n, conversation in enumerate(group):
+            inputs = _media_inputs(policy, [conversation], device)
+            batches.append(MediaBatch(first + n, inputs, [_media_of(inputs)]))
+    return batches
+
+
+def _media_of(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+
+
+def _count_media(conversation: Any) -> dict[str, int]:
+    counts = {"image": 0, "video": 0, "audio": 0}
+    for message in conversation:
+        content = message["content"]
+        for part in content if isinstance(content, list) else []:
+            if part["type"] in counts:
+                counts[part["type"]] += 1
+    return counts
+
+
+def media_shares(
+    inputs: dict[str, torch.Tensor], conversations: list[Any]
+) -> list[dict[str, torch.Tensor]] | None:
+    """Each conversation's part of the processor's batched media ``inputs``, in order: per-token
+    rows by prompt; images, videos and audios by the conversation's count of them (the patches
+    of an image or video by its grid, as the processor concatenates them). None where a key is
+    not known or its rows do not add up."""
+    media = _media_of(inputs)
+    counts = [_count_media(c) for c in conversations]
+    sizes: dict[str, list[int]] = {}
+    for key, value in media.items():
+        if _per_token(key):
+            sizes[key] = [1] * len(conversations)
+        elif key in _PATCHES and _PATCHES[key] in media:
+            grid = media[_PATCHES[key]]
+            items = torch.split(grid.prod(-1), [c[_MEDIA_ITEMS[key]] for c in counts])
+            sizes[key] = [int(part.sum()) for part in items]
+        elif key in _MEDIA_ITEMS:
+            sizes[key] = [c[_MEDIA_ITEMS[key]] for c in counts]
+        else:
+            return None
+        if not isinstance(value, torch.Tensor) or sum(sizes[key]) != value.shape[0]:
+            return None
+    split = {key: torch.split(value, sizes[key]) for key, value in media.items()}
+    return [{key: parts[n] for key, parts in split.items()} for n in range(len(conversations))]
+
+
+def rows_media(
+    batch: MediaBatch, rows: range, generations: int, answer_width: int
+) -> dict[str, torch.Tensor]:
+    """The media of the batch's answer ``rows`` (``generations`` per prompt, in prompt order):
+    each row's prompt's media, concatenated in row order; per-token rows go on over the answer
+    (``answer_width`` text tokens); kinds of media none of the rows has are left out."""
+    shares = [batch.shares[row // generations] for row in rows]
+    media = {}
+    for key in shares[0]:
+        value = torch.cat([share[key] for share in shares])
+        if _per_token(key):  # answers are text
+            value = torch.nn.functional.pad(value, (0, answer_width))
+        elif value.shape[0] == 0:  # none of these rows has this kind of media
+            continue
+        media[key] = value
+    return media
 
 
 def _media_inputs(
-    policy: Policy, conversation: Any, device: torch.device
+    policy: Policy, conversations: list[Any], device: torch.device
 ) -> dict[str, torch.Tensor]:
     from omnirm.models.backends.hf import encode_chat
 
-    encoded = encode_chat(policy.tokenizer, policy.processor, [conversation])
+    encoded = encode_chat(policy.tokenizer, policy.processor, conversations)
     return {k: v.to(device) for k, v in encoded.items()}
 
 
-def _with_media(chunk: Chunk, inputs: dict[str, torch.Tensor], config: R1Config) -> Chunk:
-    """``chunk`` with the processor's ``inputs`` repeated for each of its answers."""
-    group = config.generations
-    media = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
-    answer_width = chunk.sequences.shape[1] - chunk.start
-    for key, value in media.items():
-        if key.endswith("token_type_ids"):  # per token (text 0, image 1 …): answers are text
-            value = torch.nn.functional.pad(value, (0, answer_width))
-        media[key] = torch.cat([value] * group)
-    chunk.media = media
-    return chunk
-
-
-def _sample_one(
-    net: Any, policy: Policy, conversation: Any, config: R1Config, device: torch.device
-) -> tuple[Chunk, Rollouts]:
-    inputs = _media_inputs(policy, conversation, device)
-    chunk, rollout = _generate(net, policy, inputs, config)
-    return _with_media(chunk, inputs, config), rollout
-
-
 def _generate(
-    net: Any, policy: Policy, inputs: dict[str, torch.Tensor], config: R1Config
-) -> tuple[Chunk, Rollouts]:
-    """Sample the answers to the (left-padded) ``inputs``: all rows as one chunk."""
+    net: Any, policy: Policy, inputs: dict[str, torch.Tensor], config: R1Config, answers: int
+) -> torch.Tensor:
+    """Sample ``answers`` answers to each of the (left-padded) ``inputs``: their tokens, rows
+    in prompt order."""
     pad = int(policy.tokenizer.pad_token_id)
     width = inputs["input_ids"].shape[1]
     options: dict[str, Any] = {}
@@ -212,13 +331,13 @@ def _generate(
             top_p=config.top_p,
             top_k=0,
             max_new_tokens=config.max_completion_length,
-            num_return_sequences=config.generations,
+            num_return_sequences=answers,
             pad_token_id=pad,
             eos_token_id=sorted(policy.eos_ids),
             use_cache=True,
         )
     net.train(was_training)
-    return assemble(policy, inputs, out[:, width:], config)
+    return out[:, width:]
 
 
 def suppressed_tokens(policy: Policy) -> list[int]:
@@ -414,13 +533,15 @@ class VllmRollouts:
             outputs = self.llm.chat(
                 messages, sampling_params=params, lora_request=self.lora_request, use_tqdm=False
             )
+            answers = [a for output in outputs for a in _answer_ids(output, policy.eos_ids)]
             parts = []
-            for conversation, output in zip(conversations, outputs, strict=True):
-                inputs = _media_inputs(policy, conversation, device)
-                sampled = padded_completions(_answer_ids(output, policy.eos_ids), pad, device)
-                chunk, rollout = assemble(policy, inputs, sampled, self.config)
-                parts.append((_with_media(chunk, inputs, self.config), rollout))
-            return _join(parts, self.config)
+            for batch in media_batches(policy, conversations, self.config, device):
+                first = batch.first * self.config.generations
+                rows = answers[first : first + len(batch.shares) * self.config.generations]
+                sampled = padded_completions(rows, pad, device)
+                whole, rollout = assemble(policy, batch.inputs, sampled, self.config)
+                parts.append(_chunked(whole, rollout, self.config, batch))
+            return _join(parts)
         params = SamplingParams(**options)
         outputs = self.llm.generate(
             [{"prompt_token_ids": p} for p in prompts],
