@@ -543,7 +543,7 @@ complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'revision' -x -d 'Hub rev
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'trust-remote-code' -d 'Run the code that a model folder names (auto_map in its configs: a custom tokenizer, processor or model class), for --model and --judge hf:/vllm:'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'lr' -x -d 'Learning rate [default: LoRA 2e-4 for sft, 1e-5 for grpo; full 1e-5, 1e-6]'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'epochs' -x -d 'SFT passes over the data'
-complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'batch-size' -x -d 'Sequences per forward pass on each device'
+complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'batch-size' -x -d 'Sequences per forward pass on each device (a media judge\'s GRPO samples this many prompts per generate call)'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'grad-accum' -x -d 'SFT steps to accumulate per update'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'max-steps' -x -d 'At most N optimizer steps per stage'
 complete -c omnirm -n '__omnirm_at omnirm train r1' -l 'max-length' -x -d 'Token budget of a conversation and its answer'

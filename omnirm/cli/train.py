@@ -450,7 +450,12 @@ def r1(
         ),
     ] = None,
     epochs: Annotated[float, typer.Option(help="SFT passes over the data.")] = 1.0,
-    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass on each device.")] = 4,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Sequences per forward pass on each device (a media judge's GRPO samples this many prompts per generate call)."
+        ),
+    ] = 4,
     grad_accum: Annotated[int, typer.Option(help="SFT steps to accumulate per update.")] = 1,
     max_steps: Annotated[
         Optional[int],  # noqa: UP045

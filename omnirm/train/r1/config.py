@@ -58,7 +58,8 @@ class R1Config:
     max_steps: int | None = None  # optimizer steps per stage (None: from the epochs)
     # SFT
     epochs: float = 1.0
-    batch_size: int = 4  # sequences per forward pass on each device (SFT and GRPO updates)
+    batch_size: int = 4  # sequences per forward pass on each device (SFT and GRPO updates);
+    # a media judge's GRPO also samples this many prompts per generate call
     grad_accum: int = 1
     share_prefix: bool = True  # the orders' common conversation start runs once (text)
     group_by_length: bool = True  # batches of records of similar length
