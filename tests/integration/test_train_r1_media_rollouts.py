@@ -6,6 +6,7 @@ and each chunk carries exactly its rows' media."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,39 @@ def test_batched_media_rollouts_match_one_prompt_at_a_time(  # type: ignore[no-u
             logits[..., banned] = float("-inf")
             top = logits.argmax(-1)
             assert bool((top == answers)[chunk.mask.bool()].all())
+
+
+@pytest.mark.parametrize("fixture", ["tiny_qwen2_5_vl", "tiny_omni_thinker"])
+def test_grpo_trains_on_batched_media_rollouts(  # type: ignore[no-untyped-def]
+    cli, fixture: str, request: pytest.FixtureRequest, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import json
+
+    from omnirm.train.r1 import rollouts
+
+    monkeypatch.setenv("OMNIRM_CACHE_DIR", str(tmp_path / "cache"))
+    seen: list[list[int]] = []
+    original = rollouts.media_batches
+
+    def spy(*args: Any, **options: Any) -> Any:
+        batches = original(*args, **options)
+        seen.append([len(b.shares) for b in batches])
+        return batches
+
+    monkeypatch.setattr(rollouts, "media_batches", spy)
+    data = media_records(tmp_path, fixture == "tiny_omni_thinker")
+    out = tmp_path / "judge"
+    result = cli(
+        "train", "r1", "--model", str(request.getfixturevalue(fixture)), "--data", str(data),
+        "-o", str(out), "--stage", "grpo", "--max-steps", "2", "--batch-size", "3",
+        "--generations", "2", "--prompts-per-step", "4", "--max-completion-length", "4",
+        "--lr", "1e-3",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    # 4 prompts a step: a batch of 3 and one of 1, chunks of 3 rows crossing prompts
+    assert seen == [[3, 1], [3, 1]]
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps] == [1, 2]
+    assert all(math.isfinite(s["loss"]) and s["kl"] >= 0 for s in steps)
+    assert steps[0]["kl"] == 0.0

@@ -156,3 +156,62 @@ def test_exported_adapter_loads_with_the_live_weights_and_each_step_gets_a_new_i
     policy.net.eval()
     with torch.no_grad():
         assert torch.allclose(policy.net(input_ids=ids).logits, loaded(input_ids=ids).logits)
+
+
+def _image(n: int) -> dict[str, str]:
+    return {"type": "image", "path": f"{n}.png"}
+
+
+def test_media_shares_split_patches_by_grid_and_items_by_count() -> None:
+    from omnirm.train.r1.rollouts import MediaBatch, media_shares, rows_media
+
+    conversations = [
+        [{"role": "user", "content": [_image(1), {"type": "text", "text": "a"}, _image(2)]}],
+        [{"role": "user", "content": "text only"}],
+        [{"role": "user", "content": [{"type": "audio", "path": "a.wav"}, _image(3)]}],
+    ]
+    grid = torch.tensor([[1, 2, 2], [1, 2, 4], [1, 4, 4]])  # 4, 8 and 16 patches
+    inputs = {
+        "input_ids": torch.zeros(3, 5, dtype=torch.long),
+        "attention_mask": torch.ones(3, 5, dtype=torch.long),
+        "mm_token_type_ids": torch.arange(15).view(3, 5),
+        "pixel_values": torch.arange(28.0).view(28, 1),
+        "image_grid_thw": grid,
+        "input_features": torch.arange(2.0).view(1, 2),
+    }
+    shares = media_shares(inputs, conversations)
+    assert shares is not None
+    assert [s["pixel_values"].flatten().tolist() for s in shares] == [
+        list(range(12)), [], list(range(12, 28))
+    ]  # fmt: skip
+    assert [s["image_grid_thw"].shape[0] for s in shares] == [2, 0, 1]
+    assert [s["input_features"].shape[0] for s in shares] == [0, 0, 1]
+    for n, share in enumerate(shares):  # per token: the prompt's own row
+        assert torch.equal(share["mm_token_type_ids"], inputs["mm_token_type_ids"][n : n + 1])
+    batch = MediaBatch(0, inputs, shares)
+    # rows 1..4 of 2 answers per prompt: prompt 0, prompt 1, prompt 1, prompt 2
+    media = rows_media(batch, range(1, 5), 2, answer_width=3)
+    assert media["pixel_values"].flatten().tolist() == list(range(12)) + list(range(12, 28))
+    assert media["image_grid_thw"].tolist() == [[1, 2, 2], [1, 2, 4], [1, 4, 4]]
+    assert media["input_features"].shape[0] == 1
+    assert media["mm_token_type_ids"].shape == (4, 8)  # the answers' text positions added
+    assert media["mm_token_type_ids"][:, 5:].abs().sum() == 0
+    # rows with no image at all carry no image tensors (the towers get none)
+    assert set(rows_media(batch, range(2, 4), 2, 0)) == {"mm_token_type_ids"}
+
+
+def test_media_shares_give_up_on_unknown_or_uncountable_outputs() -> None:
+    from omnirm.train.r1.rollouts import media_shares
+
+    conversations = [[{"role": "user", "content": [_image(1)]}]] * 2
+    base = {"input_ids": torch.zeros(2, 3), "attention_mask": torch.ones(2, 3)}
+    known = {
+        **base,
+        "pixel_values": torch.zeros(8, 1),
+        "image_grid_thw": torch.tensor([[1, 2, 2]] * 2),
+    }
+    assert media_shares(known, conversations) is not None
+    # another model's output: not known, so the batch goes one prompt at a time
+    assert media_shares({**known, "image_sizes": torch.zeros(2, 2)}, conversations) is None
+    # patches that do not add up to the grids
+    assert media_shares({**known, "pixel_values": torch.zeros(9, 1)}, conversations) is None
