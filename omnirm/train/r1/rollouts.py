@@ -116,9 +116,9 @@ def sample(
         assert conversations is not None
         parts = []
         for batch in media_batches(policy, conversations, config, device):
-            # each answer its own row, with its prompt's media (:func:`rows_media`), rather than
-            # num_return_sequences: generate's expansion repeats every tensor row by row, which
-            # would interleave a prompt's concatenated image patches or audios out of order
+            # each answer its own row with its prompt's media (:func:`rows_media`, as the chunks
+            # carry them), not num_return_sequences: generate repeats the media tensors it does
+            # not encode first item by item (a prompt's two audio clips a, b as a, a, b, b)
             rows = range(len(batch.shares) * config.generations)
             expanded = {
                 "input_ids": batch.inputs["input_ids"].repeat_interleave(config.generations, 0),
