@@ -14,7 +14,8 @@ is its own subprocess, so its peak resident memory (``ru_maxrss``) is its own; i
 whole run (loading, training, held-out scoring). The script prints seconds, peak RSS and
 held-out pairwise accuracy per run, and the ratios omnirm / TRL (below 1 is better for omnirm).
 
-Run: ``python benchmarks/bench_train_vs_trl.py [--records 32] [--model DIR] [--data FILE] [--fp32]``
+Run: ``python benchmarks/bench_train_vs_trl.py [--records 32] [--epochs 1] [--model DIR] [--data FILE]
+[--fp32]``
 (needs ``pip install trl``). ``--synthetic`` trains a small random Qwen2 on synthetic pairs
 instead (seconds, not minutes; says nothing about real speed).
 """
@@ -276,6 +277,7 @@ def measure(
         sys.executable, __file__, "--child", which, "--model", model, "--data", str(data),
         "--heldout", str(heldout), "--out", str(out),
         "--checkpointing" if ckpt else "--no-checkpointing", "--bf16" if bf16 else "--no-bf16",
+        "--epochs", str(SETTINGS["epochs"]),
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -292,6 +294,12 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=32, help="training (and held-out) records")
     parser.add_argument("--synthetic", action="store_true", help="random Qwen2, synthetic pairs")
     parser.add_argument("--only", choices=["on", "off"], help="checkpointing on or off only")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=1,
+        help="epochs for both (more: held-out accuracy that means something)",
+    )
     parser.add_argument("--child", choices=["omnirm", "trl"])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=True)
@@ -300,6 +308,7 @@ def main() -> None:
     )
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    SETTINGS["epochs"] = args.epochs
     if args.child:
         child(
             args.child, args.model, args.data, args.heldout, args.out, args.checkpointing, args.bf16

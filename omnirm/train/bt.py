@@ -351,6 +351,7 @@ def pair_outcomes(diff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (diff > 0).float(), -torch.nn.functional.logsigmoid(diff)
 
 
+@torch.no_grad()  # in eval mode checkpointing is off: with autograd a batch kept every activation
 def evaluate(model: torch.nn.Module, loader: Any, accelerator: Any) -> dict[str, float]:
     """Pairwise accuracy (non-tie pairs: the better response gets the higher reward) and mean
     Bradley-Terry loss over the eval records, gathered exactly across processes (the padding

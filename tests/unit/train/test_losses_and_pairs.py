@@ -47,3 +47,38 @@ def test_implied_pairs() -> None:
     scored = make_record(responses=["a", "b", "c"], preference=None, gold_scores=[1, 3, 1])
     assert implied_pairs(parse_record(scored)) == [Pair(1, 0), Pair(0, 2, tie=True), Pair(1, 2)]
     assert implied_pairs(parse_record(make_record(preference=None))) == []
+
+
+def test_evaluation_builds_no_autograd_graph() -> None:
+    """In eval mode gradient checkpointing is off: a forward under autograd would keep every
+    activation of the batch (a 48-record run peaked at 10.4 GB instead of 2.2 GB)."""
+    import torch
+
+    from omnirm.train.bt import PairBatch, evaluate
+
+    class Rewards(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.tensor([1.0, -1.0, 0.5, 0.0]))
+            self.grad_enabled: list[bool] = []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.grad_enabled.append(torch.is_grad_enabled())
+            return self.weight * x
+
+    class OneProcess:
+        def gather_for_metrics(self, value: object) -> object:
+            return value
+
+    batch = PairBatch(
+        inputs={"x": torch.ones(4)},
+        better=torch.tensor([0, 3]),
+        worse=torch.tensor([1, 2]),
+        tie=torch.tensor([False, False]),
+        record=torch.tensor([0, 1]),
+    )
+    model = Rewards()
+    metrics = evaluate(model, [batch], OneProcess())
+    assert model.grad_enabled == [False]
+    assert metrics["accuracy"] == 0.5 and metrics["pairs"] == 2.0  # 1 > -1 right, 0 > 0.5 wrong
+    assert model.training  # back in training mode
