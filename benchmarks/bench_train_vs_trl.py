@@ -14,8 +14,11 @@ is its own subprocess, so its peak resident memory (``ru_maxrss``) is its own; i
 whole run (loading, training, held-out scoring). The script prints seconds, peak RSS and
 held-out pairwise accuracy per run, and the ratios omnirm / TRL (below 1 is better for omnirm).
 
-Run: ``python benchmarks/bench_train_vs_trl.py [--records 32] [--epochs 1] [--model DIR] [--data FILE]
-[--fp32]``
+Beside the accuracies it prints how many held-out records only one of the two ranks right and
+the sign-test p-value of that split, so "equal or better" can be read off one run.
+
+Run: ``python benchmarks/bench_train_vs_trl.py [--records 32] [--epochs 1] [--lr 5e-4]
+[--model DIR] [--data FILE] [--fp32]``
 (needs ``pip install trl``). ``--synthetic`` trains a small random Qwen2 on synthetic pairs
 instead (seconds, not minutes; says nothing about real speed).
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
 import random
 import resource
@@ -146,8 +150,9 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def run_omnirm(
     model: str, data: Path, heldout: Path, out: Path, checkpointing: bool, bf16: bool
-) -> float:
-    """Train with ``omnirm train bt``; the held-out accuracy of its last evaluation."""
+) -> dict[str, bool]:
+    """Train with ``omnirm train bt``; per held-out record, whether its final scoring
+    (``eval_rewards.jsonl``) ranks the preferred response first."""
     from omnirm.train.bt import BTConfig, train_bt
 
     config = BTConfig(
@@ -164,7 +169,14 @@ def run_omnirm(
         gradient_checkpointing=checkpointing,
         bf16=bf16,
     )
-    return float(train_bt(config).evals[-1]["accuracy"])
+    train_bt(config)
+    correct = {}
+    with (out / "eval_rewards.jsonl").open() as scored:
+        for line in scored:
+            row = json.loads(line)
+            rewards = row["rewards"]
+            correct[row["id"]] = rewards[row["preference"]] > rewards[1 - row["preference"]]
+    return correct
 
 
 def trl_rows(path: Path) -> list[dict[str, Any]]:
@@ -188,6 +200,7 @@ def trl_rows(path: Path) -> list[dict[str, Any]]:
         worse = record.responses[1 - record.preference]
         rows.append(
             {
+                "id": record.id,
                 "prompt": messages,
                 "chosen": [{"role": "assistant", "content": content_text(better)}],
                 "rejected": [{"role": "assistant", "content": content_text(worse)}],
@@ -198,8 +211,9 @@ def trl_rows(path: Path) -> list[dict[str, Any]]:
 
 def run_trl(
     model: str, data: Path, heldout: Path, out: Path, checkpointing: bool, bf16: bool
-) -> float:
-    """Train with TRL's RewardTrainer; its pairwise accuracy on the held-out records."""
+) -> dict[str, bool]:
+    """Train with TRL's RewardTrainer; per held-out record, whether it ranks the preferred
+    response first."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -229,7 +243,7 @@ def run_trl(
     trainer = RewardTrainer(
         model=net,
         args=args,
-        train_dataset=Dataset.from_list(trl_rows(data)),
+        train_dataset=Dataset.from_list(trl_rows(data)).remove_columns("id"),
         processing_class=tokenizer,
         peft_config=LoraConfig(
             r=SETTINGS["lora_r"],
@@ -240,7 +254,7 @@ def run_trl(
     )
     trainer.train()
     trained = trainer.model.eval()
-    correct = 0
+    correct = {}
     rows = trl_rows(heldout)
     with torch.no_grad():
         for row in rows:
@@ -250,24 +264,37 @@ def run_trl(
                     row["prompt"] + answer, tokenize=True, return_dict=True, return_tensors="pt"
                 )["input_ids"][:, : SETTINGS["max_length"]]
                 rewards.append(float(trained(input_ids=ids).logits[0, 0]))
-            correct += rewards[0] > rewards[1]
-    return correct / max(1, len(rows))
+            correct[row["id"]] = rewards[0] > rewards[1]
+    return correct
 
 
 def child(
     which: str, model: str, data: Path, heldout: Path, out: Path, ckpt: bool, bf16: bool
 ) -> None:
-    """Run one trainer; print its wall time, peak RSS and accuracy as JSON on the last line."""
+    """Run one trainer; print its wall time, peak RSS, held-out accuracy and per-record
+    correctness as JSON on the last line."""
     if which == "omnirm":  # as `omnirm train bt` does before it imports torch
         from omnirm.train.memory import huge_pages_for_activations
 
         huge_pages_for_activations()
     start = time.perf_counter()
     run = run_omnirm if which == "omnirm" else run_trl
-    accuracy = run(model, data, heldout, out, ckpt, bf16)
+    correct = run(model, data, heldout, out, ckpt, bf16)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "accuracy": accuracy}))
+    accuracy = sum(correct.values()) / max(1, len(correct))
+    result = {"seconds": seconds, "peak_mb": peak_mb, "accuracy": accuracy, "correct": correct}
+    print(json.dumps(result))
+
+
+def paired(trl: dict[str, bool], ours: dict[str, bool]) -> str:
+    """The held-out records on which the two disagree, and the two-sided exact sign-test
+    p-value of that split (McNemar's test): is one trainer's accuracy really the higher?"""
+    only_trl = sum(trl[k] and not ours[k] for k in trl)
+    only_ours = sum(ours[k] and not trl[k] for k in trl)
+    n, low = only_trl + only_ours, min(only_trl, only_ours)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(low + 1)) / 2**n) if n else 1.0
+    return f"right only with TRL {only_trl}, only with omnirm {only_ours} (sign test p = {p:.2f})"
 
 
 def measure(
@@ -277,7 +304,7 @@ def measure(
         sys.executable, __file__, "--child", which, "--model", model, "--data", str(data),
         "--heldout", str(heldout), "--out", str(out),
         "--checkpointing" if ckpt else "--no-checkpointing", "--bf16" if bf16 else "--no-bf16",
-        "--epochs", str(SETTINGS["epochs"]),
+        "--epochs", str(SETTINGS["epochs"]), "--lr", str(SETTINGS["lr"]),
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -300,6 +327,7 @@ def main() -> None:
         default=1,
         help="epochs for both (more: held-out accuracy that means something)",
     )
+    parser.add_argument("--lr", type=float, default=SETTINGS["lr"], help="learning rate for both")
     parser.add_argument("--child", choices=["omnirm", "trl"])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=True)
@@ -308,7 +336,7 @@ def main() -> None:
     )
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    SETTINGS["epochs"] = args.epochs
+    SETTINGS["epochs"], SETTINGS["lr"] = args.epochs, args.lr
     if args.child:
         child(
             args.child, args.model, args.data, args.heldout, args.out, args.checkpointing, args.bf16
@@ -338,7 +366,8 @@ def main() -> None:
                 results[which, ckpt] = r
                 print(
                     f"{which:7s} checkpointing {'on ' if ckpt else 'off'} {r['seconds']:7.1f} s  "
-                    f"peak RSS {r['peak_mb']:6.0f} MB  held-out accuracy {r['accuracy']:.3f}",
+                    f"peak RSS {r['peak_mb']:6.0f} MB  held-out accuracy {r['accuracy']:.3f} "
+                    f"({sum(r['correct'].values())}/{len(r['correct'])})",
                     flush=True,
                 )
     print("\n| checkpointing | TRL | omnirm | omnirm / TRL |\n|---|---|---|---|")
@@ -350,6 +379,9 @@ def main() -> None:
             f"acc {ours['accuracy']:.3f} | time {ours['seconds'] / trl['seconds']:.2f}×, "
             f"memory {ours['peak_mb'] / trl['peak_mb']:.2f}× |"
         )
+    for ckpt in modes:
+        trl, ours = results["trl", ckpt], results["omnirm", ckpt]
+        print(f"checkpointing {'on' if ckpt else 'off'}: {paired(trl['correct'], ours['correct'])}")
 
 
 if __name__ == "__main__":

@@ -749,7 +749,7 @@ def _best_of_n(
     from dataclasses import replace
 
     from omnirm import console
-    from omnirm.jsonl import STDIN, JsonlWriter, display_name
+    from omnirm.jsonl import STDIN, JsonlWriter, count_lines, display_name
     from omnirm.records import iter_records
     from omnirm.scorer import fingerprint_digest, open_scorer
 
@@ -820,7 +820,12 @@ def _best_of_n(
                 if group_by is not None
                 else (world.take(again) if world is not None else again)
             )
-        for record, line in run.run(items):
+        # one candidate a record (--group-by): how many groups is not known before reading
+        total = None if group_by is not None else count_lines(source)
+        if total is not None and world is not None:
+            total = world.share(total)
+        verb = "best-of-N" if world is None else world.label("best-of-N")
+        for record, line in console.progress(run.run(items), verb, total):
             if record.gold_scores is not None:
                 quality.add(record.gold_scores, line["best"])
             if pair_writer is not None:

@@ -18,7 +18,7 @@ from omnirm.bench.items import BenchItem, bench_item
 from omnirm.bench.store import ScoreStore
 from omnirm.distributed import ProcessGroup, World, merge, refuse_stdin
 from omnirm.errors import RecordError, UsageError
-from omnirm.jsonl import MAX_RECORD_BYTES, Sink
+from omnirm.jsonl import MAX_RECORD_BYTES, Sink, count_lines
 from omnirm.on_error import ErrorPolicy, OnError
 from omnirm.options import JudgeOptions, MediaOptions, ModelOptions, record_bytes
 from omnirm.records import InvalidRecord, Record
@@ -199,14 +199,18 @@ def run_bench(
     with ProcessGroup(world) if sharded else contextlib.nullcontext() as group:
         try:
             scored: Iterable[dict[str, Any]] | None
+            total = _record_count(items, source)
             if isinstance(group, ProcessGroup):
                 again = lambda: _records(suite, data, tasks, source, max_record_bytes)  # noqa: E731
-                scored = _scored_by_ranks(group, items, again, scorer, store, policy, counts)
+                share = None if total is None else group.world.share(total)
+                scored = _scored_by_ranks(group, items, again, scorer, store, policy, counts, share)
+                total = None if scored is None else len(scored)
             else:
                 scored = scored_records(items, scorer, store, policy, counts)
             bench_records: list[BenchItem] = []
             if scored is not None:
-                progress = console.progress(scored, scorer.verb if scorer else "reading")
+                verb = scorer.verb if scorer else "reading"
+                progress = console.progress(scored, verb, total)
                 bench_records = bench_items(progress, policy, None if scorer else name)
         finally:
             if store is not None:
@@ -245,8 +249,10 @@ def _scored_by_ranks(
     store: ScoreStore | None,
     policy: ErrorPolicy,
     counts: dict[str, int],
+    share: int | None,
 ) -> list[dict[str, Any]] | None:
-    """This rank's share of ``items`` scored; on rank 0, every rank's records gathered in input
+    """This rank's share of ``items`` scored (``share`` records, where known: its progress
+    bar's total); on rank 0, every rank's records gathered in input
     order (read ``again``), the error records of ``--on-error record`` written to ``policy``'s
     writer and its counts summed; None on the other ranks."""
     stream: list[dict[str, Any]] = []
@@ -261,6 +267,7 @@ def _scored_by_ranks(
     for record in console.progress(
         scored_records(group.world.take(items), scorer, store, local, counts),
         group.world.label(scorer.verb if scorer else "reading"),
+        share,
     ):
         stream.append(record)
     gathered = group.gather((stream, errors, local.count, local.first, counts))
@@ -307,6 +314,14 @@ def _records(
 
     assert suite is not None and data is not None
     return read_suite(suite, data, tasks=tasks)
+
+
+def _record_count(items: Any, source: str | Path | None) -> int | None:
+    """How many records the run reads (a progress bar's total), where that is known without
+    reading them twice: records already in a list, or the lines of a records file."""
+    if isinstance(items, list):
+        return len(items)
+    return None if source is None else count_lines(source)
 
 
 def _evaluate(

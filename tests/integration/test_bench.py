@@ -78,6 +78,23 @@ def test_scored_records_through_a_pipe(cli: Callable[..., Any], tmp_path: Path) 
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_progress_counts_against_the_number_of_records(
+    cli: Callable[..., Any], text_rm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omnirm import console
+
+    monkeypatch.setattr(console, "PLAIN_INTERVAL", 1e-9)  # a progress line for every record
+    records = gold_pairs(6)
+    for record in records:
+        record["rewards"] = [1.0, 0.0]
+    scored = write_jsonl(tmp_path / "scored.jsonl", records)
+    assert "reading: 6/6 (100%)" in cli("bench", str(scored)).stderr
+    unscored = write_jsonl(tmp_path / "gold.jsonl", gold_pairs(5))
+    result = cli("bench", "--suite", "jsonl", "--data", str(unscored), "--model", str(text_rm))
+    assert result.code == 0, result.stderr
+    assert "5/5 (100%)" in result.stderr and "1/5 (20%)" in result.stderr
+
+
 def test_unscored_or_unlabelled_records_are_located_errors(
     cli: Callable[..., Any], tmp_path: Path
 ) -> None:

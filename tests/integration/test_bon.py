@@ -68,6 +68,19 @@ def test_reward_model_selects_and_reports_quality(
     assert [r["selected"] for r in top] == [r["ranking"][:2] for r in records]
 
 
+def test_progress_counts_against_the_number_of_records(
+    cli: Callable[..., Any], rm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omnirm import console
+
+    monkeypatch.setattr(console, "PLAIN_INTERVAL", 1e-9)  # a progress line for every record
+    path = write_jsonl(tmp_path / "cands.jsonl", candidates(4, 3))
+    result = cli("bon", str(path), "--model", str(rm))
+    assert result.code == 0, result.stderr
+    assert "best-of-N: 1/4 (25%)" in result.stderr and "best-of-N: 4/4 (100%)" in result.stderr
+    assert len(result.jsonl()) == 4  # stdout stays JSONL only
+
+
 def test_pairs_export_formats(cli: Callable[..., Any], rm: Path, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "cands.jsonl", candidates(2))
     out = {}
