@@ -113,11 +113,12 @@ JUDGE_DEFAULTS = JudgeOptions(spec="")
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """How a reward model is loaded and scores: ``--device``, ``--revision``,
+    """How a reward model is loaded and scores: ``--device``, ``--dtype``, ``--revision``,
     ``--trust-remote-code``, ``--max-length``, ``--batch-size``, ``--criteria``, ``--tie-margin``,
     ``--normalize``, ``--share-prefix``."""
 
     device: str = "auto"
+    dtype: str = "auto"  # auto: bf16 on CUDA devices with bf16, else fp32
     revision: str | None = None
     trust_remote_code: bool = False
     max_length: int | None = None

@@ -45,7 +45,7 @@ class ModelScorer:
         options: ModelOptions | None = None,
     ) -> None:
         from omnirm.models.checkpoint import CONFIG_FILE, load_reward_model
-        from omnirm.models.devices import resolve_device
+        from omnirm.models.devices import inference_dtype, precision_name, resolve_device
         from omnirm.models.media_features import MediaFeatureCache
         from omnirm.models.sources import resolve_model
         from omnirm.scoring import RewardScorer, ScoreSettings, provenance
@@ -54,6 +54,8 @@ class ModelScorer:
         if options.max_length is not None and options.max_length < 1:
             raise UsageError("--max-length must be at least 1")
         torch_device = resolve_device(options.device)
+        dtype = inference_dtype(torch_device, options.dtype)
+        self.precision = precision_name(dtype)
         if model is None:
             from omnirm.models.default import (
                 DEFAULT_MODEL_NAME,
@@ -72,6 +74,7 @@ class ModelScorer:
         with console.status(f"loading the reward model {name}"):
             reward_model, builder, config = load_reward_model(
                 self.model,
+                dtype=dtype,
                 device=torch_device,
                 resolver=resolver,
                 merge_adapter=True,
@@ -98,7 +101,7 @@ class ModelScorer:
             reward_model,
             builder,
             self.settings,
-            provenance(name, config, self.settings, model_version=version),
+            provenance(name, config, self.settings, version, self.precision),
             normalization,
             source=source,
         )
@@ -135,6 +138,7 @@ class ModelScorer:
             "normalize": self.settings.normalize,
             "max_length": self.max_length,
             "tie_margin": self.settings.tie_margin,
+            "precision": self.precision,
         }
 
     def describe(self) -> dict[str, str]:

@@ -64,10 +64,15 @@ class ScoreReport:
 
 
 def provenance(
-    model: str, config: Any, settings: ScoreSettings, model_version: str | None = None
+    model: str,
+    config: Any,
+    settings: ScoreSettings,
+    model_version: str | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """The ``scored_by`` block: which model scored (a folder, ``ORG/NAME@commit``, or the
-    embedded model's name with ``model_version``), on which backbone, and how."""
+    embedded model's name with ``model_version``), on which backbone, and how (``precision``:
+    ``fp32``, ``bf16`` or ``fp16``)."""
     version = {"model_version": model_version} if model_version else {}
     revision = {"backbone_revision": config.backbone_revision} if config.backbone_revision else {}
     return {
@@ -80,6 +85,7 @@ def provenance(
         "normalized": settings.normalize,
         "tie_margin": settings.tie_margin,
         "shared_prefix": settings.share_prefix,
+        "precision": precision,
         "omnirm": config.omnirm_version,
     }
 

@@ -17,6 +17,8 @@ from omnirm.cli.common import (
     BatchSizeOpt,
     CriteriaOpt,
     DeviceOpt,
+    Dtype,
+    DtypeOpt,
     MaxAudioBytesOpt,
     MaxAudioSecondsOpt,
     MaxFileBytesOpt,
@@ -167,6 +169,7 @@ def bench(
     no_cache: NoCacheOpt = False,
     batch_size: BatchSizeOpt = MODEL.batch_size,
     device: DeviceOpt = MODEL.device,
+    dtype: DtypeOpt = Dtype(MODEL.dtype),
     on_error: OnErrorOpt = OnError.FAIL,
     media_root: MediaRootOpt = None,
     allow_outside_root: AllowOutsideRootOpt = False,
@@ -218,6 +221,7 @@ def bench(
     )
     options = ModelOptions(
         device=device,
+        dtype=dtype.value,
         revision=revision,
         trust_remote_code=trust_remote_code,
         max_length=max_length,

@@ -18,6 +18,8 @@ from omnirm.cli.common import (
     BatchSizeOpt,
     CriteriaOpt,
     DeviceOpt,
+    Dtype,
+    DtypeOpt,
     InputArg,
     MaxAudioBytesOpt,
     MaxAudioSecondsOpt,
@@ -195,6 +197,7 @@ def bon(
     no_cache: NoCacheOpt = False,
     batch_size: BatchSizeOpt = MODEL.batch_size,
     device: DeviceOpt = MODEL.device,
+    dtype: DtypeOpt = Dtype(MODEL.dtype),
     resume: Annotated[
         bool,
         typer.Option(
@@ -256,6 +259,7 @@ def bon(
     )
     options = ModelOptions(
         device=device,
+        dtype=dtype.value,
         revision=revision,
         trust_remote_code=trust_remote_code,
         max_length=max_length,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -85,6 +86,25 @@ BatchSizeOpt = Annotated[
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 … [default: cuda if available]")]
 #: The defaults of the reward-model options (declare them as ``= MODEL.batch_size`` …).
 MODEL = MODEL_DEFAULTS
+
+
+class Dtype(str, Enum):
+    """``--dtype`` (:data:`omnirm.models.devices.DTYPES`)."""
+
+    AUTO = "auto"
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+    FLOAT16 = "float16"
+
+
+DtypeOpt = Annotated[
+    Dtype,
+    typer.Option(
+        help="Precision the reward model's weights load and run in: auto is bfloat16 on a CUDA "
+        "device that supports it (half the memory) and float32 elsewhere (a CPU's exact "
+        "reference). scored_by.precision says which; a --resume or a cache never mixes two."
+    ),
+]
 MediaRootOpt = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option(

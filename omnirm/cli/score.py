@@ -16,6 +16,8 @@ from omnirm.cli.common import (
     BatchSizeOpt,
     CriteriaOpt,
     DeviceOpt,
+    Dtype,
+    DtypeOpt,
     InputArg,
     MaxAudioBytesOpt,
     MaxAudioSecondsOpt,
@@ -107,6 +109,7 @@ def score(
         bool, typer.Option(help="Standardise rewards with the mean/std stored in the model.")
     ] = MODEL.normalize,
     device: DeviceOpt = MODEL.device,
+    dtype: DtypeOpt = Dtype(MODEL.dtype),
     resume: Annotated[
         bool,
         typer.Option(
@@ -214,6 +217,7 @@ def score(
     )
     options = ModelOptions(
         device=device,
+        dtype=dtype.value,
         revision=revision,
         trust_remote_code=trust_remote_code,
         max_length=max_length,

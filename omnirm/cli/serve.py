@@ -16,6 +16,8 @@ from omnirm.cli.common import (
     BatchSizeOpt,
     CriteriaOpt,
     DeviceOpt,
+    Dtype,
+    DtypeOpt,
     MaxAudioBytesOpt,
     MaxAudioSecondsOpt,
     MaxFileBytesOpt,
@@ -157,6 +159,7 @@ def serve(
         bool, typer.Option(help="Standardise rewards with the mean/std stored in the model.")
     ] = MODEL.normalize,
     device: DeviceOpt = MODEL.device,
+    dtype: DtypeOpt = Dtype(MODEL.dtype),
     share_prefix: Annotated[
         bool,
         typer.Option(
@@ -221,6 +224,7 @@ def serve(
     )
     options = ModelOptions(
         device=device,
+        dtype=dtype.value,
         revision=revision,
         trust_remote_code=trust_remote_code,
         max_length=max_length,

@@ -1,4 +1,5 @@
-"""``--device``: where a model runs, checked before anything is loaded onto it."""
+"""``--device`` and ``--dtype``: where a model runs and in what precision, checked before
+anything is loaded onto it."""
 
 from __future__ import annotations
 
@@ -31,3 +32,27 @@ def resolve_device(spec: str | None) -> Any:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise UsageError(f"--device {spec}: MPS is not available on this machine")
     return device
+
+
+#: ``--dtype`` choices, and the short names ``scored_by.precision`` gives them.
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+PRECISIONS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def inference_dtype(device: Any, choice: str = "auto") -> Any:
+    """The ``torch.dtype`` weights load in for inference on ``device`` (a ``torch.device``):
+    ``auto`` is bf16 on a CUDA device that supports it (half the memory, the precision
+    reward models are trained in there) and fp32 elsewhere (a CPU's exact reference)."""
+    import torch
+
+    if choice not in DTYPES:
+        raise UsageError(f"--dtype {choice}: expected one of {', '.join(DTYPES)}")
+    if choice == "auto":
+        cuda = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda else torch.float32
+    return getattr(torch, choice)
+
+
+def precision_name(dtype: Any) -> str:
+    """``fp32``, ``bf16`` or ``fp16`` for a ``torch.dtype``."""
+    return PRECISIONS[str(dtype).removeprefix("torch.")]

@@ -650,8 +650,9 @@ def final_evaluation(
 
     assert config.eval is not None
     settings = ScoreSettings(batch_size=config.eval_batch_size, criteria=config.criteria)
-    scored_by = provenance(str(output), model_config, settings)
-    scored_by["precision"] = "bf16" if bf16 else "fp32"
+    scored_by = provenance(
+        str(output), model_config, settings, precision="bf16" if bf16 else "fp32"
+    )
     scorer = RewardScorer(model, collator.builder, settings, scored_by)
     device = next(model.parameters()).device
     waiting: dict[str, list[Record]] = {}  # read, not yet scored (the scorer works in windows)

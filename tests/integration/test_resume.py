@@ -60,6 +60,7 @@ def test_resume_refuses_another_model_or_settings(
         "criteria_override None there, 'Be brief.' now": ["--criteria", "Be brief."],
         "normalized False there, True now": ["--normalize"],
         "tie_margin 0.0 there, 0.5 now": ["--tie-margin", "0.5"],
+        "precision 'fp32' there, 'bf16' now": ["--dtype", "bfloat16"],
     }
     for named, options in cases.items():
         args = ["--model", str(models["stats"]), *options]
@@ -72,6 +73,30 @@ def test_resume_refuses_another_model_or_settings(
     done = cli("score", "--model", str(models["stats"]), str(source), "-o", str(out), "--resume")
     assert done.code == 0 and "resumed: 4 records were already scored" in done.stderr
     assert [r["id"] for r in read(out)] == [f"g{i}" for i in range(8)]
+
+
+def test_bf16_scoring_says_so_and_stays_within_bf16_rounding(
+    cli: Callable[..., Any], models: dict[str, Path], tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", gold_pairs(6))
+    runs = {}
+    for dtype in ("float32", "bfloat16"):
+        result = cli("score", "--model", str(models["first"]), "--dtype", dtype, str(source))
+        assert result.code == 0, result.stderr
+        runs[dtype] = result.jsonl()
+    exact, half = runs["float32"], runs["bfloat16"]
+    assert {r["scored_by"]["precision"] for r in exact} == {"fp32"}
+    assert {r["scored_by"]["precision"] for r in half} == {"bf16"}
+    diffs = [
+        abs(a - b)
+        for x, y in zip(exact, half, strict=True)
+        for a, b in zip(x["rewards"], y["rewards"], strict=True)
+    ]
+    assert 0 < max(diffs) < 0.1  # computed in bf16 (not the fp32 weights), close to fp32
+    auto = cli("score", "--model", str(models["first"]), str(source)).jsonl()
+    assert [r["rewards"] for r in auto] == [r["rewards"] for r in exact]  # auto on a CPU: fp32
+    bad = cli("score", "--model", str(models["first"]), "--dtype", "int8", str(source))
+    assert bad.code == 2 and "--dtype" in bad.stderr
 
 
 def test_resume_refuses_an_unstamped_output(

@@ -66,11 +66,10 @@ class HFBackend(JudgeBackend):
 
     def _load(self, trust_remote_code: bool) -> None:
         from omnirm.models.checkpoint import load_tokenizer
+        from omnirm.models.devices import inference_dtype
         from omnirm.models.safety import weight_options
 
-        dtype = torch.float32
-        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
-            dtype = torch.bfloat16
+        dtype = inference_dtype(self.device)
         options: dict[str, Any] = {
             "dtype": dtype,
             "trust_remote_code": trust_remote_code,
