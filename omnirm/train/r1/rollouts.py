@@ -156,14 +156,14 @@ def _chunked(
 ) -> Rollouts:
     """``whole`` cut into chunks of ``batch_size`` rows; for a media ``batch``, each chunk with
     its rows' media and its rows counted from the batch's first prompt."""
-    size, offset = config.batch_size, 0
+    size, rows = config.batch_size, whole.sequences.shape[0]
+    offset = 0 if batch is None else batch.first * config.generations
     answer_width = whole.sequences.shape[1] - whole.start
     chunks = []
-    for first in range(0, whole.sequences.shape[0], size):
-        last = min(first + size, whole.sequences.shape[0])
+    for first in range(0, rows, size):
+        last = min(first + size, rows)
         media = None
         if batch is not None:
-            offset = batch.first * config.generations
             media = rows_media(batch, range(first, last), config.generations, answer_width)
         chunks.append(
             Chunk(
