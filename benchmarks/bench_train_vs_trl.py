@@ -14,10 +14,15 @@ is its own subprocess, so its peak resident memory (``ru_maxrss``) is its own; i
 whole run (loading, training, held-out scoring). The script prints seconds, peak RSS and
 held-out pairwise accuracy per run, and the ratios omnirm / TRL (below 1 is better for omnirm).
 
+``--task shorter`` trains and tests on the length family's pairs under "Prefer the shorter
+answer" only: a task both trainers learn without reading the criterion (with the criterion in the
+system message, as here, neither follows it: on the default mixed records, each pair also under
+its opposite criterion, both stay near 0.5, however long they train).
+
 Beside the accuracies it prints how many held-out records only one of the two ranks right and
 the sign-test p-value of that split, so "equal or better" can be read off one run.
 
-Run: ``python benchmarks/bench_train_vs_trl.py [--records 32] [--epochs 1] [--lr 5e-4]
+Run: ``python benchmarks/bench_train_vs_trl.py [--records 32] [--epochs 1] [--lr 5e-4] [--task T]
 [--model DIR] [--data FILE] [--fp32]``
 (needs ``pip install trl``). ``--synthetic`` trains a small random Qwen2 on synthetic pairs
 instead (seconds, not minutes; says nothing about real speed).
@@ -119,13 +124,28 @@ def smollm2_folder() -> Path:
     return CACHE
 
 
-def real_records(root: Path, count: int) -> tuple[Path, Path]:
+#: ``--task``: which of ``scripts/default_model.py``'s records train and test
+TASKS = {
+    "mixed": "criteria records (each pair under a criterion and under its opposite) and human "
+    "preferences: learnable only by a model that reads the criterion",
+    "shorter": 'the length family\'s pairs under "shorter is better" only: learnable by both',
+}
+
+
+def real_records(root: Path, count: int, task: str = "mixed") -> tuple[Path, Path]:
     """``count`` training and ``count`` held-out records of ``scripts/default_model.py``'s
-    training data (responses cut to 110 words, so they fit 320 tokens), split by prompt."""
+    training data (responses cut to 110 words, so they fit 320 tokens), split by prompt;
+    ``task`` (:data:`TASKS`) picks which."""
     sys.path.insert(0, str(REPO))
     from scripts.default_model import build_data
 
     rows = [json.loads(line) for line in build_data(root / "data")["train"].open()]
+    if task == "shorter":
+        rows = [
+            row
+            for row in rows
+            if row.get("criteria_family") == "length" and not row["id"].endswith("-opposite")
+        ]
     by_prompt: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_prompt.setdefault(json.dumps(row.get("prompt") or row.get("messages")), []).append(row)
@@ -289,12 +309,18 @@ def child(
 
 def paired(trl: dict[str, bool], ours: dict[str, bool]) -> str:
     """The held-out records on which the two disagree, and the two-sided exact sign-test
-    p-value of that split (McNemar's test): is one trainer's accuracy really the higher?"""
-    only_trl = sum(trl[k] and not ours[k] for k in trl)
-    only_ours = sum(ours[k] and not trl[k] for k in trl)
+    p-value of that split (McNemar's test): is one trainer's accuracy really the higher? Only
+    records both scored count (omnirm leaves out a record whose response does not fit
+    ``max_length``, where TRL cuts the response)."""
+    both = [k for k in trl if k in ours]
+    only_trl = sum(trl[k] and not ours[k] for k in both)
+    only_ours = sum(ours[k] and not trl[k] for k in both)
     n, low = only_trl + only_ours, min(only_trl, only_ours)
     p = min(1.0, 2 * sum(math.comb(n, i) for i in range(low + 1)) / 2**n) if n else 1.0
-    return f"right only with TRL {only_trl}, only with omnirm {only_ours} (sign test p = {p:.2f})"
+    return (
+        f"of {len(both)} records both scored, right only with TRL {only_trl}, only with omnirm "
+        f"{only_ours} (sign test p = {p:.2g})"
+    )
 
 
 def measure(
@@ -320,6 +346,12 @@ def main() -> None:
     parser.add_argument("--heldout", type=Path, help="held-out records (default: real)")
     parser.add_argument("--records", type=int, default=32, help="training (and held-out) records")
     parser.add_argument("--synthetic", action="store_true", help="random Qwen2, synthetic pairs")
+    parser.add_argument(
+        "--task",
+        choices=sorted(TASKS),
+        default="mixed",
+        help="real records: " + "; ".join(f"{k}: {v}" for k, v in TASKS.items()),
+    )
     parser.add_argument("--only", choices=["on", "off"], help="checkpointing on or off only")
     parser.add_argument(
         "--epochs",
@@ -354,7 +386,7 @@ def main() -> None:
             heldout = _write(root / "heldout.jsonl", records[args.records :])
         else:
             model = args.model or str(smollm2_folder())
-            data, heldout = real_records(root, args.records)
+            data, heldout = real_records(root, args.records, args.task)
         data, heldout = args.data or data, args.heldout or heldout
         precision = "bf16 mixed precision" if bf16 else "fp32"
         print(f"model {model}, {data} → {heldout}, settings {SETTINGS}, {precision}", flush=True)
