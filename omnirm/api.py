@@ -184,7 +184,7 @@ class _Scoring:
         name = display_name(source)
         append = resume if append is None else append
         # The output is locked (and checked against the input) before the model loads.
-        with JsonlWriter(output, append=append, inputs=[source], flush_seconds=0) as writer:
+        with JsonlWriter(output, append=append, inputs=[source]) as writer:
             scorer = load_scorer(
                 self.model, self.judge, media=self.media, source=source, options=self.options
             )

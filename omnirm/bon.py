@@ -777,7 +777,6 @@ def _best_of_n(
                 output,
                 append=resume if append is None else append,
                 inputs=[source],
-                flush_seconds=0,
             )
         )
         pair_writer = None

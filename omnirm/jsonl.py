@@ -190,15 +190,17 @@ class JsonlWriter:
     Use as a context manager. A file (see :class:`OutputFile`) is locked against a second
     writer and written through a temporary file renamed into place at the end, or appended to
     in place with ``append`` (``--resume``). ``inputs`` are the files the command reads: naming
-    one of them as the target is refused. Output is flushed at least every ``flush_seconds``
-    (0: after every line) and on close, so what has been written survives an interruption.
+    one of them as the target is refused. Each line is flushed as it is written (one write call
+    a line: a reader at the other end of a pipe, or a run interrupted, has every record done so
+    far), or with ``flush_seconds`` > 0 only when a line comes that much after the last flush
+    (and on close): for bulk writers whose next line is never far away.
     """
 
     def __init__(
         self,
         target: str | Path | None = None,
         *,
-        flush_seconds: float = 0.5,
+        flush_seconds: float = 0.0,
         append: bool = False,
         inputs: Iterable[str | Path | None] = (),
         option: str = "-o",

@@ -38,9 +38,7 @@ class ScoreStore:
         self.path = Path(path)
         self.scorer = scorer
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = JsonlWriter(
-            self.path, append=True, inputs=inputs, option="--scores", flush_seconds=0
-        )
+        self._writer = JsonlWriter(self.path, append=True, inputs=inputs, option="--scores")
         self._scored: dict[str, tuple[str, dict[str, Any]]] = {}
         for entry in _entries(self.path):
             if entry.get("scorer") == scorer:

@@ -84,10 +84,20 @@ def test_ctrl_c_keeps_a_good_file_but_keeps_partial_output_when_there_was_none(
 def test_append_writes_in_place(tmp_path: Path) -> None:
     target = tmp_path / "out.jsonl"
     target.write_text(GOOD)
-    with JsonlWriter(target, append=True, flush_seconds=0) as writer:
+    with JsonlWriter(target, append=True) as writer:
         writer.write({"id": "new"})
         assert lines(target) == [{"id": "old"}, {"id": "new"}]  # flushed at once, in place
     assert leftovers(tmp_path) == []
+
+
+def test_every_line_is_flushed_as_written(tmp_path: Path) -> None:
+    """A record is on disk (in the temporary file) as soon as it is written, however soon after
+    the previous one: a slow next record never holds it back."""
+    with JsonlWriter(tmp_path / "out.jsonl") as writer:
+        for n in range(3):
+            writer.write({"id": f"r{n}"})
+            (temp,) = tmp_path.glob(".out.jsonl.*.tmp")
+            assert len(temp.read_text().splitlines()) == n + 1
 
 
 @pytest.mark.parametrize("append", [False, True])

@@ -201,7 +201,7 @@ def rejection_sample(
             folder.mkdir(parents=True, exist_ok=True)
         accelerator.wait_for_everyone()
         shard = folder / world.shard_name()
-        with JsonlWriter(shard, append=True, flush_seconds=0, inputs=[config.data]) as sink:
+        with JsonlWriter(shard, append=True, inputs=[config.data]) as sink:
             output = ResumableOutput(
                 sink,
                 stamp,
