@@ -172,7 +172,8 @@ class _Scoring:
     ) -> ScoreRun:
         """Score ``source`` (``world``'s share of it, when given) into ``output``; ``append``
         (default: ``resume``) adds to the file in place."""
-        from omnirm.jsonl import STDIN, JsonlWriter, count_lines, display_name
+        from omnirm.distributed import records_to_read
+        from omnirm.jsonl import STDIN, JsonlWriter, display_name
         from omnirm.records import iter_records
         from omnirm.resume import ResumableOutput
         from omnirm.scorer import fingerprint_digest
@@ -200,9 +201,7 @@ class _Scoring:
                     out.check_input(records())
                 policy = ErrorPolicy(self.on_error, out.errors)
                 items = out.pending(records())
-                lines = count_lines(source)
-                if lines is not None and world is not None:
-                    lines = world.share(lines)
+                lines = records_to_read(source, world)
                 total = None if lines is None else max(0, lines - len(out))
                 verb = scorer.verb if world is None else world.label(scorer.verb)
                 for record in console.progress(scorer.score(items, policy), verb, total):

@@ -749,7 +749,8 @@ def _best_of_n(
     from dataclasses import replace
 
     from omnirm import console
-    from omnirm.jsonl import STDIN, JsonlWriter, count_lines, display_name
+    from omnirm.distributed import records_to_read
+    from omnirm.jsonl import STDIN, JsonlWriter, display_name
     from omnirm.records import iter_records
     from omnirm.scorer import fingerprint_digest, open_scorer
 
@@ -820,9 +821,7 @@ def _best_of_n(
                 else (world.take(again) if world is not None else again)
             )
         # one candidate a record (--group-by): how many groups is not known before reading
-        total = None if group_by is not None else count_lines(source)
-        if total is not None and world is not None:
-            total = world.share(total)
+        total = None if group_by is not None else records_to_read(source, world)
         verb = "best-of-N" if world is None else world.label("best-of-N")
         for record, line in console.progress(run.run(items), verb, total):
             if record.gold_scores is not None:

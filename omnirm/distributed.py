@@ -114,6 +114,15 @@ class World:
         return f"rank-{rank:05d}-of-{self.size:05d}{suffix}.jsonl"
 
 
+def records_to_read(source: str | Path, world: World | None) -> int | None:
+    """A progress bar's total: the records of ``source`` (its non-blank lines; None for standard
+    input), or ``world``'s share of them."""
+    from omnirm.jsonl import count_lines
+
+    lines = count_lines(source)
+    return lines if lines is None or world is None else world.share(lines)
+
+
 class ProcessGroup:
     """The torch.distributed group of a :class:`World` (initialised here when the launcher has
     not: NCCL on GPUs, gloo on CPUs; destroyed on exit if made here). Barriers, and small

@@ -644,15 +644,15 @@ def final_evaluation(
     fp32 on a CPU with native bf16), the rewards within bf16 rounding of what ``omnirm score``
     (fp32) gives on the saved folder; without, equal to them."""
     from omnirm.jsonl import JsonlWriter
+    from omnirm.models.devices import precision_name
     from omnirm.on_error import ErrorPolicy
     from omnirm.records import iter_records
     from omnirm.scoring import RewardScorer, ScoreSettings, provenance
 
     assert config.eval is not None
     settings = ScoreSettings(batch_size=config.eval_batch_size, criteria=config.criteria)
-    scored_by = provenance(
-        str(output), model_config, settings, precision="bf16" if bf16 else "fp32"
-    )
+    precision = precision_name(torch.bfloat16 if bf16 else torch.float32)
+    scored_by = provenance(str(output), model_config, settings, precision=precision)
     scorer = RewardScorer(model, collator.builder, settings, scored_by)
     device = next(model.parameters()).device
     waiting: dict[str, list[Record]] = {}  # read, not yet scored (the scorer works in windows)
