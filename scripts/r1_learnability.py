@@ -11,12 +11,13 @@ concise answer." and once under "Prefer the longer, more detailed answer." (pref
 A judge that ignores the criterion therefore scores exactly 0.5.
 
 Training is ``omnirm train r1 --stage sft`` (step ``sft``) on a templated rationale (not a
-teacher's: it states the two word counts, which :func:`~omnirm.data.checkable.word_count`
-checked, and which answer the criterion asks for), then ``omnirm train r1 --stage grpo`` on the
+teacher's: it says which response is the longer, as :func:`~omnirm.data.checkable.word_count`
+counted, and which answer the criterion asks for), then ``omnirm train r1 --stage grpo`` on the
 SFT judge (step ``grpo``: a few steps on the verdict-correctness and format rewards). Evaluation is
 ``omnirm score --judge hf:MODEL`` on the held-out records in both orders (greedy,
-``--retries 0``, ``EVAL_NEW_TOKENS`` new tokens), as text verdicts and as ``--verdict probs``
-(the verdict letter's probability, no free text), for the base model (``before``), the SFT judge
+``--retries 0``, ``EVAL_NEW_TOKENS`` new tokens), as text verdicts, as ``--verdict probs``
+(the verdict letter's probability, no free text) and as ``--verdict rationale-probs`` (the
+letter's probability after the rationale the judge writes), for the base model (``before``), the SFT judge
 (``after-sft``) and the SFT + GRPO judge (``after``). ``before`` can run beside ``sft``, and
 ``after-sft`` beside ``grpo``.
 
@@ -50,17 +51,21 @@ RESPONSE_WORDS = 50  # responses are cut to this many words (keeps sequences sho
 PROMPT_WORDS = 25
 HELD_OUT = 0.25  # share of prompts held out
 SPLIT_SEED = 0
-TRAIN_RECORDS = 48  # records trained on (both criteria of 24 pairs), both orders each
-HELD_OUT_RECORDS = 24  # records evaluated (both criteria of 12 pairs), both orders each
+TRAIN_RECORDS = 178  # records trained on (both criteria of all 89 pairs), both orders each
+HELD_OUT_RECORDS = 36  # records evaluated (both criteria of all 18 pairs), both orders each
 EVAL_NEW_TOKENS = 48  # the taught answer is about 35 tokens; generation stops at the verdict
 COMMON_ARGS = ("--lora-r", "16", "--max-length", "512", "--seed", "0")
-#: SFT: one pass over both orders of every record
-SFT_ARGS = ("--stage", "sft", "--epochs", "1", "--batch-size", "4", "--lr", "5e-4")
+#: SFT: three passes over both orders of every record
+SFT_ARGS = ("--stage", "sft", "--epochs", "3", "--batch-size", "4", "--lr", "5e-4")
 #: GRPO on the SFT judge: a few steps, the two orders of one record per step
 GRPO_ARGS = (
     "--stage", "grpo", "--max-steps", "2", "--generations", "4", "--prompts-per-step", "2",
     "--max-completion-length", "48", "--batch-size", "8", "--lr", "2e-5",
 )  # fmt: skip
+#: text: the verdict it writes; probs: the verdict letter's probability at once, no rationale;
+#: rationale-probs: the letter's probability after the rationale it writes (what a trained judge
+#: is taught to do first)
+VERDICTS = ("text", "probs", "rationale-probs")
 STEPS = ("data", "before", "sft", "grpo", "after-sft", "after", "all")
 PARTS = ("before", "sft", "grpo", "after-sft", "after")  # what summary.json gathers
 
@@ -74,15 +79,19 @@ def smollm2_gguf() -> str:
 
 
 def rationale(responses: list[str], preference: int, criteria: str) -> str:
-    """A templated rationale from the checked facts: both word counts and what the criterion
-    asks for (written for order A = response 0; train r1 swaps it for the other order)."""
+    """A templated rationale from the checked facts, in two steps a small model can take: which
+    response is the longer (:func:`~omnirm.data.checkable.word_count` checked it), then which
+    one the criterion asks for (written for order A = response 0; train r1 swaps it for the
+    other order). It names the relation, not the counts: a 135M model taught to write counts
+    invented them (the same "15 and 45 words" for every pair)."""
     from omnirm.data.checkable import word_count
 
     a, b = (word_count(r) for r in responses)
+    longer, shorter = ("A", "B") if a > b else ("B", "A")
     wants = "shorter" if "shorter" in criteria else "longer"
     better = "A" if preference == 0 else "B"
     return (
-        f"Response A has {a} words and response B has {b} words. The criterion asks for the "
+        f"Response {longer} is longer than response {shorter}. The criterion asks for the "
         f"{wants} answer, so response {better} is better."
     )
 
@@ -165,8 +174,10 @@ def evaluate(model: str, heldout: Path, target: Path, verdict: str) -> dict[str,
 def before(work: Path, base: str, heldout: Path) -> dict[str, Any]:
     """The base model as a judge: text verdicts and verdict probabilities."""
     return {
-        f"before_{verdict}": evaluate(base, heldout, work / f"before-{verdict}.jsonl", verdict)
-        for verdict in ("text", "probs")
+        f"before_{verdict.replace('-', '_')}": evaluate(
+            base, heldout, work / f"before-{verdict}.jsonl", verdict
+        )
+        for verdict in VERDICTS
     }
 
 
@@ -197,10 +208,10 @@ def train(work: Path, stage: str, base: str, data: Path, force: bool) -> dict[st
 def after(work: Path, folder: str, name: str, heldout: Path) -> dict[str, Any]:
     """The judge in WORK/``folder``: text verdicts and verdict probabilities."""
     return {
-        f"{name}_{verdict}": evaluate(
+        f"{name}_{verdict.replace('-', '_')}": evaluate(
             str(work / folder), heldout, work / f"{name}-{verdict}.jsonl", verdict
         )
-        for verdict in ("text", "probs")
+        for verdict in VERDICTS
     }
 
 

@@ -1,9 +1,9 @@
 """It learns: SmolLM2-135M-Instruct trained with ``omnirm train r1`` (SFT on templated
 rationales, then GRPO) judges held-out pairs by a length criterion and its opposite, in both
-orders, with parseable verdicts (asserted) and, the target not reached yet, an accuracy clearly
-above the 0.5 of a judge that ignores the criterion (an expected failure until it is). The
-recipe is scripts/r1_learnability.py (its one run so far took about 45 minutes of training on a
-heavily shared 2-core machine; see the README)."""
+orders, with parseable verdicts and an accuracy clearly above the 0.5 of a judge that ignores
+the criterion. The recipe is scripts/r1_learnability.py (about 50 minutes on an idle 2-core
+CPU, 25 of them training; its run there: 100% parseable, 72/72 answers right, see the
+README)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def test_smollm2_learns_to_judge_by_the_criterion(tmp_path: Path) -> None:
     after = summary["after_text"]
     assert summary["before_text"]["parse_rate"] < 0.5, summary  # the base model rarely answers
     assert after["parse_rate"] >= 0.95, summary
-    if after["accuracy_per_order"] < 0.65:  # the issue's target: clearly above 0.5
-        pytest.xfail(f"the judge does not follow the criterion yet: {after}")
-    assert after["consistency"] > summary["before_text"]["consistency"], summary
+    # 1.0 in the recorded run; the bound leaves room for another CPU's arithmetic, not for chance
+    assert after["accuracy_per_order"] >= 0.85, summary
+    assert after["consistency"] >= 0.85, summary
+    assert summary["after_rationale_probs"]["accuracy_per_order"] >= 0.85, summary

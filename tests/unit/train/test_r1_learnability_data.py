@@ -1,5 +1,5 @@
 """The records of scripts/r1_learnability.py: a task a judge can only solve by reading the
-criterion, with rationales that state the checked facts and the right verdict."""
+criterion, with rationales that state the checked relation and the right verdict."""
 
 from __future__ import annotations
 
@@ -42,9 +42,14 @@ def test_train_and_held_out_share_no_prompt(files) -> None:  # type: ignore[no-u
     assert not any("rationale" in r for r in files["heldout"])
 
 
-def test_rationale_states_the_counts_and_the_verdict() -> None:
+def test_rationale_names_which_is_longer_then_the_verdict() -> None:
     text = rationale(["one two", "one two three four"], 1, "Prefer the longer answer.")
     assert text == (
-        "Response A has 2 words and response B has 4 words. The criterion asks for the longer "
-        "answer, so response B is better."
+        "Response B is longer than response A. The criterion asks for the longer answer, so "
+        "response B is better."
+    )
+    text = rationale(["one two three four", "one two"], 1, "Prefer the shorter answer.")
+    assert text == (
+        "Response A is longer than response B. The criterion asks for the shorter answer, so "
+        "response B is better."
     )
