@@ -106,6 +106,22 @@ def test_score_runs_the_trained_judge(cli, sft_judge: Path, train_file: Path) ->
         assert all(j["answer"] is not None for j in record["judgements"])
 
 
+def test_bench_and_bon_run_the_trained_judge(cli, sft_judge: Path, train_file: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = f"hf:{sft_judge}"
+    bench = cli("bench", str(train_file), "--judge", spec, "--max-new-tokens", "24", "--json",
+                "--bootstrap", "0")  # fmt: skip
+    assert bench.code == 0, bench.stderr
+    (report,) = bench.jsonl()
+    assert [(t["kind"], t["n"]) for t in report["tasks"]] == [("judge", 6)]
+    assert "orders both" in report["protocol"]["judge"]
+    bon = cli("bon", str(train_file), "--judge", spec, "--max-new-tokens", "24")
+    assert bon.code == 0, bon.stderr
+    picked = bon.jsonl()
+    assert [r["id"] for r in picked] == [f"r{i}" for i in range(6)]
+    assert all(r["best"] in (0, 1) for r in picked)
+    assert spec in json.dumps(picked[0]["scored_by"])
+
+
 def test_output_folder_needs_force(cli, qwen2: Path, train_file: Path, sft_judge: Path) -> None:  # type: ignore[no-untyped-def]
     again = cli(
         "train", "r1", "--model", str(qwen2), "--data", str(train_file), "-o", str(sft_judge)
