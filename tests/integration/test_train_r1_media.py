@@ -1,5 +1,6 @@
-"""omnirm train r1 on media judges: Qwen2.5-VL (images, video) and the Qwen2.5-Omni thinker
-(images, audio), with the judge's own conversations, the towers frozen by default."""
+"""omnirm train r1 on media judges: Qwen2.5-VL (images, video, a 3D mesh) and the Qwen2.5-Omni
+thinker (images, audio, a 3D mesh), with the judge's own conversations (a mesh as its rendered
+views, as ``score --judge`` shows it), the towers frozen by default."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from tests.conftest import write_jsonl
 
 def media_records(folder: Path, omni: bool) -> Path:
     import soundfile
+    import trimesh
 
     from tests.integration.test_bt_multimodal import _video
 
+    trimesh.creation.box().export(folder / "box.glb")
     Image.new("RGB", (40, 40), "red").save(folder / "red.png")
     Image.new("RGB", (40, 40), "blue").save(folder / "blue.png")
     red, blue = {"type": "image", "path": "red.png"}, {"type": "image", "path": "blue.png"}
@@ -27,6 +30,8 @@ def media_records(folder: Path, omni: bool) -> Path:
          "responses": ["red", "blue"], "preference": 0, "rationale": "Response A names it."},
         {"id": "t2i", "prompt": "A blue square.", "responses": [[red], [blue]], "preference": 1,
          "rationale": "Response B is blue."},
+        {"id": "t23d", "prompt": "A box.", "responses": ["none", [{"type": "mesh", "path": "box.glb"}]],
+         "preference": 1, "rationale": "Response B is a box."},
     ]  # fmt: skip
     if omni:
         soundfile.write(folder / "tone.wav", 0.2 * np.sin(np.arange(8000) / 5.0), 8000)
@@ -101,4 +106,4 @@ def test_media_judges_train_sft_and_grpo_and_judge(  # type: ignore[no-untyped-d
     scored = cli("score", "--judge", f"hf:{out}", str(data), "--max-new-tokens", "4",
                  "--retries", "0")  # fmt: skip
     assert scored.code == 0, scored.stderr
-    assert len(scored.jsonl()) == 3
+    assert [r["id"] for r in scored.jsonl()] == ["ti2t", "t2i", "t23d", "ta2t" if omni else "tv2t"]
