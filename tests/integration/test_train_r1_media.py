@@ -107,3 +107,30 @@ def test_media_judges_train_sft_and_grpo_and_judge(  # type: ignore[no-untyped-d
                  "--retries", "0")  # fmt: skip
     assert scored.code == 0, scored.stderr
     assert [r["id"] for r in scored.jsonl()] == ["ti2t", "t2i", "t23d", "ta2t" if omni else "tv2t"]
+
+
+def test_a_mesh_record_trains_as_its_rendered_views(  # type: ignore[no-untyped-def]
+    cli, tiny_qwen2_5_vl: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trimesh
+
+    monkeypatch.setenv("OMNIRM_CACHE_DIR", str(tmp_path / "cache"))
+    trimesh.creation.box().export(tmp_path / "box.glb")
+    mesh = {"type": "mesh", "path": "box.glb"}
+    record = {"id": "t23d", "prompt": "A box.", "responses": ["none", [mesh]], "preference": 1,
+              "rationale": "Response B is a box."}  # fmt: skip
+    data = write_jsonl(tmp_path / "mesh.jsonl", [record])
+    out = tmp_path / "judge"
+    result = cli("train", "r1", "--model", str(tiny_qwen2_5_vl), "--data", str(data),
+                 "-o", str(out), "--stage", "sft", "--batch-size", "2", "--lr", "1e-3")  # fmt: skip
+    assert result.code == 0, result.stderr
+    (step,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert step["stage"] == "sft" and np.isfinite(step["loss"])  # both orders, one batch
+    text = write_jsonl(tmp_path / "text.jsonl", [{**record, "responses": ["none", "a box"]}])
+    tokens = {}
+    for name, path in (("mesh", data), ("text", text)):
+        scored = cli("score", "--judge", f"hf:{out}", str(path), "--max-new-tokens", "2",
+                     "--retries", "0")  # fmt: skip
+        assert scored.code == 0, scored.stderr
+        tokens[name] = scored.jsonl()[0]["judgements"][0]["prompt_tokens"]
+    assert tokens["mesh"] > tokens["text"] + 10  # the views are image tokens, not a file name
