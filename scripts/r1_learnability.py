@@ -17,9 +17,9 @@ SFT judge (step ``grpo``: a few steps on the verdict-correctness and format rewa
 ``omnirm score --judge hf:MODEL`` on the held-out records in both orders (greedy,
 ``--retries 0``, ``EVAL_NEW_TOKENS`` new tokens), as text verdicts, as ``--verdict probs``
 (the verdict letter's probability, no free text) and as ``--verdict rationale-probs`` (the
-letter's probability after the rationale the judge writes), for the base model (``before``), the SFT judge
-(``after-sft``) and the SFT + GRPO judge (``after``). ``before`` can run beside ``sft``, and
-``after-sft`` beside ``grpo``.
+letter's probability after the rationale the judge writes), for the base model (``before``),
+the SFT judge (``after-sft``) and the SFT + GRPO judge (``after``). ``before`` can run beside
+``sft``, and ``after-sft`` beside ``grpo``.
 
 Each step writes ``WORK/<step>.json``; once all five are there, ``WORK/summary.json`` holds
 them all: per model and verdict mode the parseable-verdict rate (per order), accuracy per order
@@ -172,7 +172,7 @@ def evaluate(model: str, heldout: Path, target: Path, verdict: str) -> dict[str,
 
 
 def before(work: Path, base: str, heldout: Path) -> dict[str, Any]:
-    """The base model as a judge: text verdicts and verdict probabilities."""
+    """The base model as a judge, in each of the ``VERDICTS`` modes."""
     return {
         f"before_{verdict.replace('-', '_')}": evaluate(
             base, heldout, work / f"before-{verdict}.jsonl", verdict
@@ -206,7 +206,7 @@ def train(work: Path, stage: str, base: str, data: Path, force: bool) -> dict[st
 
 
 def after(work: Path, folder: str, name: str, heldout: Path) -> dict[str, Any]:
-    """The judge in WORK/``folder``: text verdicts and verdict probabilities."""
+    """The judge in WORK/``folder``, in each of the ``VERDICTS`` modes."""
     return {
         f"{name}_{verdict.replace('-', '_')}": evaluate(
             str(work / folder), heldout, work / f"{name}-{verdict}.jsonl", verdict
