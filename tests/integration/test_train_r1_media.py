@@ -15,13 +15,16 @@ from PIL import Image
 from tests.conftest import write_jsonl
 
 
-def media_records(folder: Path, omni: bool) -> Path:
+def media_records(folder: Path, omni: bool, mesh: bool = False) -> Path:
+    """Image and video (VL) or image and audio (Omni) records with rationales; ``mesh`` adds a
+    3D one."""
     import soundfile
     import trimesh
 
     from tests.integration.test_bt_multimodal import _video
 
-    trimesh.creation.box().export(folder / "box.glb")
+    if mesh:
+        trimesh.creation.box().export(folder / "box.glb")
     Image.new("RGB", (40, 40), "red").save(folder / "red.png")
     Image.new("RGB", (40, 40), "blue").save(folder / "blue.png")
     red, blue = {"type": "image", "path": "red.png"}, {"type": "image", "path": "blue.png"}
@@ -30,9 +33,11 @@ def media_records(folder: Path, omni: bool) -> Path:
          "responses": ["red", "blue"], "preference": 0, "rationale": "Response A names it."},
         {"id": "t2i", "prompt": "A blue square.", "responses": [[red], [blue]], "preference": 1,
          "rationale": "Response B is blue."},
-        {"id": "t23d", "prompt": "A box.", "responses": ["none", [{"type": "mesh", "path": "box.glb"}]],
-         "preference": 1, "rationale": "Response B is a box."},
     ]  # fmt: skip
+    if mesh:
+        records.append({"id": "t23d", "prompt": "A box.", "preference": 1,
+                        "responses": ["none", [{"type": "mesh", "path": "box.glb"}]],
+                        "rationale": "Response B is a box."})  # fmt: skip
     if omni:
         soundfile.write(folder / "tone.wav", 0.2 * np.sin(np.arange(8000) / 5.0), 8000)
         tone = {"type": "audio", "path": "tone.wav"}
@@ -67,7 +72,7 @@ def test_media_judges_train_sft_and_grpo_and_judge(  # type: ignore[no-untyped-d
 
     monkeypatch.setenv("OMNIRM_CACHE_DIR", str(tmp_path / "cache"))
     omni = fixture == "tiny_omni_thinker"
-    data = media_records(tmp_path, omni)
+    data = media_records(tmp_path, omni, mesh=True)
     model = request.getfixturevalue(fixture)
     out = tmp_path / "judge"
     result = cli(
