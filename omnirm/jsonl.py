@@ -17,7 +17,6 @@ import re
 import stat
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -190,25 +189,20 @@ class JsonlWriter:
     Use as a context manager. A file (see :class:`OutputFile`) is locked against a second
     writer and written through a temporary file renamed into place at the end, or appended to
     in place with ``append`` (``--resume``). ``inputs`` are the files the command reads: naming
-    one of them as the target is refused. Each line is flushed as it is written (one write call
-    a line: a reader at the other end of a pipe, or a run interrupted, has every record done so
-    far), or with ``flush_seconds`` > 0 only when a line comes that much after the last flush
-    (and on close): for bulk writers whose next line is never far away.
+    one of them as the target is refused. Each line is flushed as it is written: a reader at
+    the other end of a pipe, or a run interrupted, has every record done so far.
     """
 
     def __init__(
         self,
         target: str | Path | None = None,
         *,
-        flush_seconds: float = 0.0,
         append: bool = False,
         inputs: Iterable[str | Path | None] = (),
         option: str = "-o",
     ) -> None:
         self.target = STDIN if target is None else str(target)
         self.count = 0
-        self._flush_seconds = flush_seconds
-        self._last_flush = time.monotonic()
         self._stream: IO[str]
         self.file: OutputFile | None = None
         if self.target != STDIN:
@@ -222,10 +216,7 @@ class JsonlWriter:
         line = dumps(obj) + "\n"
         try:
             self._stream.write(line)
-            now = time.monotonic()
-            if now - self._last_flush >= self._flush_seconds:
-                self._stream.flush()
-                self._last_flush = now
+            self._stream.flush()
         except BrokenPipeError:
             raise OutputClosed from None
         self.count += 1
