@@ -171,16 +171,6 @@ def evaluate(model: str, heldout: Path, target: Path, verdict: str) -> dict[str,
     }
 
 
-def before(work: Path, base: str, heldout: Path) -> dict[str, Any]:
-    """The base model as a judge, in each of the ``VERDICTS`` modes."""
-    return {
-        f"before_{verdict.replace('-', '_')}": evaluate(
-            base, heldout, work / f"before-{verdict}.jsonl", verdict
-        )
-        for verdict in VERDICTS
-    }
-
-
 def train(work: Path, stage: str, base: str, data: Path, force: bool) -> dict[str, Any]:
     """``stage`` sft (on ``base``, into WORK/sft) or grpo (on the SFT judge, into WORK/judge):
     its wall time, steps and last metrics."""
@@ -205,11 +195,12 @@ def train(work: Path, stage: str, base: str, data: Path, force: bool) -> dict[st
     }
 
 
-def after(work: Path, folder: str, name: str, heldout: Path) -> dict[str, Any]:
-    """The judge in WORK/``folder``, in each of the ``VERDICTS`` modes."""
+def judge_in_every_mode(model: str, name: str, work: Path, heldout: Path) -> dict[str, Any]:
+    """The judge ``model`` (``name``: before, after_sft, after) in each of the ``VERDICTS``
+    modes."""
     return {
         f"{name}_{verdict.replace('-', '_')}": evaluate(
-            str(work / folder), heldout, work / f"{name}-{verdict}.jsonl", verdict
+            model, heldout, work / f"{name}-{verdict}.jsonl", verdict
         )
         for verdict in VERDICTS
     }
@@ -227,13 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     steps = PARTS if args.step == "all" else (args.step,)
     for step in steps:
         if step == "before":
-            facts = before(args.work, base, files["heldout"])
+            facts = judge_in_every_mode(base, "before", args.work, files["heldout"])
         elif step in ("sft", "grpo"):
             facts = train(args.work, step, base, files["train"], args.force)
         elif step == "after-sft":
-            facts = after(args.work, "sft", "after_sft", files["heldout"])
+            facts = judge_in_every_mode(
+                str(args.work / "sft"), "after_sft", args.work, files["heldout"]
+            )
         elif step == "after":
-            facts = after(args.work, "judge", "after", files["heldout"])
+            facts = judge_in_every_mode(
+                str(args.work / "judge"), "after", args.work, files["heldout"]
+            )
         else:
             continue
         (args.work / f"{step}.json").write_text(json.dumps(facts, indent=2) + "\n")
