@@ -15,16 +15,23 @@ from PIL import Image
 from tests.conftest import write_jsonl
 
 
+def mesh_record(folder: Path) -> dict[str, Any]:
+    """A text-to-3D record whose second response is a box mesh (written into ``folder``)."""
+    import trimesh
+
+    trimesh.creation.box().export(folder / "box.glb")
+    return {"id": "t23d", "prompt": "A box.", "preference": 1,
+            "responses": ["none", [{"type": "mesh", "path": "box.glb"}]],
+            "rationale": "Response B is a box."}  # fmt: skip
+
+
 def media_records(folder: Path, omni: bool, mesh: bool = False) -> Path:
     """Image and video (VL) or image and audio (Omni) records with rationales; ``mesh`` adds a
     3D one."""
     import soundfile
-    import trimesh
 
     from tests.integration.test_bt_multimodal import _video
 
-    if mesh:
-        trimesh.creation.box().export(folder / "box.glb")
     Image.new("RGB", (40, 40), "red").save(folder / "red.png")
     Image.new("RGB", (40, 40), "blue").save(folder / "blue.png")
     red, blue = {"type": "image", "path": "red.png"}, {"type": "image", "path": "blue.png"}
@@ -35,9 +42,7 @@ def media_records(folder: Path, omni: bool, mesh: bool = False) -> Path:
          "rationale": "Response B is blue."},
     ]  # fmt: skip
     if mesh:
-        records.append({"id": "t23d", "prompt": "A box.", "preference": 1,
-                        "responses": ["none", [{"type": "mesh", "path": "box.glb"}]],
-                        "rationale": "Response B is a box."})  # fmt: skip
+        records.append(mesh_record(folder))
     if omni:
         soundfile.write(folder / "tone.wav", 0.2 * np.sin(np.arange(8000) / 5.0), 8000)
         tone = {"type": "audio", "path": "tone.wav"}
@@ -117,13 +122,8 @@ def test_media_judges_train_sft_and_grpo_and_judge(  # type: ignore[no-untyped-d
 def test_a_mesh_record_trains_as_its_rendered_views(  # type: ignore[no-untyped-def]
     cli, tiny_qwen2_5_vl: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trimesh
-
     monkeypatch.setenv("OMNIRM_CACHE_DIR", str(tmp_path / "cache"))
-    trimesh.creation.box().export(tmp_path / "box.glb")
-    mesh = {"type": "mesh", "path": "box.glb"}
-    record = {"id": "t23d", "prompt": "A box.", "responses": ["none", [mesh]], "preference": 1,
-              "rationale": "Response B is a box."}  # fmt: skip
+    record = mesh_record(tmp_path)
     data = write_jsonl(tmp_path / "mesh.jsonl", [record])
     out = tmp_path / "judge"
     result = cli("train", "r1", "--model", str(tiny_qwen2_5_vl), "--data", str(data),
